@@ -1,0 +1,19 @@
+//! # freeim-server
+//!
+//! A FreeIM-compatible WebSocket push node. Clients connect with a one-time
+//! token issued by a business service through the `imhelper` crate; the
+//! business service then pushes messages to them through Redis pub/sub.
+//!
+//! ## Layout
+//! - [`ws`]: the RFC 6455 frame codec (sans-io: bytes in, events out).
+//! - [`http`]: the HTTP/1.1 upgrade request parser and response builders.
+//! - [`protocol`]: FreeIM 2.x names, Redis keys and command payloads.
+//! - [`config`]: command line and environment settings.
+//! - [`store`]: the Redis side: the subscriber thread and the worker that
+//!   pipelines token checks, presence and events.
+//! - [`node`]: the thread-per-core `mio` event loops and their connections.
+
+#![deny(missing_docs)]
+
+pub mod http;
+pub mod ws;
