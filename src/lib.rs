@@ -15,5 +15,9 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod http;
+pub mod node;
+pub mod protocol;
+pub mod store;
 pub mod ws;

@@ -1,1 +1,104 @@
-//! placeholder
+//! `imhelper` drives FreeIM ImServer nodes through Redis, from any business
+//! service, with blocking calls.
+//!
+//! It speaks FreeIM 2.x's Redis protocol byte for byte (see the project's
+//! `PROTOCOL.md`), so it drives the Rust ImServer and a .NET FreeIM ImServer
+//! alike: it hands out connect tokens, publishes messages to the node that
+//! holds each receiver, keeps channel membership in Redis with atomic Lua
+//! scripts, reads presence, and listens to the nodes' online/offline events.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use imhelper::{ImHelper, ImHelperOptions, PresenceEvent};
+//!
+//! # fn main() -> imhelper::Result<()> {
+//! let helper = ImHelper::new(ImHelperOptions::new(
+//!     "redis://127.0.0.1:6379/",
+//!     vec!["10.0.0.1:6001".to_string(), "10.0.0.2:6001".to_string()],
+//! ))?;
+//!
+//! // 1. A client asks the business service where to connect (over HTTP);
+//! //    the service answers with a one-shot URL on the client's node.
+//! let url = helper.prev_connect_server(42, "alice")?;
+//! assert!(url.starts_with("ws://10.0.0.1:6001/ws?token="));
+//!
+//! // 2. Watch clients come and go (in a thread of its own).
+//! let events = helper.events()?;
+//! std::thread::spawn(move || {
+//!     for event in events {
+//!         match event {
+//!             PresenceEvent::Online(c) => println!("{} ({}) is online", c.client_id, c.client_meta),
+//!             PresenceEvent::Offline(c) => println!("{} went offline", c.client_id),
+//!         }
+//!     }
+//! });
+//!
+//! // 3. Push messages: any serde-serialisable value, sent as JSON text.
+//! helper.send_message(42, &[7, 8, 9], "hello", true)?;
+//! helper.join_chan(42, &["room-1"])?;
+//! helper.send_chan_message(42, "room-1", &serde_json::json!({"text": "hi, room"}))?;
+//! helper.send_broadcast_message("maintenance at noon")?;
+//!
+//! // 4. Presence and channel reads.
+//! if helper.has_online(7)? {
+//!     println!("room-1 has {} members", helper.get_chan_online("room-1")?);
+//! }
+//! helper.force_offline(7)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors worth knowing
+//!
+//! Every publish checks how many nodes heard it. A node that is not running
+//! (or a `servers` list that does not match the cluster's) shows up as
+//! [`Error::Unrouted`] naming the servers nobody listened for, instead of
+//! messages silently vanishing. While Redis is down every call fails with
+//! [`Error::Redis`] within about [`ImHelperOptions::io_timeout`], and calls
+//! work again on their own once Redis is back.
+//!
+//! # Layout
+//!
+//! One job per file:
+//!
+//! | file | job |
+//! |---|---|
+//! | `lib.rs` | crate docs and re-exports |
+//! | `options.rs` | [`ImHelperOptions`] and its validation |
+//! | `error.rs` | [`Error`] and [`Result`] |
+//! | `helper.rs` | the [`ImHelper`] value: construction, prefix |
+//! | `keys.rs` | names of every Redis key and pub/sub channel |
+//! | `routing.rs` | `select_server` arithmetic, receiver de-duplication and grouping (pure) |
+//! | `payload.rs` | wire payload builders and the event parser (pure, unit-tested) |
+//! | `pool.rs` | connections with timeouts, a small idle pool, reconnects |
+//! | `scripts.rs` | the join/leave Lua scripts |
+//! | `connect.rs` | `select_server`, `prev_connect_server` (tokens) |
+//! | `messages.rs` | `send_message`, channel and broadcast messages, the checked publish |
+//! | `presence.rs` | online reads and `force_offline` |
+//! | `channels.rs` | channel membership: join, leave, reads |
+//! | `events.rs` | [`EventBus`], [`EventStream`] and their event types |
+//! | `listener.rs` | the reconnecting subscriber thread behind both event forms |
+
+#![deny(missing_docs)]
+
+mod channels;
+mod connect;
+mod error;
+mod events;
+mod helper;
+mod keys;
+mod listener;
+mod messages;
+mod options;
+mod payload;
+mod pool;
+mod presence;
+mod routing;
+mod scripts;
+
+pub use channels::ChanInfo;
+pub use error::{Error, Result};
+pub use events::{ClientEvent, EventBus, EventStream, PresenceEvent};
+pub use helper::ImHelper;
+pub use options::ImHelperOptions;

@@ -1,0 +1,105 @@
+//! Where a client connects: `select_server` and connect tokens.
+
+use rand::RngCore;
+
+use crate::error::Result;
+use crate::helper::ImHelper;
+use crate::payload;
+use crate::routing;
+
+/// Seconds a connect token lives (FreeIM: 10 s).
+const TOKEN_TTL_SECS: u64 = 10;
+
+/// Random bytes in a token; hex-encoded they make FreeIM's 128 characters.
+const TOKEN_BYTES: usize = 64;
+
+impl ImHelper {
+    /// The node that holds (and reaches) `client_id`:
+    /// `servers[client_id mod servers.len()]`.
+    ///
+    /// The remainder is Euclidean, so every id, negative ones included, maps
+    /// to a server (`-1` to the last). For non-negative ids, the only ones
+    /// FreeIM supports, this is exactly FreeIM's choice.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// let helper = ImHelper::new(ImHelperOptions::new(
+    ///     "redis://127.0.0.1/",
+    ///     vec!["a:1".into(), "b:2".into(), "c:3".into()],
+    /// ))?;
+    /// assert_eq!(helper.select_server(0), "a:1");
+    /// assert_eq!(helper.select_server(4), "b:2");
+    /// assert_eq!(helper.select_server(-1), "c:3");
+    /// # Ok::<(), imhelper::Error>(())
+    /// ```
+    pub fn select_server(&self, client_id: i64) -> &str {
+        &self.servers[routing::server_index(client_id, self.servers.len())]
+    }
+
+    /// Prepares a WebSocket connection for `client_id` and returns the URL the
+    /// client must open within 10 seconds:
+    /// `ws://{select_server(client_id)}{path}?token={token}`.
+    ///
+    /// The token is 128 random hex characters (from the thread-local CSPRNG);
+    /// `{prefix}Token{token}` holds `{"Item1":client_id,"Item2":client_meta}`
+    /// with a 10 s TTL. The node hands `client_meta` back in the client's
+    /// online/offline events.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["10.0.0.1:6001".into()]))?;
+    /// let url = helper.prev_connect_server(42, "web; alice")?;
+    /// assert!(url.starts_with("ws://10.0.0.1:6001/ws?token="));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prev_connect_server(&self, client_id: i64, client_meta: &str) -> Result<String> {
+        let token = new_token();
+        let key = self.keys.token(&token);
+        let value = payload::token_value(client_id, client_meta)?;
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(&value).arg("EX").arg(TOKEN_TTL_SECS);
+        self.pool.run(|c| set.query::<()>(c))?;
+        Ok(format!(
+            "ws://{}{}?token={token}",
+            self.select_server(client_id),
+            self.path
+        ))
+    }
+}
+
+/// 128 lowercase hex characters from 64 random bytes.
+fn new_token() -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut token = String::with_capacity(TOKEN_BYTES * 2);
+    for byte in bytes {
+        token.push(char::from(HEX[usize::from(byte >> 4)]));
+        token.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_128_hex_chars_and_differ() {
+        let a = new_token();
+        let b = new_token();
+        assert_eq!(a.len(), 128);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,58 @@
+//! [`Error`]: everything an `ImHelper` call can fail with.
+
+/// What went wrong in an `ImHelper` call.
+///
+/// # Example
+///
+/// ```no_run
+/// use imhelper::{Error, ImHelper, ImHelperOptions};
+///
+/// # fn main() -> imhelper::Result<()> {
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// match helper.send_message(1, &[2], "hi", false) {
+///     Ok(()) => {}
+///     Err(Error::Unrouted { servers }) => eprintln!("no node is running for {servers:?}"),
+///     Err(Error::Redis(e)) => eprintln!("Redis is unreachable: {e}"),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    /// The options (or an argument) are invalid: no servers, a path without
+    /// a leading `/`, an unparsable Redis URL, a zero timeout, an empty
+    /// channel name for a channel message.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Redis could not be reached, timed out, or refused the command.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The message could not be serialised to JSON.
+    #[error("cannot serialise the message as JSON: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// An online/offline event payload was not `{"Item1":id,"Item2":"meta"}`.
+    /// Listeners skip such payloads; this variant names why one was skipped.
+    #[error("bad event payload: {0}")]
+    BadEventPayload(String),
+    /// The publish went out, but no node was subscribed for these servers
+    /// (PUBLISH reached 0 subscribers), so nobody there got it. The other
+    /// targeted servers did get their part.
+    #[error("no ImServer node is listening for {servers:?}; nothing was delivered there")]
+    Unrouted {
+        /// The servers (as named in the options) whose channel nobody heard.
+        servers: Vec<String>,
+    },
+}
+
+/// `std::result::Result` with this crate's [`Error`].
+///
+/// # Example
+///
+/// ```
+/// fn check(online: bool) -> imhelper::Result<bool> {
+///     Ok(online)
+/// }
+/// assert!(check(true).unwrap());
+/// ```
+pub type Result<T> = std::result::Result<T, Error>;

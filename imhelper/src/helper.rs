@@ -1,0 +1,146 @@
+//! The [`ImHelper`] value: validated options, key names, the connection
+//! pool and the scripts. Its operations live in the files named after them.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::options::ImHelperOptions;
+use crate::pool::{Connector, Pool};
+use crate::scripts::Scripts;
+
+/// A handle on one FreeIM cluster, through its Redis.
+///
+/// Every call is blocking and bounded by [`ImHelperOptions::io_timeout`].
+/// `ImHelper` is `Send + Sync`: share one per process (in an `Arc`, or a
+/// `static`) and call it from any number of threads; it keeps a few Redis
+/// connections for reuse.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use imhelper::{ImHelper, ImHelperOptions};
+///
+/// # fn main() -> imhelper::Result<()> {
+/// let helper = Arc::new(ImHelper::new(ImHelperOptions::new(
+///     "redis://127.0.0.1/",
+///     vec!["127.0.0.1:6001".into()],
+/// ))?);
+/// let worker = {
+///     let helper = Arc::clone(&helper);
+///     std::thread::spawn(move || helper.send_message(0, &[1, 2], "from a thread", false))
+/// };
+/// helper.send_message(0, &[3], "from main", false)?;
+/// worker.join().unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct ImHelper {
+    pub(crate) servers: Vec<String>,
+    /// `servers` without repeats, in order: the targets of channel messages.
+    pub(crate) distinct_servers: Vec<String>,
+    pub(crate) path: String,
+    pub(crate) keys: Keys,
+    pub(crate) pool: Pool,
+    pub(crate) scripts: Scripts,
+}
+
+impl ImHelper {
+    /// Checks the options and prepares the helper; does not contact Redis
+    /// (it may be down now and come up later).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `servers` is empty or has a blank name, `path`
+    /// does not start with `/`, `redis_url` does not parse, or `io_timeout`
+    /// is zero.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use imhelper::{Error, ImHelper, ImHelperOptions};
+    ///
+    /// let ok = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]));
+    /// assert!(ok.is_ok());
+    /// let no_servers = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec![]));
+    /// assert!(matches!(no_servers, Err(Error::Config(_))));
+    /// ```
+    pub fn new(options: ImHelperOptions) -> Result<ImHelper> {
+        options.validate()?;
+        let client = redis::Client::open(options.redis_url.as_str()).map_err(|e| {
+            Error::Config(format!("redis_url {:?} is invalid: {e}", options.redis_url))
+        })?;
+        let mut distinct_servers: Vec<String> = Vec::with_capacity(options.servers.len());
+        for server in &options.servers {
+            if !distinct_servers.contains(server) {
+                distinct_servers.push(server.clone());
+            }
+        }
+        Ok(ImHelper {
+            keys: Keys::new(&options.path),
+            pool: Pool::new(Connector::new(client, options.io_timeout)),
+            scripts: Scripts::new(),
+            servers: options.servers,
+            distinct_servers,
+            path: options.path,
+        })
+    }
+
+    /// The key prefix: `"im_v2" + path.replace('/', "_")`, so `im_v2_ws` for
+    /// the default path. Every key and channel this helper uses starts with it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// let mut options = ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]);
+    /// assert_eq!(ImHelper::new(options.clone())?.prefix(), "im_v2_ws");
+    /// options.path = "/im/chat".into();
+    /// assert_eq!(ImHelper::new(options)?.prefix(), "im_v2_im_chat");
+    /// # Ok::<(), imhelper::Error>(())
+    /// ```
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+}
+
+impl fmt::Debug for ImHelper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImHelper")
+            .field("servers", &self.servers)
+            .field("path", &self.path)
+            .field("prefix", &self.keys.prefix())
+            .field("io_timeout", &self.pool.connector().io_timeout())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn helper_is_send_and_sync() {
+        assert_send_sync::<ImHelper>();
+    }
+
+    #[test]
+    fn bad_url_is_a_config_error() {
+        let options = ImHelperOptions::new("http://nope", vec!["a:1".into()]);
+        assert!(matches!(ImHelper::new(options), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn repeated_servers_are_targeted_once() {
+        let options = ImHelperOptions::new(
+            "redis://127.0.0.1/",
+            vec!["a:1".into(), "b:2".into(), "a:1".into()],
+        );
+        let helper = ImHelper::new(options).unwrap();
+        assert_eq!(helper.distinct_servers, ["a:1", "b:2"]);
+        assert_eq!(helper.servers.len(), 3);
+    }
+}

@@ -1,0 +1,199 @@
+//! The subscriber thread behind [`EventBus`](crate::EventBus) and
+//! [`EventStream`](crate::EventStream).
+//!
+//! One thread, one pub/sub connection subscribed to `evt_{prefix}Online` and
+//! `evt_{prefix}Offline`. Reads wait at most [`POLL`] so the thread notices a
+//! stop request quickly. When the connection fails (Redis killed, restarted,
+//! unreachable) the thread reconnects and resubscribes, waiting 50 ms, then
+//! twice as long after each failed attempt, up to 2 s; a successful
+//! subscription resets the wait. Events published while no subscription
+//! exists are lost: that is Redis pub/sub.
+//!
+//! The first subscription happens before `spawn` returns, so events
+//! published after `event_bus()` / `events()` return are delivered, and a
+//! Redis that is down at that moment is reported as an error instead of a
+//! silent, retrying thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use redis::{ErrorKind, Msg, RedisError, RedisResult};
+
+use crate::error::{Error, Result};
+use crate::events::PresenceEvent;
+use crate::payload;
+use crate::pool::Connector;
+
+/// First wait before a reconnect attempt.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest a read blocks before the stop flag is checked again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Receives each event; returns `false` to end the thread (nobody listens).
+pub(crate) type Sink = Box<dyn FnMut(PresenceEvent) -> bool + Send>;
+
+/// What the thread subscribes to, and how it connects.
+pub(crate) struct ListenerConfig {
+    pub(crate) connector: Connector,
+    pub(crate) online_channel: String,
+    pub(crate) offline_channel: String,
+}
+
+/// A running subscriber thread; stopping (or dropping) it ends the thread
+/// and waits for it, so no event is handed on afterwards.
+pub(crate) struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Starts the thread and waits until it has subscribed once (bounded by
+    /// the I/O timeout). Fails with `Error::Redis` when that first attempt
+    /// fails; the thread is gone then.
+    pub(crate) fn spawn(config: ListenerConfig, sink: Sink) -> Result<Listener> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let thread_stop = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name("imhelper-events".into())
+            .spawn(move || run(&config, &thread_stop, sink, ready_tx))
+            .map_err(|e| Error::Redis(e.into()))?;
+        let mut listener = Listener {
+            stop,
+            thread: Some(thread),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(listener),
+            Ok(Err(err)) => {
+                listener.stop();
+                Err(Error::Redis(err))
+            }
+            Err(_) => {
+                listener.stop();
+                Err(Error::Redis(RedisError::from((
+                    ErrorKind::ClientError,
+                    "the event thread ended before it subscribed",
+                ))))
+            }
+        }
+    }
+
+    /// Asks the thread to end and waits for it (at most about [`POLL`] plus
+    /// a running callback). Called from the thread itself (a callback that
+    /// drops its own bus) it only asks.
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != thread::current().id() {
+                // A panic in a user callback already ended the thread; there
+                // is nothing left to report it to.
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The thread: subscribe, pump, and on failure reconnect with backoff.
+fn run(config: &ListenerConfig, stop: &AtomicBool, mut sink: Sink, ready: Sender<RedisResult<()>>) {
+    let mut ready = Some(ready);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut subscribed = false;
+        let outcome = session(config, stop, &mut sink, &mut || {
+            subscribed = true;
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Ok(()));
+            }
+        });
+        let Err(err) = outcome else {
+            return; // stopped, or nobody listens any more
+        };
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(Err(err));
+            return;
+        }
+        if subscribed {
+            backoff = MIN_BACKOFF;
+        }
+        if !sleep_unless_stopped(backoff, stop) {
+            return;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection's life: connect, subscribe, hand events to `sink` until
+/// stopped (`Ok`) or the connection fails (`Err`).
+fn session(
+    config: &ListenerConfig,
+    stop: &AtomicBool,
+    sink: &mut Sink,
+    on_subscribed: &mut dyn FnMut(),
+) -> RedisResult<()> {
+    let mut connection = config.connector.connect()?;
+    let mut pubsub = connection.as_pubsub();
+    pubsub.subscribe(&config.online_channel)?;
+    pubsub.subscribe(&config.offline_channel)?;
+    pubsub.set_read_timeout(Some(POLL.min(config.connector.io_timeout())))?;
+    on_subscribed();
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let message = match pubsub.get_message() {
+            Ok(message) => message,
+            Err(err) if err.is_timeout() => continue,
+            Err(err) => return Err(err),
+        };
+        if let Some(event) = decode(config, &message) {
+            if !sink(event) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The event a message carries; `None` for other channels and for payloads
+/// that are not `{"Item1":id,"Item2":"meta"}` (skipped, never fatal).
+fn decode(config: &ListenerConfig, message: &Msg) -> Option<PresenceEvent> {
+    let channel = message.get_channel_name();
+    let online = if channel == config.online_channel {
+        true
+    } else if channel == config.offline_channel {
+        false
+    } else {
+        return None;
+    };
+    let event = payload::parse_client_event(message.get_payload_bytes()).ok()?;
+    Some(if online {
+        PresenceEvent::Online(event)
+    } else {
+        PresenceEvent::Offline(event)
+    })
+}
+
+/// Sleeps `duration` in short slices; `false` when stopped meanwhile.
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) -> bool {
+    let deadline = Instant::now() + duration;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}

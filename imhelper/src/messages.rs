@@ -1,0 +1,160 @@
+//! Pushing messages to nodes: direct sends, channel messages, broadcasts,
+//! and the checked publish they (and `force_offline`) share.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::helper::ImHelper;
+use crate::payload;
+use crate::routing;
+
+impl ImHelper {
+    /// Sends `message` from `sender` (`0` = the system) to every client in
+    /// `receivers`, on every socket they have open.
+    ///
+    /// `message` is serialised with serde_json, and that JSON text is what
+    /// the clients receive as one WebSocket text frame (a `&str` arrives as a
+    /// JSON string, `"hi"` with its quotes). Receivers are de-duplicated and
+    /// grouped by node; one pipeline publishes one Send command per node.
+    /// With `receipt`, each node reports back to `sender` whether each
+    /// receiver was online (FreeIM's receipts). No receivers: nothing is sent.
+    ///
+    /// # Errors
+    /// [`Error::Unrouted`] when no node listens for one of the targeted
+    /// servers (the other servers still got their part); [`Error::Redis`],
+    /// [`Error::Serialize`].
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// helper.send_message(42, &[7, 8], "hello", true)?;
+    /// helper.send_message(0, &[7], &serde_json::json!({"type": "notice", "n": 3}), false)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_message<T: Serialize + ?Sized>(
+        &self,
+        sender: i64,
+        receivers: &[i64],
+        message: &T,
+        receipt: bool,
+    ) -> Result<()> {
+        let groups = routing::group_by_server(receivers, self.servers.len());
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let text = payload::message_text(message)?;
+        let mut commands = Vec::with_capacity(groups.len());
+        for (index, ids) in groups {
+            let command = payload::send_command(sender, &ids, &text, receipt)?;
+            commands.push((self.servers[index].as_str(), command));
+        }
+        self.publish_checked(&commands)
+    }
+
+    /// Sends `message` from `sender` to every member of channel `chan`
+    /// currently connected anywhere: one Channel command to every node,
+    /// one pipeline. Each node delivers to its own sockets of the channel's
+    /// members.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `chan` is empty: on the wire an empty channel
+    /// means *broadcast to everyone*, which is [`send_broadcast_message`]'s
+    /// job, so an empty name here is refused rather than broadcast by
+    /// accident. [`Error::Unrouted`] names the servers no node listens for;
+    /// [`Error::Redis`], [`Error::Serialize`].
+    ///
+    /// [`send_broadcast_message`]: ImHelper::send_broadcast_message
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// helper.join_chan(42, &["room-1"])?;
+    /// helper.send_chan_message(42, "room-1", "hi, room")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_chan_message<T: Serialize + ?Sized>(
+        &self,
+        sender: i64,
+        chan: &str,
+        message: &T,
+    ) -> Result<()> {
+        if chan.is_empty() {
+            return Err(Error::Config(
+                "empty channel name (use send_broadcast_message to reach everyone)".into(),
+            ));
+        }
+        self.publish_chan_command(sender, Some(chan), message)
+    }
+
+    /// Sends `message` to every connected client on every node (FreeIM's
+    /// `SendChanMessage(0, null, message)`).
+    ///
+    /// # Errors
+    /// [`Error::Unrouted`] names the servers no node listens for;
+    /// [`Error::Redis`], [`Error::Serialize`].
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// helper.send_broadcast_message(&serde_json::json!({"notice": "maintenance at noon"}))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_broadcast_message<T: Serialize + ?Sized>(&self, message: &T) -> Result<()> {
+        self.publish_chan_command(0, None, message)
+    }
+
+    fn publish_chan_command<T: Serialize + ?Sized>(
+        &self,
+        sender: i64,
+        chan: Option<&str>,
+        message: &T,
+    ) -> Result<()> {
+        let text = payload::message_text(message)?;
+        let command = payload::chan_command(sender, chan, &text)?;
+        let commands: Vec<(&str, String)> = self
+            .distinct_servers
+            .iter()
+            .map(|server| (server.as_str(), command.clone()))
+            .collect();
+        self.publish_checked(&commands)
+    }
+
+    /// Publishes each `(server, payload)` on `{prefix}Server{server}` in one
+    /// pipeline, then fails with [`Error::Unrouted`] naming every server
+    /// whose PUBLISH reached no subscriber.
+    pub(crate) fn publish_checked(&self, commands: &[(&str, String)]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (server, command) in commands {
+            pipe.cmd("PUBLISH")
+                .arg(self.keys.server(server))
+                .arg(command);
+        }
+        let receivers: Vec<i64> = self.pool.run(|c| pipe.query(c))?;
+        let unrouted: Vec<String> = commands
+            .iter()
+            .zip(&receivers)
+            .filter(|(_, &heard_by)| heard_by == 0)
+            .map(|((server, _), _)| (*server).to_string())
+            .collect();
+        if unrouted.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unrouted { servers: unrouted })
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Who is online (`{prefix}Online`), and closing a client's sockets.
+
+use crate::error::Result;
+use crate::helper::ImHelper;
+use crate::payload;
+
+impl ImHelper {
+    /// Every client with at least one open socket on any node
+    /// (`HKEYS {prefix}Online`), in Redis' order. Fields that are not
+    /// decimal i64 are skipped.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let online = helper.get_client_list_by_online()?;
+    /// println!("{} clients online", online.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_client_list_by_online(&self) -> Result<Vec<i64>> {
+        let mut hkeys = redis::cmd("HKEYS");
+        hkeys.arg(self.keys.online());
+        let fields: Vec<String> = self.pool.run(|c| hkeys.query(c))?;
+        Ok(parse_ids(&fields))
+    }
+
+    /// Whether `client_id` has an open socket on any node
+    /// (`HGET {prefix}Online id`, a count > 0).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// if !helper.has_online(42)? {
+    ///     println!("42 is offline; store the message for later");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn has_online(&self, client_id: i64) -> Result<bool> {
+        let mut hget = redis::cmd("HGET");
+        hget.arg(self.keys.online()).arg(client_id);
+        let count: Option<String> = self.pool.run(|c| hget.query(c))?;
+        Ok(is_positive(count.as_deref()))
+    }
+
+    /// [`has_online`](ImHelper::has_online) for many clients in one round-trip
+    /// (`HMGET`); the answers come in the order of `client_ids`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let ids = [1, 2, 3];
+    /// for (id, online) in ids.iter().zip(helper.has_online_many(&ids)?) {
+    ///     println!("{id}: {online}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn has_online_many(&self, client_ids: &[i64]) -> Result<Vec<bool>> {
+        if client_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(self.keys.online()).arg(client_ids);
+        let counts: Vec<Option<String>> = self.pool.run(|c| hmget.query(c))?;
+        Ok(counts.iter().map(|c| is_positive(c.as_deref())).collect())
+    }
+
+    /// Closes every socket of `client_id` on its node
+    /// (`__FreeIM__(ForceOffline){id}` on the node's channel). The node then
+    /// publishes the usual offline event.
+    ///
+    /// # Errors
+    /// [`Error::Unrouted`](crate::Error::Unrouted) when no node listens for
+    /// the client's server; [`Error::Redis`](crate::Error::Redis).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// helper.force_offline(42)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn force_offline(&self, client_id: i64) -> Result<()> {
+        let command = payload::force_offline_command(client_id);
+        self.publish_checked(&[(self.select_server(client_id), command)])
+    }
+}
+
+/// Field names that parse as i64, in order; others are skipped.
+pub(crate) fn parse_ids(fields: &[String]) -> Vec<i64> {
+    fields.iter().filter_map(|f| f.parse().ok()).collect()
+}
+
+/// An Online count is "online" when it is an integer above zero.
+fn is_positive(count: Option<&str>) -> bool {
+    count
+        .and_then(|c| c.trim().parse::<i64>().ok())
+        .is_some_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_do_not_parse_are_skipped() {
+        let fields: Vec<String> = ["1", "x", "-7", "", "9223372036854775808", "42"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(parse_ids(&fields), vec![1, -7, 42]);
+    }
+
+    #[test]
+    fn only_positive_counts_are_online() {
+        assert!(is_positive(Some("1")));
+        assert!(is_positive(Some("3")));
+        assert!(!is_positive(Some("0")));
+        assert!(!is_positive(Some("-1")));
+        assert!(!is_positive(Some("junk")));
+        assert!(!is_positive(None));
+    }
+}

@@ -1,0 +1,69 @@
+//! Which node holds a client, and how one send splits into one command per
+//! node. Pure arithmetic, no I/O.
+
+use std::collections::HashSet;
+
+/// `client_id mod server_count`, always in `0..server_count`.
+///
+/// For the ids FreeIM supports (non-negative) this is exactly FreeIM's
+/// `servers[clientId % servers.Length]`. For negative ids FreeIM's C# `%`
+/// gives a negative index (an exception there); this crate uses the
+/// Euclidean remainder instead, so `-1` maps to the last server. The Rust
+/// ImServer must use the same rule.
+pub(crate) fn server_index(client_id: i64, server_count: usize) -> usize {
+    debug_assert!(server_count > 0, "validated by ImHelperOptions");
+    let count = i64::try_from(server_count).unwrap_or(i64::MAX);
+    // rem_euclid of a positive divisor is in 0..count, so it fits a usize.
+    client_id.rem_euclid(count) as usize
+}
+
+/// De-duplicates `receivers` (first occurrence wins) and groups them by
+/// server index. Groups come in the order their server was first needed;
+/// receivers keep their order inside a group.
+pub(crate) fn group_by_server(receivers: &[i64], server_count: usize) -> Vec<(usize, Vec<i64>)> {
+    let mut seen = HashSet::with_capacity(receivers.len());
+    let mut groups: Vec<(usize, Vec<i64>)> = Vec::new();
+    for &id in receivers {
+        if !seen.insert(id) {
+            continue;
+        }
+        let index = server_index(id, server_count);
+        match groups.iter_mut().find(|(i, _)| *i == index) {
+            Some((_, ids)) => ids.push(id),
+            None => groups.push((index, vec![id])),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_is_the_remainder() {
+        assert_eq!(server_index(0, 3), 0);
+        assert_eq!(server_index(4, 3), 1);
+        assert_eq!(server_index(5, 3), 2);
+        assert_eq!(server_index(i64::MAX, 1), 0);
+        assert_eq!(server_index(i64::MAX, 2), 1);
+    }
+
+    #[test]
+    fn negative_ids_stay_in_range() {
+        assert_eq!(server_index(-1, 3), 2);
+        assert_eq!(server_index(-3, 3), 0);
+        assert_eq!(server_index(i64::MIN, 3), 1);
+    }
+
+    #[test]
+    fn groups_dedup_and_keep_order() {
+        let groups = group_by_server(&[5, 1, 2, 5, 4, 1, 3], 2);
+        assert_eq!(groups, vec![(1, vec![5, 1, 3]), (0, vec![2, 4])]);
+    }
+
+    #[test]
+    fn empty_receivers_make_no_group() {
+        assert!(group_by_server(&[], 4).is_empty());
+    }
+}

@@ -1,0 +1,213 @@
+//! The exact bytes of Send, Channel and broadcast commands, checked with a
+//! raw subscriber on each node's channel; and the Unrouted check.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{helper, Sniffer, QUIET};
+use imhelper::Error;
+use serde::Serialize;
+use testkit::RedisServer;
+
+const SERVERS: [&str; 3] = ["s0:1", "s1:2", "s2:3"];
+
+fn channel(server: &str) -> String {
+    format!("im_v2_wsServer{server}")
+}
+
+fn all_channels() -> Vec<String> {
+    SERVERS.iter().map(|s| channel(s)).collect()
+}
+
+fn by_channel(messages: Vec<(String, String)>) -> BTreeMap<String, String> {
+    let count = messages.len();
+    let map: BTreeMap<String, String> = messages.into_iter().collect();
+    assert_eq!(map.len(), count, "one message per channel");
+    map
+}
+
+#[test]
+fn send_groups_by_node_and_dedups_in_one_publish_per_node() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+
+    helper
+        .send_message(9, &[4, 1, 2, 4, 5, 3, 1], "hi", true)
+        .unwrap();
+
+    let got = by_channel(sniffer.take_exactly(3));
+    assert_eq!(
+        got[&channel("s1:2")],
+        r#"{"Item1":9,"Item2":[4,1],"Item3":"\"hi\"","Item4":true}"#
+    );
+    assert_eq!(
+        got[&channel("s2:3")],
+        r#"{"Item1":9,"Item2":[2,5],"Item3":"\"hi\"","Item4":true}"#
+    );
+    assert_eq!(
+        got[&channel("s0:1")],
+        r#"{"Item1":9,"Item2":[3],"Item3":"\"hi\"","Item4":true}"#
+    );
+}
+
+#[test]
+fn send_to_one_node_touches_only_that_node() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    helper.send_message(0, &[3, 6, 3], "x", false).unwrap();
+    assert_eq!(
+        sniffer.take_exactly(1),
+        vec![(
+            channel("s0:1"),
+            r#"{"Item1":0,"Item2":[3,6],"Item3":"\"x\"","Item4":false}"#.to_string()
+        )]
+    );
+}
+
+#[derive(Serialize)]
+struct Chat<'a> {
+    from: &'a str,
+    text: &'a str,
+    n: u32,
+}
+
+#[test]
+fn structured_messages_travel_as_json_text_with_escapes() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    let sniffer = Sniffer::start(&redis, &[channel("n:1")]);
+    let message = Chat {
+        from: "al\"ice",
+        text: "你好 \\ \n 😀",
+        n: 2,
+    };
+    helper.send_message(1, &[2], &message, false).unwrap();
+    let (_, payload) = sniffer.take_exactly(1).remove(0);
+    assert_eq!(
+        payload,
+        r#"{"Item1":1,"Item2":[2],"Item3":"{\"from\":\"al\\\"ice\",\"text\":\"你好 \\\\ \\n 😀\",\"n\":2}","Item4":false}"#
+    );
+    // What the node will write to the socket is the message's own JSON.
+    let command: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let frame = command["Item3"].as_str().unwrap();
+    assert_eq!(frame, serde_json::to_string(&message).unwrap());
+}
+
+#[test]
+fn no_receivers_publishes_nothing() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    helper.send_message(1, &[], "x", true).unwrap();
+    assert!(sniffer.next(QUIET).is_none());
+}
+
+#[test]
+fn send_to_an_unwatched_node_is_unrouted_but_the_rest_is_sent() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &[channel("s1:2")]);
+    match helper.send_message(5, &[1, 2, 3, 4], "x", false) {
+        Err(Error::Unrouted { servers }) => {
+            let mut servers = servers;
+            servers.sort();
+            assert_eq!(servers, ["s0:1", "s2:3"]);
+        }
+        other => panic!("expected Unrouted, got {other:?}"),
+    }
+    assert_eq!(
+        sniffer.take_exactly(1),
+        vec![(
+            channel("s1:2"),
+            r#"{"Item1":5,"Item2":[1,4],"Item3":"\"x\"","Item4":false}"#.to_string()
+        )]
+    );
+}
+
+#[test]
+fn chan_message_goes_to_every_node() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    helper
+        .send_chan_message(7, "room \"1\"", &serde_json::json!({"t": "hi"}))
+        .unwrap();
+    let got = by_channel(sniffer.take_exactly(3));
+    let expected =
+        r#"__FreeIM__(ChanMessage){"Item1":7,"Item2":"room \"1\"","Item3":"{\"t\":\"hi\"}"}"#;
+    for server in SERVERS {
+        assert_eq!(got[&channel(server)], expected, "{server}");
+    }
+}
+
+#[test]
+fn broadcast_has_sender_zero_and_null_chan() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    helper.send_broadcast_message("maintenance").unwrap();
+    let got = by_channel(sniffer.take_exactly(3));
+    for server in SERVERS {
+        assert_eq!(
+            got[&channel(server)],
+            r#"__FreeIM__(ChanMessage){"Item1":0,"Item2":null,"Item3":"\"maintenance\""}"#
+        );
+    }
+}
+
+#[test]
+fn a_server_listed_twice_gets_one_chan_message() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["a:1", "b:2", "a:1"]);
+    let sniffer = Sniffer::start(&redis, &[channel("a:1"), channel("b:2")]);
+    helper.send_broadcast_message("x").unwrap();
+    assert_eq!(by_channel(sniffer.take_exactly(2)).len(), 2);
+}
+
+#[test]
+fn chan_and_broadcast_name_unwatched_nodes() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &[channel("s0:1")]);
+    for result in [
+        helper.send_chan_message(1, "room", "x"),
+        helper.send_broadcast_message("x"),
+    ] {
+        match result {
+            Err(Error::Unrouted { servers }) => assert_eq!(servers, ["s1:2", "s2:3"]),
+            other => panic!("expected Unrouted, got {other:?}"),
+        }
+    }
+    assert_eq!(sniffer.take_exactly(2).len(), 2);
+}
+
+#[test]
+fn empty_chan_name_is_refused_not_broadcast() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    assert!(matches!(
+        helper.send_chan_message(1, "", "x"),
+        Err(Error::Config(_))
+    ));
+    assert!(sniffer.next(QUIET).is_none());
+}
+
+#[test]
+fn unserialisable_message_is_a_serialize_error() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    let mut bad = std::collections::HashMap::new();
+    bad.insert(vec![1u8], 1); // JSON object keys must be strings
+    assert!(matches!(
+        helper.send_message(1, &[2], &bad, false),
+        Err(Error::Serialize(_))
+    ));
+    assert!(matches!(
+        helper.send_broadcast_message(&bad),
+        Err(Error::Serialize(_))
+    ));
+}

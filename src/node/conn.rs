@@ -1,0 +1,178 @@
+//! One client connection's state on its event loop, and its socket I/O.
+//!
+//! A connection owns no buffer while it is idle: the request head is kept
+//! only until the upgrade completes, and unsent bytes only until the kernel
+//! takes them. Reads go through the loop's shared scratch buffer.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+
+use super::timer::Tick;
+use crate::ws::{code as close_code, encode_frame, Event, MessageReader, OpCode};
+
+/// Where a connection is in its life.
+pub enum Phase {
+    /// Reading the HTTP upgrade request head.
+    Handshake {
+        /// The bytes of the head read so far.
+        head: Vec<u8>,
+    },
+    /// The head was valid; the token check is in flight. Reads pause.
+    Authorizing {
+        /// The `Sec-WebSocket-Accept` value to answer with.
+        accept_key: String,
+        /// Bytes the client sent after the head.
+        early_bytes: Vec<u8>,
+    },
+    /// An open WebSocket of a known client.
+    Open(Session),
+    /// A response or close frame is queued; once it is sent the write side is
+    /// shut and the connection waits for the peer's EOF (or its deadline).
+    Closing,
+}
+
+/// An open WebSocket's state.
+pub struct Session {
+    /// The client the token admitted.
+    pub client_id: i64,
+    /// The online/offline event payload.
+    pub event: Arc<str>,
+    /// The frame decoder.
+    pub reader: MessageReader,
+    /// A heartbeat ping is out and unanswered.
+    pub awaiting_pong: bool,
+}
+
+/// A client connection.
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Incremented each time the slab slot is reused.
+    pub generation: u32,
+    /// Life-cycle phase.
+    pub phase: Phase,
+    /// Bytes queued for the socket that it has not taken yet.
+    pub out: Vec<u8>,
+    /// Queued in the loop's list of connections to flush.
+    pub dirty: bool,
+    /// When the connection's timer acts (handshake, heartbeat or close deadline).
+    pub deadline: Tick,
+}
+
+/// What one socket read or write came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IoStep {
+    /// Moved this many bytes.
+    Moved(usize),
+    /// The kernel has no data or no room now.
+    WouldBlock,
+    /// The peer is gone (EOF, reset, broken pipe).
+    Closed,
+}
+
+impl Conn {
+    /// A fresh connection reading its upgrade request.
+    pub fn new(stream: TcpStream, generation: u32, deadline: Tick) -> Conn {
+        Conn {
+            stream,
+            generation,
+            phase: Phase::Handshake { head: Vec::new() },
+            out: Vec::new(),
+            dirty: false,
+            deadline,
+        }
+    }
+
+    /// The open session, if the connection is an open WebSocket.
+    pub fn session(&self) -> Option<&Session> {
+        match &self.phase {
+            Phase::Open(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Reads once into `buf`.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> IoStep {
+        loop {
+            return match self.stream.read(buf) {
+                Ok(0) => IoStep::Closed,
+                Ok(n) => IoStep::Moved(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => IoStep::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => IoStep::Closed,
+            };
+        }
+    }
+
+    /// Writes queued bytes until the kernel refuses more; releases the buffer
+    /// once everything is sent.
+    pub fn flush(&mut self) -> IoStep {
+        let mut sent = 0;
+        while sent < self.out.len() {
+            match self.stream.write(&self.out[sent..]) {
+                Ok(0) => return IoStep::Closed,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return IoStep::Closed,
+            }
+        }
+        if sent == self.out.len() {
+            self.out = Vec::new();
+            IoStep::Moved(sent)
+        } else {
+            self.out.drain(..sent);
+            IoStep::WouldBlock
+        }
+    }
+
+    /// Half-closes the socket after the last response or close frame.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// What feeding received bytes to an open session came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Absorbed {
+    /// All bytes consumed; the session stays open.
+    Open,
+    /// The peer sent a close frame with this status code to echo.
+    PeerClosed(u16),
+    /// The peer broke the protocol: close with this code and reason.
+    Violation(u16, String),
+}
+
+impl Conn {
+    /// Feeds bytes received on an open session through its decoder, queueing
+    /// a pong for every ping. Client data messages carry no commands in
+    /// FreeIM, so they are validated and dropped.
+    pub fn absorb(&mut self, mut input: &mut [u8]) -> Absorbed {
+        let Phase::Open(session) = &mut self.phase else {
+            return Absorbed::Open;
+        };
+        session.awaiting_pong = false;
+        while !input.is_empty() {
+            let (used, event) = match session.reader.read(input) {
+                Ok(step) => step,
+                Err(violation) => {
+                    return Absorbed::Violation(violation.close_code(), violation.to_string())
+                }
+            };
+            input = &mut input[used..];
+            match event {
+                Some(Event::Ping(payload)) => encode_frame(&mut self.out, OpCode::Pong, &payload),
+                Some(Event::Close(frame)) => {
+                    return Absorbed::PeerClosed(frame.map_or(close_code::NORMAL, |f| f.code))
+                }
+                Some(Event::Text(_) | Event::Binary(_) | Event::Pong) => {}
+                None if used == 0 => break,
+                None => {}
+            }
+        }
+        Absorbed::Open
+    }
+}

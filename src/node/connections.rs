@@ -1,0 +1,121 @@
+//! The loop's connections: a slab of [`Conn`]s addressed by generation-tagged
+//! [`ConnId`]s, and the list of connections with bytes queued to flush.
+
+use mio::net::TcpStream;
+use slab::Slab;
+
+use super::conn::Conn;
+use super::mailbox::ConnId;
+use super::timer::Tick;
+
+/// Why bytes could not be queued for a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Overflow;
+
+/// Every connection of one loop.
+#[derive(Default)]
+pub struct Connections {
+    slab: Slab<Conn>,
+    dirty: Vec<u32>,
+    generation: u32,
+}
+
+impl Connections {
+    /// The key the next inserted connection will get.
+    pub fn next_key(&self) -> u32 {
+        self.slab.vacant_key() as u32
+    }
+
+    /// Stores a new connection reading its upgrade request.
+    pub fn insert(&mut self, stream: TcpStream, deadline: Tick) -> ConnId {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let key = self.slab.insert(Conn::new(stream, generation, deadline)) as u32;
+        ConnId { key, generation }
+    }
+
+    /// The connection in slot `key`, if any.
+    pub fn get_mut(&mut self, key: u32) -> Option<&mut Conn> {
+        self.slab.get_mut(key as usize)
+    }
+
+    /// The connection `id` names, unless it closed since.
+    pub fn live(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab
+            .get_mut(id.key as usize)
+            .filter(|conn| conn.generation == id.generation)
+    }
+
+    /// The id of the connection in slot `key`.
+    pub fn id(&self, key: u32) -> Option<ConnId> {
+        let conn = self.slab.get(key as usize)?;
+        Some(ConnId {
+            key,
+            generation: conn.generation,
+        })
+    }
+
+    /// Takes the connection out of the slab.
+    pub fn remove(&mut self, key: u32) -> Option<Conn> {
+        self.slab.try_remove(key as usize)
+    }
+
+    /// Number of connections.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Every slot key.
+    pub fn keys(&self) -> Vec<u32> {
+        self.slab.iter().map(|(key, _)| key as u32).collect()
+    }
+
+    /// Appends `bytes` to the connection's unsent bytes, unless that would put
+    /// more than `limit` bytes in its queue.
+    pub fn queue(&mut self, key: u32, bytes: &[u8], limit: usize) -> Result<(), Overflow> {
+        let Some(conn) = self.slab.get_mut(key as usize) else {
+            return Ok(());
+        };
+        if conn.out.len() + bytes.len() > limit {
+            return Err(Overflow);
+        }
+        conn.out.extend_from_slice(bytes);
+        self.mark_dirty(key);
+        Ok(())
+    }
+
+    /// Notes that `key` has bytes to flush at the end of this loop iteration.
+    pub fn mark_dirty(&mut self, key: u32) {
+        if let Some(conn) = self.slab.get_mut(key as usize) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// The connections marked dirty since the last call (flags cleared).
+    pub fn take_dirty(&mut self) -> Vec<u32> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &key in &dirty {
+            if let Some(conn) = self.slab.get_mut(key as usize) {
+                conn.dirty = false;
+            }
+        }
+        dirty
+    }
+
+    /// Hands back the (emptied) list taken by [`take_dirty`](Self::take_dirty),
+    /// so its allocation is reused.
+    pub fn return_dirty(&mut self, mut list: Vec<u32>) {
+        if self.dirty.is_empty() {
+            list.clear();
+            self.dirty = list;
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One event-loop thread: a `mio::Poll` over a shared listener, its own
+//! connections, a waker for its mailbox, and a timing wheel.
+//!
+//! An iteration polls (sleeping at most until the next wheel tick), handles
+//! readiness, drains the mailbox, fires due timers, and finally flushes every
+//! connection that had bytes queued: a burst of pushes to one socket becomes
+//! one write. Sockets are registered once, edge-triggered, for both reading
+//! and writing, so queueing a push never costs an `epoll_ctl`.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use super::connections::Connections;
+use super::mailbox::{ConnId, LoopMsg, Router};
+use super::registry::Registry;
+use super::timer::{Tick, TimerWheel};
+use crate::config::Settings;
+use crate::http::{rejection_response, Rejection};
+use crate::protocol::Names;
+use crate::store::WorkerHandle;
+use crate::ws::ReaderConfig;
+
+/// Token of the mailbox waker.
+pub const WAKER: Token = Token(usize::MAX);
+/// Token of the listener.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Size of the loop's shared read buffer.
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// Most reads of one socket per readiness event before other sockets get a turn.
+pub(super) const READS_PER_TURN: usize = 16;
+/// Most mailbox messages handled per iteration before sockets get a turn.
+const MESSAGES_PER_TURN: usize = 8192;
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
+
+/// What every loop of a node shares.
+pub struct Shared {
+    /// Key and channel names.
+    pub names: Arc<Names>,
+    /// Node settings.
+    pub settings: Arc<Settings>,
+    /// The loops' mailboxes.
+    pub router: Router,
+    /// The Redis worker.
+    pub worker: WorkerHandle,
+    /// Open client connections across all loops (the connection cap).
+    pub open_connections: Arc<AtomicUsize>,
+}
+
+/// One event loop and everything it owns.
+pub struct EventLoop {
+    pub(super) index: usize,
+    pub(super) shared: Arc<Shared>,
+    pub(super) poll: Poll,
+    listener: TcpListener,
+    inbox: Receiver<LoopMsg>,
+    pub(super) conns: Connections,
+    pub(super) registry: Registry,
+    pub(super) wheel: TimerWheel,
+    pub(super) now: Tick,
+    pub(super) scratch: Vec<u8>,
+    pub(super) reader_config: ReaderConfig,
+    /// Sockets whose reads were cut short for fairness, to read again soon.
+    pub(super) read_again: Vec<ConnId>,
+    inbox_backlog: bool,
+    accept_paused_until: Option<Tick>,
+}
+
+impl EventLoop {
+    /// Builds loop `index` on `poll` (whose waker is already registered).
+    pub fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        poll: Poll,
+        mut listener: TcpListener,
+        inbox: Receiver<LoopMsg>,
+    ) -> io::Result<EventLoop> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let max_message = shared.settings.max_message_bytes;
+        Ok(EventLoop {
+            index,
+            poll,
+            listener,
+            inbox,
+            conns: Connections::default(),
+            registry: Registry::default(),
+            wheel: TimerWheel::new(),
+            now: 0,
+            scratch: vec![0; SCRATCH_BYTES],
+            reader_config: ReaderConfig {
+                max_frame_size: max_message,
+                max_message_size: max_message,
+                keep_data: false,
+            },
+            read_again: Vec::new(),
+            inbox_backlog: false,
+            accept_paused_until: None,
+            shared,
+        })
+    }
+
+    /// Runs the loop until its poll fails.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut due = Vec::new();
+        loop {
+            let busy = self.inbox_backlog || !self.read_again.is_empty();
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                self.wheel.until_next_tick()
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.now = self.wheel.now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.drain_inbox(),
+                    LISTENER => self.accept_all(),
+                    Token(key) => {
+                        let key = key as u32;
+                        if event.is_writable() {
+                            self.flush(key);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(key);
+                        }
+                    }
+                }
+            }
+            if self.inbox_backlog {
+                self.drain_inbox();
+            }
+            for id in std::mem::take(&mut self.read_again) {
+                if self.conns.live(id).is_some() {
+                    self.on_readable(id.key);
+                }
+            }
+            self.wheel.expire(&mut due);
+            for id in due.drain(..) {
+                self.on_timer(id);
+            }
+            if self
+                .accept_paused_until
+                .is_some_and(|until| self.now >= until)
+            {
+                self.accept_paused_until = None;
+                self.accept_all();
+            }
+            self.flush_dirty();
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        self.shared.router.mailbox(self.index).clear_wake();
+        for _ in 0..MESSAGES_PER_TURN {
+            match self.inbox.try_recv() {
+                Ok(msg) => self.on_message(msg),
+                Err(_) => {
+                    self.inbox_backlog = false;
+                    return;
+                }
+            }
+        }
+        self.inbox_backlog = true;
+    }
+
+    fn on_message(&mut self, msg: LoopMsg) {
+        match msg {
+            LoopMsg::TokenChecked { conn, outcome } => self.on_token_checked(conn, outcome),
+            LoopMsg::Adopt(adoption) => self.adopt(*adoption),
+            LoopMsg::Push(push) => self.deliver(push),
+            LoopMsg::ForceOffline(client_id) => self.force_offline(client_id),
+        }
+    }
+
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        let settings = self.shared.settings.clone();
+        loop {
+            let (stream, _) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS: the listener stays ready, so
+                    // retrying now would spin. Pause, then try again.
+                    log::warn!("accept failed ({e}); pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.accept_paused_until = Some(self.wheel.after(ACCEPT_PAUSE));
+                    return;
+                }
+            };
+            let open = &self.shared.open_connections;
+            if open.fetch_add(1, Ordering::AcqRel) >= settings.max_connections {
+                open.fetch_sub(1, Ordering::AcqRel);
+                refuse_at_cap(stream, &mut self.scratch, settings.max_connections);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            self.register(stream, settings.handshake_timeout);
+        }
+    }
+
+    /// Adds a socket to the slab and the poll, with a first deadline.
+    pub(super) fn register(
+        &mut self,
+        mut stream: mio::net::TcpStream,
+        deadline_in: Duration,
+    ) -> Option<ConnId> {
+        let key = self.conns.next_key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key as usize), interest)
+        {
+            log::warn!("cannot register a connection with epoll: {e}");
+            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let deadline = self.wheel.after(deadline_in);
+        let id = self.conns.insert(stream, deadline);
+        debug_assert_eq!(id.key, key);
+        self.wheel.schedule(id, deadline);
+        Some(id)
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = self.conns.take_dirty();
+        for &key in &dirty {
+            self.flush(key);
+        }
+        dirty.clear();
+        self.conns.return_dirty(dirty);
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it. The request is
+/// read first (it is normally there already), so closing sends FIN, not RST.
+fn refuse_at_cap(mut stream: mio::net::TcpStream, scratch: &mut [u8], cap: usize) {
+    use std::io::{Read, Write};
+    let _ = stream.read(scratch);
+    let reason = Rejection::ServiceUnavailable("connection limit reached");
+    let _ = stream.write_all(&rejection_response(&reason));
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    log::warn!("refused a connection: at the cap of {cap} connections");
+}

@@ -1,0 +1,366 @@
+//! A connection's life on its loop: upgrade request, token check, hand-over
+//! to the owning loop, open session, heartbeats, and the close paths.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::{Absorbed, IoStep, Phase, Session};
+use super::event_loop::{EventLoop, READS_PER_TURN};
+use super::mailbox::{Adoption, ConnId, LoopMsg, TokenOutcome};
+use super::timer::Tick;
+use crate::http::{accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest};
+use crate::protocol::ClientTicket;
+use crate::store::Job;
+use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
+
+/// How long a closing connection may take to send its last bytes and see EOF.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl EventLoop {
+    pub(super) fn on_readable(&mut self, key: u32) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Handshake { .. } => self.read_head(key),
+            Phase::Open(_) => self.read_frames(key),
+            Phase::Closing => self.read_until_eof(key),
+            Phase::Authorizing { .. } => {} // read again once admitted
+        }
+    }
+
+    fn read_head(&mut self, key: u32) {
+        let settings = self.shared.settings.clone();
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let n = match conn.read_into(&mut self.scratch) {
+                IoStep::Moved(n) => n,
+                IoStep::WouldBlock => return,
+                IoStep::Closed => return self.close_now(key),
+            };
+            let Phase::Handshake { head } = &mut conn.phase else {
+                return;
+            };
+            head.extend_from_slice(&self.scratch[..n]);
+            match parse_upgrade(head, &settings.path, settings.max_header_bytes) {
+                Ok(None) => {}
+                Err(rejection) => return self.reject(key, rejection),
+                Ok(Some((request, used))) => {
+                    let early_bytes = head[used..].to_vec();
+                    return self.authorize(key, request, early_bytes);
+                }
+            }
+        }
+    }
+
+    fn authorize(&mut self, key: u32, request: UpgradeRequest, early_bytes: Vec<u8>) {
+        let Some(token) = request.token else {
+            return self.reject(key, Rejection::Unauthorized("missing token"));
+        };
+        let Some(id) = self.conns.id(key) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.phase = Phase::Authorizing {
+            accept_key: request.accept_key,
+            early_bytes,
+        };
+        self.shared.worker.submit(Job::ClaimToken {
+            token,
+            loop_index: self.index,
+            conn: id,
+        });
+    }
+
+    pub(super) fn on_token_checked(&mut self, id: ConnId, outcome: TokenOutcome) {
+        let Some(conn) = self.conns.live(id) else {
+            return; // closed while its token was checked
+        };
+        let ticket = match outcome {
+            TokenOutcome::Admitted(ticket) => ticket,
+            TokenOutcome::Refused => {
+                return self.reject(
+                    id.key,
+                    Rejection::Unauthorized("unknown, expired or used token"),
+                )
+            }
+            TokenOutcome::Unavailable => {
+                return self.reject(
+                    id.key,
+                    Rejection::ServiceUnavailable("Redis is unavailable"),
+                )
+            }
+        };
+        let Phase::Authorizing {
+            accept_key,
+            early_bytes,
+        } = std::mem::replace(&mut conn.phase, Phase::Closing)
+        else {
+            return;
+        };
+        let owner = self.shared.router.loop_of(ticket.client_id);
+        if owner == self.index {
+            return self.activate(id.key, ticket, &accept_key, early_bytes);
+        }
+        let Some(mut conn) = self.conns.remove(id.key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let adoption = Adoption {
+            stream: conn.stream,
+            ticket,
+            accept_key,
+            early_bytes,
+        };
+        self.shared
+            .router
+            .mailbox(owner)
+            .post(LoopMsg::Adopt(Box::new(adoption)));
+    }
+
+    pub(super) fn adopt(&mut self, adoption: Adoption) {
+        let deadline = self.shared.settings.handshake_timeout;
+        if let Some(id) = self.register(adoption.stream, deadline) {
+            self.activate(
+                id.key,
+                adoption.ticket,
+                &adoption.accept_key,
+                adoption.early_bytes,
+            );
+        }
+    }
+
+    /// Completes the upgrade of an admitted connection on its owning loop.
+    fn activate(
+        &mut self,
+        key: u32,
+        ticket: ClientTicket,
+        accept_key: &str,
+        mut early_bytes: Vec<u8>,
+    ) {
+        let event: Arc<str> = ticket.to_json().into();
+        let client_id = ticket.client_id;
+        let deadline = self.heartbeat_deadline();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.out.extend_from_slice(&accept_response(accept_key));
+        conn.phase = Phase::Open(Session {
+            client_id,
+            event: event.clone(),
+            reader: MessageReader::new(self.reader_config),
+            awaiting_pong: false,
+        });
+        conn.deadline = deadline;
+        self.conns.mark_dirty(key);
+        self.registry.add(client_id, key);
+        self.shared
+            .worker
+            .submit(Job::SocketOpened { client_id, event });
+        if !early_bytes.is_empty() && !self.consume(key, &mut early_bytes) {
+            return;
+        }
+        self.read_frames(key);
+    }
+
+    fn read_frames(&mut self, key: u32) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut budget_spent = true;
+        for _ in 0..READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(key) else {
+                budget_spent = false;
+                break;
+            };
+            let keep_reading = match conn.read_into(&mut scratch) {
+                IoStep::Moved(n) => self.consume(key, &mut scratch[..n]),
+                IoStep::WouldBlock => false,
+                IoStep::Closed => {
+                    self.close_now(key);
+                    false
+                }
+            };
+            if !keep_reading {
+                budget_spent = false;
+                break;
+            }
+        }
+        self.scratch = scratch;
+        if budget_spent {
+            // The socket may still hold data but no new edge will come: read
+            // it again next turn, after the other sockets had theirs.
+            if let Some(id) = self.conns.id(key) {
+                self.read_again.push(id);
+            }
+        }
+    }
+
+    /// Feeds received bytes to an open session; false once it is closing.
+    fn consume(&mut self, key: u32, input: &mut [u8]) -> bool {
+        let deadline = self.heartbeat_deadline();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        conn.deadline = deadline;
+        let outcome = conn.absorb(input);
+        if !conn.out.is_empty() {
+            self.conns.mark_dirty(key);
+        }
+        match outcome {
+            Absorbed::Open => true,
+            Absorbed::PeerClosed(status) => {
+                self.begin_close(key, status, "");
+                false
+            }
+            Absorbed::Violation(status, reason) => {
+                log::debug!("closing a connection with {status}: {reason}");
+                self.begin_close(key, status, &reason);
+                false
+            }
+        }
+    }
+
+    fn read_until_eof(&mut self, key: u32) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            match conn.read_into(&mut self.scratch) {
+                IoStep::Moved(_) => {}
+                IoStep::WouldBlock => return,
+                IoStep::Closed => return self.close_now(key),
+            }
+        }
+    }
+
+    pub(super) fn flush(&mut self, key: u32) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.out.is_empty() {
+            return;
+        }
+        match conn.flush() {
+            IoStep::Closed => self.close_now(key),
+            IoStep::Moved(_) if matches!(conn.phase, Phase::Closing) => conn.shutdown_write(),
+            IoStep::Moved(_) | IoStep::WouldBlock => {}
+        }
+    }
+
+    /// Answers an upgrade with an HTTP error and closes.
+    pub(super) fn reject(&mut self, key: u32, rejection: Rejection) {
+        log::info!(
+            "refused an upgrade: {} {}",
+            rejection.status(),
+            rejection.reason()
+        );
+        self.start_closing(key, &rejection_response(&rejection));
+    }
+
+    /// Sends a close frame (after anything already queued) and closes.
+    pub(super) fn begin_close(&mut self, key: u32, status: u16, reason: &str) {
+        let mut frame = Vec::new();
+        encode_close(&mut frame, status, truncate(reason, 123));
+        self.start_closing(key, &frame);
+    }
+
+    fn start_closing(&mut self, key: u32, last_bytes: &[u8]) {
+        self.retire_session(key);
+        let deadline = self.wheel.after(CLOSE_TIMEOUT);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.phase = Phase::Closing;
+        conn.out.extend_from_slice(last_bytes);
+        conn.deadline = deadline;
+        self.conns.mark_dirty(key);
+    }
+
+    /// Closes the socket now.
+    pub(super) fn close_now(&mut self, key: u32) {
+        self.retire_session(key);
+        if self.conns.remove(key).is_some() {
+            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Ends an open session's presence: the registry forgets the socket and
+    /// the worker counts it offline.
+    fn retire_session(&mut self, key: u32) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Phase::Open(session) = std::mem::replace(&mut conn.phase, Phase::Closing) else {
+            return;
+        };
+        self.registry.remove(session.client_id, key);
+        self.shared.worker.submit(Job::SocketClosed {
+            client_id: session.client_id,
+            event: session.event,
+        });
+    }
+
+    pub(super) fn on_timer(&mut self, id: ConnId) {
+        let now = self.now;
+        let Some(conn) = self.conns.live(id) else {
+            return;
+        };
+        if conn.deadline == Tick::MAX {
+            return;
+        }
+        if conn.deadline > now {
+            let deadline = conn.deadline;
+            return self.wheel.schedule(id, deadline);
+        }
+        match &mut conn.phase {
+            Phase::Handshake { .. } | Phase::Authorizing { .. } => {
+                log::info!("closed a connection that did not finish its upgrade in time");
+                self.close_now(id.key);
+            }
+            Phase::Closing => self.close_now(id.key),
+            Phase::Open(session) if session.awaiting_pong => {
+                log::debug!(
+                    "client {} did not answer a ping: closing",
+                    session.client_id
+                );
+                self.close_now(id.key);
+            }
+            Phase::Open(session) => {
+                session.awaiting_pong = true;
+                encode_frame(&mut conn.out, OpCode::Ping, b"");
+                let timeout = self.shared.settings.heartbeat_timeout;
+                conn.deadline = self.wheel.after(timeout);
+                let deadline = conn.deadline;
+                self.conns.mark_dirty(id.key);
+                self.wheel.schedule(id, deadline);
+            }
+        }
+    }
+
+    /// When an open session next needs a ping (never, with heartbeats off).
+    fn heartbeat_deadline(&self) -> Tick {
+        match self.shared.settings.heartbeat_interval {
+            Some(interval) => self.wheel.after(interval),
+            None => Tick::MAX,
+        }
+    }
+
+    pub(super) fn force_offline(&mut self, client_id: i64) {
+        for key in self.registry.sockets(client_id).to_vec() {
+            self.begin_close(key, code::NORMAL, "forced offline");
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -1,0 +1,229 @@
+//! How other threads talk to an event loop: each loop has a [`Mailbox`]
+//! (a crossbeam channel plus a `mio::Waker`), and [`Router`] picks the loop
+//! that owns a client and posts pushes to it.
+//!
+//! All sockets of one client live on the loop `client_id mod loops`, so that
+//! loop alone can apply the sender-echo rule and decide receipts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpStream;
+use mio::Waker;
+
+use crate::protocol::ClientTicket;
+use crate::ws::{encode_frame, OpCode};
+
+/// A connection's slab key tagged with its generation, so a message for a
+/// connection that closed (and whose slot was reused) is recognised as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    /// Slab key.
+    pub key: u32,
+    /// Generation of the slot when the message was made.
+    pub generation: u32,
+}
+
+/// What the Redis worker learned about an upgrade's token.
+#[derive(Debug)]
+pub enum TokenOutcome {
+    /// The token was valid (and is now consumed).
+    Admitted(ClientTicket),
+    /// Unknown, expired, already used or malformed.
+    Refused,
+    /// Redis could not be asked.
+    Unavailable,
+}
+
+/// A message frame encoded once and shared by every loop and socket it goes to.
+#[derive(Debug)]
+pub struct Frame {
+    bytes: Vec<u8>,
+    header_len: usize,
+}
+
+impl Frame {
+    /// Encodes `text` as one unmasked WebSocket text frame.
+    pub fn text(text: &str) -> Frame {
+        let mut bytes = Vec::with_capacity(text.len() + 10);
+        encode_frame(&mut bytes, OpCode::Text, text.as_bytes());
+        let header_len = bytes.len() - text.len();
+        Frame { bytes, header_len }
+    }
+
+    /// The whole frame, header included.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The message text the frame carries.
+    pub fn payload(&self) -> &str {
+        std::str::from_utf8(&self.bytes[self.header_len..]).expect("frames are built from text")
+    }
+}
+
+/// Who a push is for, on one loop.
+#[derive(Debug)]
+pub enum Audience {
+    /// Every socket of these clients.
+    Clients(Vec<i64>),
+    /// Every open socket (broadcast).
+    Everyone,
+}
+
+/// One message to deliver on one loop.
+#[derive(Debug)]
+pub struct Push {
+    /// The sender (0 = system); a sender's single socket is not echoed to.
+    pub sender: i64,
+    /// Receivers on this loop.
+    pub audience: Audience,
+    /// The encoded frame.
+    pub frame: Arc<Frame>,
+    /// Whether the sender asked for receipts (direct messages only).
+    pub receipt: bool,
+}
+
+/// Everything a loop can be told.
+#[derive(Debug)]
+pub enum LoopMsg {
+    /// Result of the token check for a connection of this loop.
+    TokenChecked {
+        /// The connection that asked.
+        conn: ConnId,
+        /// The answer.
+        outcome: TokenOutcome,
+    },
+    /// An admitted connection handed over by the loop that accepted it.
+    Adopt(Box<Adoption>),
+    /// Deliver a message.
+    Push(Push),
+    /// Close every socket of a client.
+    ForceOffline(i64),
+}
+
+/// An admitted connection moving to the loop that owns its client.
+#[derive(Debug)]
+pub struct Adoption {
+    /// The socket, already deregistered from the accepting loop.
+    pub stream: TcpStream,
+    /// Who it belongs to.
+    pub ticket: ClientTicket,
+    /// The `Sec-WebSocket-Accept` value for the 101 response.
+    pub accept_key: String,
+    /// Bytes the client sent after its request head (a pipelined frame).
+    pub early_bytes: Vec<u8>,
+}
+
+/// A loop's inbox: a channel and the waker of the loop's `Poll`.
+pub struct Mailbox {
+    sender: Sender<LoopMsg>,
+    waker: Waker,
+    wake_pending: AtomicBool,
+}
+
+impl Mailbox {
+    /// Creates a mailbox whose messages come out of the returned receiver.
+    pub fn new(waker: Waker) -> (Mailbox, Receiver<LoopMsg>) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mailbox = Mailbox {
+            sender,
+            waker,
+            wake_pending: AtomicBool::new(false),
+        };
+        (mailbox, receiver)
+    }
+
+    /// Queues `msg` and wakes the loop, unless a wake is already pending: a
+    /// burst of messages costs one wake-up syscall, not one each.
+    pub fn post(&self, msg: LoopMsg) {
+        if self.sender.send(msg).is_err() {
+            return; // the loop has exited
+        }
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Called by the loop before it drains its receiver.
+    pub fn clear_wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+    }
+}
+
+/// Posts work to the loop that owns each client.
+#[derive(Clone)]
+pub struct Router {
+    mailboxes: Arc<[Mailbox]>,
+}
+
+impl Router {
+    /// Routes over these loops' mailboxes, in loop order.
+    pub fn new(mailboxes: Arc<[Mailbox]>) -> Router {
+        assert!(!mailboxes.is_empty(), "a node has at least one loop");
+        Router { mailboxes }
+    }
+
+    /// The index of the loop that holds `client_id`'s sockets.
+    pub fn loop_of(&self, client_id: i64) -> usize {
+        client_id.rem_euclid(self.mailboxes.len() as i64) as usize
+    }
+
+    /// The mailbox of loop `index`.
+    pub fn mailbox(&self, index: usize) -> &Mailbox {
+        &self.mailboxes[index]
+    }
+
+    /// Posts `msg` to every loop.
+    pub fn post_all(&self, msg: impl Fn() -> LoopMsg) {
+        for mailbox in self.mailboxes.iter() {
+            mailbox.post(msg());
+        }
+    }
+
+    /// Splits `receivers` by owning loop and posts each loop its share.
+    pub fn push_to_clients(
+        &self,
+        sender: i64,
+        receivers: Vec<i64>,
+        frame: Arc<Frame>,
+        receipt: bool,
+    ) {
+        if self.mailboxes.len() == 1 {
+            self.mailboxes[0].post(LoopMsg::Push(Push {
+                sender,
+                audience: Audience::Clients(receivers),
+                frame,
+                receipt,
+            }));
+            return;
+        }
+        let mut shares: Vec<Vec<i64>> = vec![Vec::new(); self.mailboxes.len()];
+        for receiver in receivers {
+            shares[self.loop_of(receiver)].push(receiver);
+        }
+        for (index, share) in shares.into_iter().enumerate() {
+            if !share.is_empty() {
+                self.mailboxes[index].post(LoopMsg::Push(Push {
+                    sender,
+                    audience: Audience::Clients(share),
+                    frame: frame.clone(),
+                    receipt,
+                }));
+            }
+        }
+    }
+
+    /// Posts a broadcast to every loop.
+    pub fn push_to_everyone(&self, sender: i64, frame: Arc<Frame>) {
+        self.post_all(|| {
+            LoopMsg::Push(Push {
+                sender,
+                audience: Audience::Everyone,
+                frame: frame.clone(),
+                receipt: false,
+            })
+        });
+    }
+}

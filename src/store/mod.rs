@@ -1,0 +1,9 @@
+//! The node's Redis side: a [`worker`] thread that pipelines every request
+//! needing an answer (token checks, presence, channel members, receipts) and a
+//! [`subscriber`] thread that receives commands. Event loops never touch Redis.
+
+pub mod scripts;
+pub mod subscriber;
+pub mod worker;
+
+pub use worker::{Job, WorkerHandle};

@@ -1,0 +1,89 @@
+//! Lua scripts the node runs in Redis, each atomic.
+//!
+//! Presence is counted twice: cluster-wide in `{prefix}Online` (FreeIM's key)
+//! and per node in `{prefix}Node{server}`, so the share of a node that died can
+//! be subtracted again (by the node itself when it restarts, or by any node
+//! once the dead node's `{prefix}Alive{server}` lease lapses).
+
+/// Lua: `leave_all(prefix, id)` removes `id` from every channel it joined,
+/// keeping `ListChan` counts right (FreeIM's LeaveChan, for all channels).
+const LEAVE_ALL: &str = r#"
+local function leave_all(prefix, id)
+  local client_key = prefix .. 'Client' .. id
+  for _, chan in ipairs(redis.call('HKEYS', client_key)) do
+    if redis.call('HDEL', prefix .. 'Chan' .. chan, id) == 1 then
+      if redis.call('HINCRBY', prefix .. 'ListChan', chan, -1) <= 0 then
+        redis.call('HDEL', prefix .. 'ListChan', chan)
+      end
+    end
+  end
+  redis.call('DEL', client_key)
+end
+"#;
+
+/// One socket closed.
+/// KEYS: Online, Node{self}, NodeMeta{self}. ARGV: id, event json, offline channel, prefix.
+/// When the client has no socket left anywhere, it also leaves its channels.
+const SOCKET_CLOSED: &str = r#"
+local id = ARGV[1]
+if redis.call('HINCRBY', KEYS[2], id, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+redis.call('PUBLISH', ARGV[3], ARGV[2])
+if redis.call('HINCRBY', KEYS[1], id, -1) <= 0 then
+  redis.call('HDEL', KEYS[1], id)
+  leave_all(ARGV[4], id)
+end
+return 1
+"#;
+
+/// Takes back a node's share of presence, publishing an offline event per socket.
+/// KEYS: Alive{node}, Node{node}, NodeMeta{node}, Online.
+/// ARGV: force ('1' = even if the lease is live), offline channel, prefix.
+/// Returns the number of sockets reaped.
+const REAP_NODE: &str = r#"
+if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local held = redis.call('HGETALL', KEYS[2])
+local reaped = 0
+for i = 1, #held, 2 do
+  local id, count = held[i], tonumber(held[i + 1]) or 0
+  local event = redis.call('HGET', KEYS[3], id) or ('{"Item1":' .. id .. ',"Item2":null}')
+  for _ = 1, count do
+    redis.call('PUBLISH', ARGV[2], event)
+  end
+  if count > 0 and redis.call('HINCRBY', KEYS[4], id, -count) <= 0 then
+    redis.call('HDEL', KEYS[4], id)
+    leave_all(ARGV[3], id)
+  end
+  reaped = reaped + count
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return reaped
+"#;
+
+/// The scripts' sources, ready for `SCRIPT LOAD`.
+pub struct Scripts {
+    /// See [`SOCKET_CLOSED`].
+    pub socket_closed: String,
+    /// See [`REAP_NODE`].
+    pub reap_node: String,
+}
+
+impl Scripts {
+    /// Assembles every script with its shared functions.
+    pub fn new() -> Scripts {
+        Scripts {
+            socket_closed: format!("{LEAVE_ALL}{SOCKET_CLOSED}"),
+            reap_node: format!("{LEAVE_ALL}{REAP_NODE}"),
+        }
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts::new()
+    }
+}

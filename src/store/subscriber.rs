@@ -1,0 +1,132 @@
+//! The Redis subscriber thread: listens on this node's command channel,
+//! decodes each command and hands it to the loop(s) that own its receivers.
+//! It never blocks an event loop; a channel message whose members must be read
+//! from Redis goes through the worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::worker::{Job, WorkerHandle, BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
+use crate::node::mailbox::{Frame, LoopMsg, Router};
+use crate::protocol::{decode_command, Command, Names};
+
+struct Subscriber {
+    client: redis::Client,
+    names: Arc<Names>,
+    router: Router,
+    worker: WorkerHandle,
+}
+
+/// Subscribes to this node's command channel on its own thread, returning once
+/// the subscription is live (or with the reason it could not be made), and
+/// keeps it, reconnecting with backoff, for the life of the process.
+pub fn start(
+    client: redis::Client,
+    names: Arc<Names>,
+    router: Router,
+    worker: WorkerHandle,
+) -> Result<(), String> {
+    let subscriber = Subscriber {
+        client,
+        names,
+        router,
+        worker,
+    };
+    let (ready, first) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("redis-subscriber".into())
+        .spawn(move || subscriber.run(ready))
+        .map_err(|e| format!("cannot start the Redis subscriber thread: {e}"))?;
+    match first.recv_timeout(IO_TIMEOUT * 2) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot subscribe to Redis: {e}")),
+        Err(_) => Err("cannot subscribe to Redis: no answer".into()),
+    }
+}
+
+impl Subscriber {
+    fn run(self, ready: crossbeam_channel::Sender<redis::RedisResult<()>>) {
+        let mut backoff = BACKOFF_MIN;
+        let mut first = Some(ready);
+        loop {
+            let error = self.listen(&mut first, &mut backoff);
+            if let Some(ready) = first.take() {
+                let _ = ready.send(Err(error));
+                return;
+            }
+            log::warn!("Redis subscriber: {error}; reconnecting in {backoff:?}");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Connects, subscribes, and handles commands until the connection fails;
+    /// returns the failure.
+    fn listen(
+        &self,
+        first: &mut Option<crossbeam_channel::Sender<redis::RedisResult<()>>>,
+        backoff: &mut Duration,
+    ) -> redis::RedisError {
+        let mut conn = match self.client.get_connection_with_timeout(IO_TIMEOUT) {
+            Ok(conn) => conn,
+            Err(e) => return e,
+        };
+        if let Err(e) = conn.set_write_timeout(Some(IO_TIMEOUT)) {
+            return e;
+        }
+        let mut pubsub = conn.as_pubsub();
+        if let Err(e) = pubsub.subscribe(self.names.server_channel(self.names.server())) {
+            return e;
+        }
+        match first.take() {
+            Some(ready) => {
+                let _ = ready.send(Ok(()));
+            }
+            None => log::info!("Redis subscriber reconnected"),
+        }
+        *backoff = BACKOFF_MIN;
+        loop {
+            match pubsub.get_message() {
+                Ok(message) => self.handle(message.get_payload_bytes()),
+                Err(e) => return e,
+            }
+        }
+    }
+
+    fn handle(&self, payload: &[u8]) {
+        let command = match decode_command(payload) {
+            Ok(command) => command,
+            Err(e) => {
+                log::warn!("ignored a command that is not FreeIM's: {e}");
+                return;
+            }
+        };
+        match command {
+            Command::Send(send) => {
+                let mut receivers = send.receivers;
+                receivers.sort_unstable();
+                receivers.dedup();
+                let frame = Arc::new(Frame::text(&send.text));
+                self.router
+                    .push_to_clients(send.sender, receivers, frame, send.receipt);
+            }
+            Command::Chan(message) => {
+                let frame = Arc::new(Frame::text(&message.text));
+                match message.channel() {
+                    None => self.router.push_to_everyone(message.sender, frame),
+                    Some(chan) => self.worker.submit(Job::ChanMessage {
+                        chan: chan.to_string(),
+                        sender: message.sender,
+                        frame,
+                    }),
+                }
+            }
+            Command::ForceOffline(client_id) => {
+                let owner = self.router.loop_of(client_id);
+                self.router
+                    .mailbox(owner)
+                    .post(LoopMsg::ForceOffline(client_id));
+            }
+        }
+    }
+}

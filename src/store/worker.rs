@@ -1,0 +1,398 @@
+//! The Redis worker thread: the only place a node waits on Redis for answers.
+//!
+//! Event loops and the subscriber submit [`Job`]s; the worker takes every job
+//! queued at that moment, sends them as one pipeline, and posts each answer
+//! back to the loop that needs it. A connection storm therefore costs one
+//! round-trip per batch, not per socket. Between batches it keeps this node's
+//! presence lease alive and reaps the presence of nodes whose lease lapsed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use redis::{ConnectionLike, Value};
+
+use super::scripts::Scripts;
+use crate::node::mailbox::{ConnId, Frame, LoopMsg, Router, TokenOutcome};
+use crate::protocol::{ClientTicket, Names};
+
+/// Most jobs sent in one pipeline.
+const MAX_BATCH: usize = 2048;
+/// How long this node's presence lease lives without a refresh.
+const LEASE_TTL_SECS: u64 = 15;
+/// How often the lease is refreshed and other nodes' leases are checked.
+const LEASE_REFRESH: Duration = Duration::from_secs(5);
+/// Timeout for connecting to, writing to and reading from Redis.
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(3);
+/// First and longest wait before reconnecting to Redis.
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Work for the Redis worker.
+#[derive(Debug)]
+pub enum Job {
+    /// Consume an upgrade's token (GETDEL) and tell the loop who it admits.
+    ClaimToken {
+        /// The token from the query string.
+        token: String,
+        /// The loop holding the connection.
+        loop_index: usize,
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A socket of `client_id` opened: count it and publish the online event.
+    SocketOpened {
+        /// Whose socket.
+        client_id: i64,
+        /// The event payload (the token's value).
+        event: Arc<str>,
+    },
+    /// A socket closed: uncount it, publish the offline event, and leave every
+    /// channel when it was the client's last socket.
+    SocketClosed {
+        /// Whose socket.
+        client_id: i64,
+        /// The event payload.
+        event: Arc<str>,
+    },
+    /// Publish a payload (receipts).
+    Publish {
+        /// The pub/sub channel.
+        channel: String,
+        /// The payload.
+        payload: String,
+    },
+    /// Read a channel's members and push a message to this node's sockets of them.
+    ChanMessage {
+        /// The channel.
+        chan: String,
+        /// The sender (echo rule).
+        sender: i64,
+        /// The message.
+        frame: Arc<Frame>,
+    },
+}
+
+/// Submits jobs to the worker; cheap to clone.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    jobs: Sender<Job>,
+}
+
+impl WorkerHandle {
+    /// Queues a job; never blocks.
+    pub fn submit(&self, job: Job) {
+        let _ = self.jobs.send(job);
+    }
+}
+
+/// A live Redis connection with the script hashes loaded on it.
+struct Link {
+    conn: redis::Connection,
+    socket_closed: String,
+    reap_node: String,
+}
+
+struct Worker {
+    jobs: Receiver<Job>,
+    names: Arc<Names>,
+    router: Router,
+    client: redis::Client,
+    scripts: Scripts,
+    link: Option<Link>,
+    backoff: Duration,
+    retry_at: Instant,
+    next_lease: Instant,
+}
+
+/// Connects to Redis, takes back what a previous run of this node left in the
+/// presence hashes, and starts the worker thread.
+pub fn start(
+    client: redis::Client,
+    names: Arc<Names>,
+    router: Router,
+) -> Result<WorkerHandle, String> {
+    let (sender, jobs) = crossbeam_channel::unbounded();
+    let mut worker = Worker {
+        jobs,
+        names,
+        router,
+        client,
+        scripts: Scripts::new(),
+        link: None,
+        backoff: BACKOFF_MIN,
+        retry_at: Instant::now(),
+        next_lease: Instant::now(),
+    };
+    let link = worker
+        .connect()
+        .map_err(|e| format!("cannot reach Redis: {e}"))?;
+    worker.link = Some(link);
+    let own = worker.names.server().to_string();
+    let reaped = worker
+        .reap(&own, true)
+        .map_err(|e| format!("cannot clear this node's old presence in Redis: {e}"))?;
+    if reaped > 0 {
+        log::info!("took back {reaped} sockets a previous run of {own} left counted online");
+    }
+    std::thread::Builder::new()
+        .name("redis-worker".into())
+        .spawn(move || worker.run())
+        .map_err(|e| format!("cannot start the Redis worker thread: {e}"))?;
+    Ok(WorkerHandle { jobs: sender })
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let wait = self.next_lease.saturating_duration_since(Instant::now());
+            match self.jobs.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut batch = Vec::with_capacity(64);
+                    batch.push(first);
+                    batch.extend(self.jobs.try_iter().take(MAX_BATCH - 1));
+                    self.execute(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if Instant::now() >= self.next_lease {
+                self.keep_lease();
+            }
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<Link> {
+        let mut conn = self.client.get_connection_with_timeout(IO_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut load = |source: &str| -> redis::RedisResult<String> {
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(source)
+                .query(&mut conn)
+        };
+        let socket_closed = load(&self.scripts.socket_closed)?;
+        let reap_node = load(&self.scripts.reap_node)?;
+        Ok(Link {
+            conn,
+            socket_closed,
+            reap_node,
+        })
+    }
+
+    /// The live link, reconnecting (with backoff) when there is none.
+    fn link(&mut self) -> Option<&mut Link> {
+        if self.link.is_none() && Instant::now() >= self.retry_at {
+            match self.connect() {
+                Ok(link) => {
+                    log::info!("Redis worker connected");
+                    self.backoff = BACKOFF_MIN;
+                    self.link = Some(link);
+                }
+                Err(e) => self.lost(&e),
+            }
+        }
+        self.link.as_mut()
+    }
+
+    fn lost(&mut self, error: &redis::RedisError) {
+        if self.link.take().is_some() || self.backoff == BACKOFF_MIN {
+            log::warn!("Redis worker lost its connection: {error}");
+        }
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn execute(&mut self, batch: Vec<Job>) {
+        let names = self.names.clone();
+        let Some(link) = self.link() else {
+            return self.fail(batch);
+        };
+        let mut pipe = redis::pipe();
+        let mut replies = 0;
+        for job in &batch {
+            replies += add_commands(&mut pipe, job, &names, link);
+        }
+        match link
+            .conn
+            .req_packed_commands(&pipe.get_packed_pipeline(), 0, replies)
+        {
+            Ok(values) => self.dispatch(batch, values),
+            Err(e) => {
+                self.lost(&e);
+                self.fail(batch);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, batch: Vec<Job>, values: Vec<Value>) {
+        let mut values = values.into_iter();
+        for job in batch {
+            match job {
+                Job::ClaimToken {
+                    loop_index, conn, ..
+                } => {
+                    let outcome = match values.next() {
+                        Some(Value::BulkString(json)) => match ClientTicket::parse(&json) {
+                            Ok(ticket) => TokenOutcome::Admitted(ticket),
+                            Err(e) => {
+                                log::warn!(
+                                    "token value is not FreeIM's {{Item1, Item2}} JSON: {e}"
+                                );
+                                TokenOutcome::Refused
+                            }
+                        },
+                        _ => TokenOutcome::Refused,
+                    };
+                    let msg = LoopMsg::TokenChecked { conn, outcome };
+                    self.router.mailbox(loop_index).post(msg);
+                }
+                Job::ChanMessage {
+                    sender,
+                    frame,
+                    chan,
+                } => match values.next() {
+                    Some(Value::Array(members)) => {
+                        let members = members.iter().filter_map(client_id).collect();
+                        self.router.push_to_clients(sender, members, frame, false);
+                    }
+                    other => log::warn!("reading members of channel {chan:?} failed: {other:?}"),
+                },
+                Job::SocketOpened { .. } => check_replies(values.by_ref().take(4)),
+                Job::SocketClosed { .. } | Job::Publish { .. } => {
+                    check_replies(values.by_ref().take(1))
+                }
+            }
+        }
+    }
+
+    /// Answers a batch that could not reach Redis.
+    fn fail(&mut self, batch: Vec<Job>) {
+        let mut dropped = 0usize;
+        for job in batch {
+            match job {
+                Job::ClaimToken {
+                    loop_index, conn, ..
+                } => self.router.mailbox(loop_index).post(LoopMsg::TokenChecked {
+                    conn,
+                    outcome: TokenOutcome::Unavailable,
+                }),
+                _ => dropped += 1,
+            }
+        }
+        if dropped > 0 {
+            log::warn!("Redis unavailable: dropped {dropped} presence or publish jobs");
+        }
+    }
+
+    /// Refreshes this node's lease and reaps nodes whose lease lapsed.
+    fn keep_lease(&mut self) {
+        self.next_lease = Instant::now() + LEASE_REFRESH;
+        let names = self.names.clone();
+        let Some(link) = self.link() else { return };
+        let lease: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(names.alive_key(names.server()))
+            .arg(std::process::id())
+            .arg("EX")
+            .arg(LEASE_TTL_SECS)
+            .query(&mut link.conn);
+        if let Err(e) = lease {
+            return self.lost(&e);
+        }
+        for server in names.servers().iter().filter(|s| *s != names.server()) {
+            match self.reap(server, false) {
+                Ok(0) => {}
+                Ok(n) => log::warn!(
+                    "node {server} stopped renewing its lease: took back {n} of its sockets"
+                ),
+                Err(e) => return self.lost(&e),
+            }
+        }
+    }
+
+    /// Runs the reap script for `server`; `force` ignores a live lease.
+    fn reap(&mut self, server: &str, force: bool) -> redis::RedisResult<i64> {
+        let names = self.names.clone();
+        let Some(link) = self.link.as_mut() else {
+            return Ok(0);
+        };
+        redis::cmd("EVALSHA")
+            .arg(&link.reap_node)
+            .arg(4)
+            .arg(names.alive_key(server))
+            .arg(names.node_key(server))
+            .arg(names.node_meta_key(server))
+            .arg(names.online_key())
+            .arg(if force { "1" } else { "0" })
+            .arg(names.offline_event_channel())
+            .arg(names.prefix())
+            .query(&mut link.conn)
+    }
+}
+
+/// Appends `job`'s commands to `pipe`; returns how many replies they produce.
+fn add_commands(pipe: &mut redis::Pipeline, job: &Job, names: &Names, link: &Link) -> usize {
+    match job {
+        Job::ClaimToken { token, .. } => {
+            pipe.cmd("GETDEL").arg(names.token_key(token));
+            1
+        }
+        Job::SocketOpened { client_id, event } => {
+            let node = names.server();
+            pipe.cmd("HINCRBY")
+                .arg(names.node_key(node))
+                .arg(client_id)
+                .arg(1);
+            pipe.cmd("HSET")
+                .arg(names.node_meta_key(node))
+                .arg(client_id)
+                .arg(event.as_ref());
+            pipe.cmd("HINCRBY")
+                .arg(names.online_key())
+                .arg(client_id)
+                .arg(1);
+            pipe.cmd("PUBLISH")
+                .arg(names.online_event_channel())
+                .arg(event.as_ref());
+            4
+        }
+        Job::SocketClosed { client_id, event } => {
+            let node = names.server();
+            pipe.cmd("EVALSHA")
+                .arg(&link.socket_closed)
+                .arg(3)
+                .arg(names.online_key())
+                .arg(names.node_key(node))
+                .arg(names.node_meta_key(node))
+                .arg(client_id)
+                .arg(event.as_ref())
+                .arg(names.offline_event_channel())
+                .arg(names.prefix());
+            1
+        }
+        Job::Publish { channel, payload } => {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload);
+            1
+        }
+        Job::ChanMessage { chan, .. } => {
+            pipe.cmd("HKEYS").arg(names.chan_key(chan));
+            1
+        }
+    }
+}
+
+fn client_id(value: &Value) -> Option<i64> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn check_replies(values: impl Iterator<Item = Value>) {
+    for value in values {
+        if let Value::ServerError(e) = value {
+            log::warn!("Redis refused a presence or publish command: {e:?}");
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The streaming frame decoder: bytes from a client in, [`Event`]s out.
+//!
+//! [`MessageReader`] holds only what must survive between two reads: an
+//! incomplete header (at most 14 bytes, in a fixed array), the current frame's
+//! remaining payload length, mask key and offset, the UTF-8 state of an open
+//! text message, and — only while needed — a `Vec` with a control frame's
+//! payload or, with [`ReaderConfig::keep_data`], the message being assembled.
+//! Payload bytes are unmasked and validated in the caller's buffer, so the
+//! caller can read into a scratch buffer shared by all connections.
+//!
+//! It enforces the server-side rules of RFC 6455 §5: client frames must be
+//! masked, control frames may interleave with the fragments of a message, and
+//! text must be UTF-8 (checked as it arrives, so an invalid sequence fails the
+//! connection at once even inside a fragmented message).
+
+use std::mem;
+
+use super::close::{parse_close_payload, CloseFrame};
+use super::error::ProtocolError;
+use super::frame::{header_len, parse_frame_header, FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::mask::apply_mask_at;
+use super::utf8::Utf8Validator;
+
+/// Limits and options for a [`MessageReader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderConfig {
+    /// The largest payload one frame may announce; larger frames fail with
+    /// [`ProtocolError::FrameTooBig`] as soon as the header is read.
+    pub max_frame_size: usize,
+    /// The largest total payload of a (possibly fragmented) data message;
+    /// enforced even when the data is not kept.
+    pub max_message_size: usize,
+    /// Whether data messages are assembled and returned. The push node only
+    /// validates what clients send, so it leaves this off.
+    pub keep_data: bool,
+}
+
+impl Default for ReaderConfig {
+    /// 64 KiB per frame and per message, data not kept.
+    fn default() -> Self {
+        Self {
+            max_frame_size: 64 * 1024,
+            max_message_size: 64 * 1024,
+            keep_data: false,
+        }
+    }
+}
+
+/// What the decoder produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete, valid text message. The text is `None` unless
+    /// [`ReaderConfig::keep_data`] is set.
+    Text(Option<String>),
+    /// A complete binary message. The data is `None` unless
+    /// [`ReaderConfig::keep_data`] is set.
+    Binary(Option<Vec<u8>>),
+    /// A ping; its payload is to be echoed in a pong.
+    Ping(Vec<u8>),
+    /// A pong (its payload is ignored).
+    Pong,
+    /// The peer's close frame; `None` when its payload was empty. The caller
+    /// should answer with a close frame and stop feeding the reader.
+    Close(Option<CloseFrame>),
+}
+
+/// Where the reader is within the byte stream.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Between frames: `len` bytes of the next header collected so far.
+    Header { buf: [u8; MAX_HEADER_LEN], len: u8 },
+    /// Inside a frame's payload.
+    Payload {
+        /// Payload bytes not yet seen.
+        remaining: u32,
+        /// The frame's masking key.
+        mask: [u8; 4],
+        /// Payload bytes already seen, modulo 4 (the mask phase).
+        phase: u8,
+        /// The frame's opcode.
+        opcode: OpCode,
+        /// The frame's FIN bit.
+        fin: bool,
+    },
+}
+
+impl State {
+    const fn between_frames() -> Self {
+        Self::Header {
+            buf: [0; MAX_HEADER_LEN],
+            len: 0,
+        }
+    }
+}
+
+/// The data message currently open (its first frame seen, its last not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    None,
+    Text,
+    Binary,
+}
+
+/// Streaming, server-side WebSocket decoder; see the [module docs](self).
+///
+/// Feed it everything read from the socket with [`read`](Self::read). After
+/// an error the connection must be failed; the reader's state is then
+/// unspecified (but further calls do not panic).
+#[derive(Debug)]
+pub struct MessageReader {
+    /// Control frame payload being collected and, with `keep_data`, the data
+    /// message being assembled in front of it. Empty (no allocation) when no
+    /// such payload is in flight.
+    buf: Vec<u8>,
+    state: State,
+    /// Bytes of the open data message announced so far (frame headers read).
+    message_len: u32,
+    max_frame_size: u32,
+    max_message_size: u32,
+    utf8: Utf8Validator,
+    open: Open,
+    keep_data: bool,
+}
+
+/// Clamps a configured limit to the `u32` the reader stores.
+fn limit(value: usize) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+impl MessageReader {
+    /// A reader at the start of a connection. Limits above `u32::MAX` are
+    /// clamped to it.
+    pub fn new(config: ReaderConfig) -> Self {
+        Self {
+            buf: Vec::new(),
+            state: State::between_frames(),
+            message_len: 0,
+            max_frame_size: limit(config.max_frame_size),
+            max_message_size: limit(config.max_message_size),
+            utf8: Utf8Validator::new(),
+            open: Open::None,
+            keep_data: config.keep_data,
+        }
+    }
+
+    /// Streams through `input` (unmasking payload bytes in place), returning
+    /// how many bytes it consumed and the event completed, if any.
+    ///
+    /// Call repeatedly until all input is consumed: a call stops right after
+    /// the frame that completes an event, and consumes everything otherwise.
+    /// Partial frames are consumed too, and remembered. A call with non-empty
+    /// input always consumes at least one byte.
+    pub fn read(&mut self, input: &mut [u8]) -> Result<(usize, Option<Event>), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            match &mut self.state {
+                State::Header { buf, len } => {
+                    let rest = input.get(pos..).unwrap_or_default();
+                    let (used, header) = fill_header(buf, len, rest)?;
+                    pos += used;
+                    match header {
+                        Some(header) => self.start_frame(header)?,
+                        None => return Ok((pos, None)),
+                    }
+                }
+                State::Payload {
+                    remaining,
+                    mask,
+                    phase,
+                    opcode,
+                    fin,
+                } => {
+                    let (opcode, fin) = (*opcode, *fin);
+                    if *remaining > 0 {
+                        let rest = input.get_mut(pos..).unwrap_or_default();
+                        let n = rest.len().min(*remaining as usize);
+                        let Some(chunk) = rest.get_mut(..n).filter(|c| !c.is_empty()) else {
+                            return Ok((pos, None));
+                        };
+                        apply_mask_at(chunk, *mask, usize::from(*phase));
+                        // `n <= remaining`, a u32.
+                        *remaining -= n as u32;
+                        *phase = ((usize::from(*phase) + n) % 4) as u8;
+                        let done = *remaining == 0;
+                        pos += n;
+                        self.take_payload(opcode, chunk)?;
+                        if !done {
+                            return Ok((pos, None));
+                        }
+                    }
+                    self.state = State::between_frames();
+                    if let Some(event) = self.finish_frame(opcode, fin)? {
+                        return Ok((pos, Some(event)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the reader is between messages: no partial header, no open
+    /// data message, no payload held. When idle the reader holds no heap
+    /// memory.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Header { len: 0, .. }) && self.open == Open::None
+    }
+
+    /// Checks a complete header against the connection's state and enters
+    /// its payload.
+    fn start_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
+        let mask = header.mask.ok_or(ProtocolError::UnmaskedFrame)?;
+        let len = u32::try_from(header.payload_len)
+            .ok()
+            .filter(|&len| len <= self.max_frame_size)
+            .ok_or(ProtocolError::FrameTooBig {
+                len: header.payload_len,
+                max: u64::from(self.max_frame_size),
+            })?;
+        if header.opcode.is_control() {
+            if header.opcode != OpCode::Pong {
+                self.buf.reserve_exact(len as usize);
+            }
+        } else {
+            match (header.opcode, self.open) {
+                (OpCode::Continuation, Open::None) => {
+                    return Err(ProtocolError::UnexpectedContinuation)
+                }
+                (OpCode::Continuation, _) => {}
+                (_, Open::Text | Open::Binary) => return Err(ProtocolError::ExpectedContinuation),
+                (opcode, Open::None) => {
+                    self.open = if opcode == OpCode::Text {
+                        Open::Text
+                    } else {
+                        Open::Binary
+                    };
+                    self.message_len = 0;
+                    self.utf8.reset();
+                }
+            }
+            let total = u64::from(self.message_len) + u64::from(len);
+            self.message_len = u32::try_from(total)
+                .ok()
+                .filter(|&total| total <= self.max_message_size)
+                .ok_or(ProtocolError::MessageTooBig {
+                    len: total,
+                    max: u64::from(self.max_message_size),
+                })?;
+            if self.keep_data {
+                self.buf.reserve(len as usize);
+            }
+        }
+        self.state = State::Payload {
+            remaining: len,
+            mask,
+            phase: 0,
+            opcode: header.opcode,
+            fin: header.fin,
+        };
+        Ok(())
+    }
+
+    /// Handles a piece of unmasked payload of the current frame.
+    fn take_payload(&mut self, opcode: OpCode, chunk: &[u8]) -> Result<(), ProtocolError> {
+        match opcode {
+            OpCode::Pong => {}
+            OpCode::Ping | OpCode::Close => self.buf.extend_from_slice(chunk),
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => {
+                if self.open == Open::Text {
+                    self.utf8
+                        .feed(chunk)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                if self.keep_data {
+                    self.buf.extend_from_slice(chunk);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Called when a frame's payload is complete: yields the event, if any.
+    fn finish_frame(&mut self, opcode: OpCode, fin: bool) -> Result<Option<Event>, ProtocolError> {
+        let event = match opcode {
+            OpCode::Ping => Event::Ping(self.take_control()),
+            OpCode::Pong => Event::Pong,
+            OpCode::Close => Event::Close(parse_close_payload(&self.take_control())?),
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => {
+                if !fin {
+                    return Ok(None);
+                }
+                let open = mem::replace(&mut self.open, Open::None);
+                self.message_len = 0;
+                match open {
+                    Open::Text => {
+                        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                        let text = if self.keep_data {
+                            let bytes = mem::take(&mut self.buf);
+                            Some(String::from_utf8(bytes).map_err(|_| ProtocolError::InvalidUtf8)?)
+                        } else {
+                            None
+                        };
+                        Event::Text(text)
+                    }
+                    Open::Binary => Event::Binary(self.keep_data.then(|| mem::take(&mut self.buf))),
+                    // `start_frame` opens a message before any data frame.
+                    Open::None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(event))
+    }
+
+    /// Removes the control frame payload from the end of `buf`.
+    fn take_control(&mut self) -> Vec<u8> {
+        // With keep_data, an open message's bytes come first in `buf`.
+        let start = if self.keep_data && self.open != Open::None {
+            (self.message_len as usize).min(self.buf.len())
+        } else {
+            0
+        };
+        if start == 0 {
+            mem::take(&mut self.buf)
+        } else {
+            self.buf.split_off(start)
+        }
+    }
+}
+
+/// Collects header bytes from `input` into `buf`/`len`, copying no byte past
+/// the header. Returns the bytes used and the header once complete.
+fn fill_header(
+    buf: &mut [u8; MAX_HEADER_LEN],
+    len: &mut u8,
+    input: &[u8],
+) -> Result<(usize, Option<FrameHeader>), ProtocolError> {
+    if *len == 0 {
+        // Fast path: the whole header is in `input`.
+        if let Some((header, used)) = parse_frame_header(input)? {
+            return Ok((used, Some(header)));
+        }
+    }
+    let mut used = 0;
+    loop {
+        let have = usize::from(*len);
+        let collected = buf.get(..have).unwrap_or_default();
+        if have >= 2 {
+            if let Some((header, _)) = parse_frame_header(collected)? {
+                *len = 0;
+                return Ok((used, Some(header)));
+            }
+        }
+        let need = match collected {
+            [_, second, ..] => header_len(*second),
+            _ => 2,
+        };
+        let avail = input.get(used..).unwrap_or_default();
+        let take = need.saturating_sub(have).min(avail.len());
+        let (Some(dst), Some(src)) = (buf.get_mut(have..have + take), avail.get(..take)) else {
+            return Ok((used, None));
+        };
+        if take == 0 {
+            return Ok((used, None));
+        }
+        dst.copy_from_slice(src);
+        // `have + take <= need <= MAX_HEADER_LEN`.
+        *len = (have + take) as u8;
+        used += take;
+    }
+}
+
+#[cfg(test)]
+mod tests;
