@@ -71,6 +71,19 @@ pub struct Config {
     /// Time a pinged client has to answer before it is closed as dead.
     #[arg(long, env = "FREEIM_HEARTBEAT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_timeout: Duration,
+
+    /// On SIGTERM/SIGINT: time to close every socket with 1001, publish the
+    /// offline events and clear presence before exiting anyway.
+    #[arg(long, env = "FREEIM_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Accept upgrades only from these `Origin`s (`,`-separated); any when unset.
+    #[arg(long, env = "FREEIM_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Conformance-test mode: no Redis, no tokens, every data message echoed.
+    #[arg(long, env = "FREEIM_ECHO")]
+    pub echo: bool,
 }
 
 /// Settings after defaults are filled in and every value is checked.
@@ -102,6 +115,12 @@ pub struct Settings {
     pub heartbeat_interval: Option<Duration>,
     /// Answer deadline after a ping.
     pub heartbeat_timeout: Duration,
+    /// Graceful-drain deadline.
+    pub drain_timeout: Duration,
+    /// Allowed `Origin`s; empty = any.
+    pub allowed_origins: Vec<String>,
+    /// Echo mode.
+    pub echo: bool,
 }
 
 /// File descriptors kept back from the open-file limit for listeners, Redis
@@ -178,6 +197,9 @@ impl Config {
             handshake_timeout: self.handshake_timeout,
             heartbeat_interval: Some(self.heartbeat_interval).filter(|d| !d.is_zero()),
             heartbeat_timeout: self.heartbeat_timeout,
+            drain_timeout: self.drain_timeout,
+            allowed_origins: self.allowed_origins,
+            echo: self.echo,
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct Session {
     pub reader: MessageReader,
     /// A heartbeat ping is out and unanswered.
     pub awaiting_pong: bool,
+    /// Echo mode (conformance testing): data messages are sent back.
+    pub echo: bool,
 }
 
 /// A client connection.
@@ -149,7 +151,7 @@ pub enum Absorbed {
 impl Conn {
     /// Feeds bytes received on an open session through its decoder, queueing
     /// a pong for every ping. Client data messages carry no commands in
-    /// FreeIM, so they are validated and dropped.
+    /// FreeIM, so they are validated and dropped (or, in echo mode, echoed).
     pub fn absorb(&mut self, mut input: &mut [u8]) -> Absorbed {
         let Phase::Open(session) = &mut self.phase else {
             return Absorbed::Open;
@@ -167,6 +169,12 @@ impl Conn {
                 Some(Event::Ping(payload)) => encode_frame(&mut self.out, OpCode::Pong, &payload),
                 Some(Event::Close(frame)) => {
                     return Absorbed::PeerClosed(frame.map_or(close_code::NORMAL, |f| f.code))
+                }
+                Some(Event::Text(Some(text))) if session.echo => {
+                    encode_frame(&mut self.out, OpCode::Text, text.as_bytes())
+                }
+                Some(Event::Binary(Some(data))) if session.echo => {
+                    encode_frame(&mut self.out, OpCode::Binary, &data)
                 }
                 Some(Event::Text(_) | Event::Binary(_) | Event::Pong) => {}
                 None if used == 0 => break,

@@ -4,7 +4,7 @@
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::conn::Conn;
+use super::conn::{Conn, Session};
 use super::mailbox::ConnId;
 use super::timer::Tick;
 
@@ -44,6 +44,11 @@ impl Connections {
         self.slab
             .get_mut(id.key as usize)
             .filter(|conn| conn.generation == id.generation)
+    }
+
+    /// The open session in slot `key`, if that connection is an open WebSocket.
+    pub fn session(&self, key: u32) -> Option<&Session> {
+        self.slab.get(key as usize)?.session()
     }
 
     /// The id of the connection in slot `key`.

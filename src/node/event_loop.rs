@@ -70,6 +70,8 @@ pub struct EventLoop {
     pub(super) read_again: Vec<ConnId>,
     inbox_backlog: bool,
     accept_paused_until: Option<Tick>,
+    /// Shutting down: no accepts; the loop ends when its last connection closes.
+    pub(super) draining: bool,
 }
 
 impl EventLoop {
@@ -97,11 +99,12 @@ impl EventLoop {
             reader_config: ReaderConfig {
                 max_frame_size: max_message,
                 max_message_size: max_message,
-                keep_data: false,
+                keep_data: shared.settings.echo,
             },
             read_again: Vec::new(),
             inbox_backlog: false,
             accept_paused_until: None,
+            draining: false,
             shared,
         })
     }
@@ -158,6 +161,9 @@ impl EventLoop {
                 self.accept_all();
             }
             self.flush_dirty();
+            if self.draining && self.conns.is_empty() {
+                return Ok(());
+            }
         }
     }
 
@@ -181,11 +187,43 @@ impl EventLoop {
             LoopMsg::Adopt(adoption) => self.adopt(*adoption),
             LoopMsg::Push(push) => self.deliver(push),
             LoopMsg::ForceOffline(client_id) => self.force_offline(client_id),
+            LoopMsg::ReportPresence => self.report_presence(),
+            LoopMsg::Shutdown => self.begin_drain(),
         }
     }
 
+    /// Stops accepting and starts closing every connection (graceful drain).
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        for key in self.conns.keys() {
+            self.shut_down_connection(key);
+        }
+    }
+
+    /// Sends the worker every client this loop holds (after a Redis outage).
+    fn report_presence(&mut self) {
+        let mut clients = Vec::new();
+        for (client_id, keys) in self.registry.iter() {
+            let event = keys
+                .first()
+                .and_then(|&key| self.conns.session(key))
+                .map(|session| session.event.clone());
+            if let Some(event) = event {
+                clients.push((client_id, keys.len(), event));
+            }
+        }
+        let loop_index = self.index;
+        self.shared
+            .worker
+            .submit(crate::store::Job::PresenceSnapshot {
+                loop_index,
+                clients,
+            });
+    }
+
     fn accept_all(&mut self) {
-        if self.accept_paused_until.is_some() {
+        if self.accept_paused_until.is_some() || self.draining {
             return;
         }
         let settings = self.shared.settings.clone();

@@ -57,6 +57,17 @@ impl EventLoop {
     }
 
     fn authorize(&mut self, key: u32, request: UpgradeRequest, early_bytes: Vec<u8>) {
+        let allowed = &self.shared.settings.allowed_origins;
+        if !allowed.is_empty() && !request.origin.as_ref().is_some_and(|o| allowed.contains(o)) {
+            return self.reject(key, Rejection::Forbidden("origin not allowed"));
+        }
+        if self.shared.settings.echo {
+            let ticket = ClientTicket {
+                client_id: i64::from(key),
+                client_meta: None,
+            };
+            return self.activate(key, ticket, &request.accept_key, early_bytes);
+        }
         let Some(token) = request.token else {
             return self.reject(key, Rejection::Unauthorized("missing token"));
         };
@@ -124,6 +135,11 @@ impl EventLoop {
     }
 
     pub(super) fn adopt(&mut self, adoption: Adoption) {
+        if self.draining {
+            // Dropping the stream closes it; the client reconnects elsewhere.
+            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
         let deadline = self.shared.settings.handshake_timeout;
         if let Some(id) = self.register(adoption.stream, deadline) {
             self.activate(
@@ -155,9 +171,10 @@ impl EventLoop {
             event: event.clone(),
             reader: MessageReader::new(self.reader_config),
             awaiting_pong: false,
+            echo: self.shared.settings.echo,
         });
-        conn.deadline = deadline;
         self.conns.mark_dirty(key);
+        self.set_deadline(key, deadline);
         self.registry.add(client_id, key);
         self.shared
             .worker
@@ -276,8 +293,24 @@ impl EventLoop {
         };
         conn.phase = Phase::Closing;
         conn.out.extend_from_slice(last_bytes);
-        conn.deadline = deadline;
         self.conns.mark_dirty(key);
+        self.set_deadline(key, deadline);
+    }
+
+    /// Moves a connection's deadline. A later deadline needs no wheel work (the
+    /// pending reminder re-files itself); an earlier one gets its own reminder.
+    fn set_deadline(&mut self, key: u32, deadline: Tick) {
+        let Some(id) = self.conns.id(key) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let earlier = deadline < conn.deadline;
+        conn.deadline = deadline;
+        if earlier {
+            self.wheel.schedule(id, deadline);
+        }
     }
 
     /// Closes the socket now.
@@ -346,6 +379,15 @@ impl EventLoop {
         match self.shared.settings.heartbeat_interval {
             Some(interval) => self.wheel.after(interval),
             None => Tick::MAX,
+        }
+    }
+
+    /// Closes a connection for shutdown: 1001 for open sockets, at once otherwise.
+    pub(super) fn shut_down_connection(&mut self, key: u32) {
+        match self.conns.get_mut(key).map(|conn| &conn.phase) {
+            Some(Phase::Open(_)) => self.begin_close(key, code::GOING_AWAY, "server shutting down"),
+            Some(Phase::Closing) | None => {}
+            Some(Phase::Handshake { .. } | Phase::Authorizing { .. }) => self.close_now(key),
         }
     }
 

@@ -101,6 +101,10 @@ pub enum LoopMsg {
     Push(Push),
     /// Close every socket of a client.
     ForceOffline(i64),
+    /// Redis is back after an outage: report every held client to the worker.
+    ReportPresence,
+    /// Stop accepting, close every connection with 1001, then exit.
+    Shutdown,
 }
 
 /// An admitted connection moving to the loop that owns its client.
@@ -168,6 +172,11 @@ impl Router {
     /// The index of the loop that holds `client_id`'s sockets.
     pub fn loop_of(&self, client_id: i64) -> usize {
         client_id.rem_euclid(self.mailboxes.len() as i64) as usize
+    }
+
+    /// Number of loops.
+    pub fn loops(&self) -> usize {
+        self.mailboxes.len()
     }
 
     /// The mailbox of loop `index`.

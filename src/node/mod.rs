@@ -15,19 +15,23 @@ pub mod mailbox;
 pub mod registry;
 pub mod timer;
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
 use mio::{Poll, Waker};
 
 use crate::config::Settings;
 use crate::protocol::Names;
-use crate::store;
+use crate::store::{self, Job, WorkerHandle};
 use event_loop::{EventLoop, Shared, WAKER};
-use mailbox::{Mailbox, Router};
+use mailbox::{LoopMsg, Mailbox, Router};
 
-/// Starts the node and serves until an event loop fails; the error is one line.
+/// Starts the node and serves until SIGTERM/SIGINT (then drains and returns
+/// `Ok`) or until an event loop fails; the error is one line.
 pub fn run(settings: Settings) -> Result<(), String> {
     let names = Arc::new(Names::new(
         &settings.path,
@@ -47,13 +51,19 @@ pub fn run(settings: Settings) -> Result<(), String> {
         inboxes.push(inbox);
     }
     let router = Router::new(mailboxes.into());
-    let redis =
-        redis::Client::open(settings.redis.as_str()).map_err(|e| format!("--redis: {e}"))?;
-    let worker = store::worker::start(redis.clone(), names.clone(), router.clone())?;
-    store::subscriber::start(redis, names.clone(), router.clone(), worker.clone())?;
+    let worker = if settings.echo {
+        WorkerHandle::detached()
+    } else {
+        let redis =
+            redis::Client::open(settings.redis.as_str()).map_err(|e| format!("--redis: {e}"))?;
+        let worker = store::worker::start(redis.clone(), names.clone(), router.clone())?;
+        store::subscriber::start(redis, names.clone(), router.clone(), worker.clone())?;
+        worker
+    };
+    let stop = stop_signals()?;
     let listener = bind(settings.listen)?;
     log::info!(
-        "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections",
+        "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections{}",
         env!("CARGO_PKG_VERSION"),
         settings.listen,
         settings.path,
@@ -61,41 +71,89 @@ pub fn run(settings: Settings) -> Result<(), String> {
         settings.servers.join(";"),
         settings.threads,
         settings.max_connections,
+        if settings.echo { ", echo mode" } else { "" },
     );
+    let drain_timeout = settings.drain_timeout;
     let shared = Arc::new(Shared {
         names,
         settings: Arc::new(settings),
-        router,
-        worker,
+        router: router.clone(),
+        worker: worker.clone(),
         open_connections: Arc::new(AtomicUsize::new(0)),
     });
-    let mut threads = Vec::new();
+    let (exited, loop_exits) = crossbeam_channel::unbounded();
     for (index, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
         let listener = listener
             .try_clone()
             .map_err(|e| format!("cannot share the listener: {e}"))?;
-        let event_loop = EventLoop::new(
-            index,
-            shared.clone(),
-            poll,
-            mio::net::TcpListener::from_std(listener),
-            inbox,
-        )
-        .map_err(|e| format!("cannot register the listener: {e}"))?;
-        let thread = std::thread::Builder::new()
+        let listener = mio::net::TcpListener::from_std(listener);
+        let event_loop = EventLoop::new(index, shared.clone(), poll, listener, inbox)
+            .map_err(|e| format!("cannot register the listener: {e}"))?;
+        let exited = exited.clone();
+        std::thread::Builder::new()
             .name(format!("loop-{index}"))
-            .spawn(move || event_loop.run())
+            .spawn(move || {
+                let _ = exited.send(event_loop.run());
+            })
             .map_err(|e| format!("cannot start an event loop: {e}"))?;
-        threads.push(thread);
     }
-    for thread in threads {
-        match thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("an event loop failed: {e}")),
-            Err(_) => return Err("an event loop panicked".into()),
+    drop(listener);
+    crossbeam_channel::select! {
+        recv(loop_exits) -> result => {
+            return Err(match result {
+                Ok(Err(e)) => format!("an event loop failed: {e}"),
+                _ => "an event loop stopped unexpectedly".into(),
+            });
+        }
+        recv(stop) -> _ => {}
+    }
+    drain(&router, &worker, &loop_exits, drain_timeout);
+    Ok(())
+}
+
+/// Graceful drain: every loop closes its sockets with 1001 and exits, then
+/// the worker publishes the last offline events and clears this node's
+/// presence; whatever is left at the deadline is abandoned.
+fn drain(
+    router: &Router,
+    worker: &WorkerHandle,
+    loop_exits: &Receiver<io::Result<()>>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    log::info!("draining: closing every connection (deadline {timeout:?})");
+    router.post_all(|| LoopMsg::Shutdown);
+    for _ in 0..router.loops() {
+        if loop_exits.recv_deadline(deadline).is_err() {
+            log::warn!("drain deadline reached with connections still closing");
+            break;
         }
     }
-    Ok(())
+    let (done, drained) = crossbeam_channel::bounded(1);
+    worker.submit(Job::Drain { done });
+    let grace = deadline.max(Instant::now() + Duration::from_secs(1));
+    match drained.recv_deadline(grace) {
+        Ok(()) => log::info!("drained: presence cleared, exiting"),
+        Err(_) => log::warn!("drain: Redis did not answer in time; exiting anyway"),
+    }
+}
+
+/// A channel that yields once SIGTERM or SIGINT arrives.
+fn stop_signals() -> Result<Receiver<()>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    let (stop, stopped) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::info!("received signal {signal}");
+                let _ = stop.send(());
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(stopped)
 }
 
 /// Binds the listening socket (non-blocking, SO_REUSEADDR, deep backlog).

@@ -64,12 +64,52 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return reaped
 "#;
 
+/// Re-asserts the sockets one event loop holds after Redis was unreachable
+/// (or restarted empty), correcting `Online` by the difference.
+/// KEYS: Node{self}, NodeMeta{self}, Online.
+/// ARGV: prefix, online channel, offline channel, gone count G, then G ids of
+/// clients the loop no longer holds, then triples (id, sockets, event) of the
+/// clients it holds. Publishes an online event per socket Redis did not know
+/// of and an offline event per socket that closed while Redis was away.
+const RESTORE_PRESENCE: &str = r#"
+local gone = tonumber(ARGV[4])
+for i = 5, 4 + gone do
+  local id = ARGV[i]
+  local count = tonumber(redis.call('HGET', KEYS[1], id)) or 0
+  local event = redis.call('HGET', KEYS[2], id) or ('{"Item1":' .. id .. ',"Item2":null}')
+  for _ = 1, count do
+    redis.call('PUBLISH', ARGV[3], event)
+  end
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  if count > 0 and redis.call('HINCRBY', KEYS[3], id, -count) <= 0 then
+    redis.call('HDEL', KEYS[3], id)
+    leave_all(ARGV[1], id)
+  end
+end
+for i = 5 + gone, #ARGV, 3 do
+  local id, count, event = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local known = tonumber(redis.call('HGET', KEYS[1], id)) or 0
+  if count ~= known then
+    redis.call('HINCRBY', KEYS[3], id, count - known)
+  end
+  for _ = known + 1, count do
+    redis.call('PUBLISH', ARGV[2], event)
+  end
+  redis.call('HSET', KEYS[1], id, count)
+  redis.call('HSET', KEYS[2], id, event)
+end
+return 1
+"#;
+
 /// The scripts' sources, ready for `SCRIPT LOAD`.
 pub struct Scripts {
     /// See [`SOCKET_CLOSED`].
     pub socket_closed: String,
     /// See [`REAP_NODE`].
     pub reap_node: String,
+    /// See [`RESTORE_PRESENCE`].
+    pub restore_presence: String,
 }
 
 impl Scripts {
@@ -78,6 +118,7 @@ impl Scripts {
         Scripts {
             socket_closed: format!("{LEAVE_ALL}{SOCKET_CLOSED}"),
             reap_node: format!("{LEAVE_ALL}{REAP_NODE}"),
+            restore_presence: format!("{LEAVE_ALL}{RESTORE_PRESENCE}"),
         }
     }
 }

@@ -26,7 +26,7 @@ const LEASE_REFRESH: Duration = Duration::from_secs(5);
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(3);
 /// First and longest wait before reconnecting to Redis.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Work for the Redis worker.
 #[derive(Debug)]
@@ -71,6 +71,19 @@ pub enum Job {
         /// The message.
         frame: Arc<Frame>,
     },
+    /// What one loop holds, sent after Redis came back: re-assert it.
+    PresenceSnapshot {
+        /// The loop that reports.
+        loop_index: usize,
+        /// Each client the loop holds: id, number of sockets, event payload.
+        clients: Vec<(i64, usize, Arc<str>)>,
+    },
+    /// The node is stopping: finish every job queued before this one, take
+    /// this node's presence out of Redis, end the lease, then signal `done`.
+    Drain {
+        /// Signalled when the drain is complete.
+        done: Sender<()>,
+    },
 }
 
 /// Submits jobs to the worker; cheap to clone.
@@ -80,6 +93,12 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
+    /// A handle whose jobs go nowhere, for echo mode (which has no Redis).
+    pub fn detached() -> WorkerHandle {
+        let (jobs, _) = crossbeam_channel::unbounded();
+        WorkerHandle { jobs }
+    }
+
     /// Queues a job; never blocks.
     pub fn submit(&self, job: Job) {
         let _ = self.jobs.send(job);
@@ -91,6 +110,7 @@ struct Link {
     conn: redis::Connection,
     socket_closed: String,
     reap_node: String,
+    restore_presence: String,
 }
 
 struct Worker {
@@ -145,15 +165,23 @@ pub fn start(
 impl Worker {
     fn run(mut self) {
         loop {
-            let wait = self.next_lease.saturating_duration_since(Instant::now());
-            match self.jobs.recv_timeout(wait) {
+            let wake_at = match self.link {
+                Some(_) => self.next_lease,
+                None => self.retry_at.min(self.next_lease),
+            };
+            match self
+                .jobs
+                .recv_timeout(wake_at.saturating_duration_since(Instant::now()))
+            {
                 Ok(first) => {
                     let mut batch = Vec::with_capacity(64);
                     batch.push(first);
                     batch.extend(self.jobs.try_iter().take(MAX_BATCH - 1));
                     self.execute(batch);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    self.link();
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             if Instant::now() >= self.next_lease {
@@ -174,10 +202,12 @@ impl Worker {
         };
         let socket_closed = load(&self.scripts.socket_closed)?;
         let reap_node = load(&self.scripts.reap_node)?;
+        let restore_presence = load(&self.scripts.restore_presence)?;
         Ok(Link {
             conn,
             socket_closed,
             reap_node,
+            restore_presence,
         })
     }
 
@@ -186,9 +216,11 @@ impl Worker {
         if self.link.is_none() && Instant::now() >= self.retry_at {
             match self.connect() {
                 Ok(link) => {
-                    log::info!("Redis worker connected");
+                    log::info!("Redis worker reconnected: restoring this node's presence");
                     self.backoff = BACKOFF_MIN;
                     self.link = Some(link);
+                    self.next_lease = Instant::now();
+                    self.router.post_all(|| LoopMsg::ReportPresence);
                 }
                 Err(e) => self.lost(&e),
             }
@@ -204,7 +236,36 @@ impl Worker {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
+    /// Runs a batch in order: plain jobs as pipelines, with snapshots and
+    /// drains (which need several round-trips) between them.
     fn execute(&mut self, batch: Vec<Job>) {
+        let mut plain = Vec::with_capacity(batch.len());
+        for job in batch {
+            match job {
+                Job::PresenceSnapshot {
+                    loop_index,
+                    clients,
+                } => {
+                    self.pipeline(std::mem::take(&mut plain));
+                    if let Err(e) = self.restore(loop_index, &clients) {
+                        self.lost(&e);
+                    }
+                }
+                Job::Drain { done } => {
+                    self.pipeline(std::mem::take(&mut plain));
+                    self.drain();
+                    let _ = done.send(());
+                }
+                job => plain.push(job),
+            }
+        }
+        self.pipeline(plain);
+    }
+
+    fn pipeline(&mut self, batch: Vec<Job>) {
+        if batch.is_empty() {
+            return;
+        }
         let names = self.names.clone();
         let Some(link) = self.link() else {
             return self.fail(batch);
@@ -222,6 +283,76 @@ impl Worker {
             Err(e) => {
                 self.lost(&e);
                 self.fail(batch);
+            }
+        }
+    }
+
+    /// Makes Redis agree with what loop `loop_index` holds.
+    fn restore(
+        &mut self,
+        loop_index: usize,
+        clients: &[(i64, usize, Arc<str>)],
+    ) -> redis::RedisResult<()> {
+        let names = self.names.clone();
+        let router = self.router.clone();
+        let Some(link) = self.link() else {
+            return Ok(());
+        };
+        let node = names.server();
+        let known: Vec<String> = redis::cmd("HKEYS")
+            .arg(names.node_key(node))
+            .query(&mut link.conn)?;
+        let held: std::collections::HashSet<i64> = clients.iter().map(|(id, _, _)| *id).collect();
+        let gone: Vec<i64> = known
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .filter(|id| router.loop_of(*id) == loop_index && !held.contains(id))
+            .collect();
+        let mut script = redis::cmd("EVALSHA");
+        script
+            .arg(&link.restore_presence)
+            .arg(3)
+            .arg(names.node_key(node))
+            .arg(names.node_meta_key(node))
+            .arg(names.online_key())
+            .arg(names.prefix())
+            .arg(names.online_event_channel())
+            .arg(names.offline_event_channel())
+            .arg(gone.len())
+            .arg(&gone);
+        for (id, sockets, event) in clients {
+            script.arg(id).arg(sockets).arg(event.as_ref());
+        }
+        script.query::<()>(&mut link.conn)?;
+        log::info!(
+            "restored presence of loop {loop_index}: {} clients held, {} gone while Redis was away",
+            clients.len(),
+            gone.len()
+        );
+        Ok(())
+    }
+
+    /// Takes this node out of Redis's presence at shutdown.
+    fn drain(&mut self) {
+        let names = self.names.clone();
+        if self.link().is_none() {
+            return log::warn!(
+                "Redis unavailable during drain: other nodes will reap this node's presence"
+            );
+        }
+        match self.reap(names.server(), true) {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("drain: took {n} sockets that did not close in time out of presence")
+            }
+            Err(e) => return self.lost(&e),
+        }
+        if let Some(link) = self.link.as_mut() {
+            let ended: redis::RedisResult<()> = redis::cmd("DEL")
+                .arg(names.alive_key(names.server()))
+                .query(&mut link.conn);
+            if let Err(e) = ended {
+                self.lost(&e);
             }
         }
     }
@@ -263,6 +394,8 @@ impl Worker {
                 Job::SocketClosed { .. } | Job::Publish { .. } => {
                     check_replies(values.by_ref().take(1))
                 }
+                // Run outside pipelines by `execute`; they add no replies.
+                Job::PresenceSnapshot { .. } | Job::Drain { .. } => {}
             }
         }
     }
@@ -379,6 +512,7 @@ fn add_commands(pipe: &mut redis::Pipeline, job: &Job, names: &Names, link: &Lin
             pipe.cmd("HKEYS").arg(names.chan_key(chan));
             1
         }
+        Job::PresenceSnapshot { .. } | Job::Drain { .. } => 0,
     }
 }
 

@@ -110,9 +110,11 @@ mod tests {
         }
     }
 
+    type Expected = Result<Option<(u16, &'static str)>, ProtocolError>;
+
     #[test]
     fn parse_payloads() {
-        let cases: &[(&[u8], Result<Option<(u16, &str)>, ProtocolError>)] = &[
+        let cases: &[(&[u8], Expected)] = &[
             (b"", Ok(None)),
             (b"\x03", Err(ProtocolError::InvalidClosePayload)),
             (b"\x03\xe8", Ok(Some((1000, "")))),

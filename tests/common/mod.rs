@@ -28,7 +28,7 @@ impl Node {
     pub fn start(redis: &RedisServer) -> Node {
         let port = free_port();
         let server = format!("127.0.0.1:{port}");
-        Node::start_in(redis, &server, &[server.clone()], &[])
+        Node::start_in(redis, &server, std::slice::from_ref(&server), &[])
     }
 
     /// Starts node `server` of the cluster `servers` with extra arguments.
@@ -74,6 +74,29 @@ impl Node {
         );
     }
 
+    /// Sends SIGTERM and waits (up to `timeout`) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the process with SIGKILL (no drain, no cleanup).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -110,17 +133,27 @@ pub struct Client {
 
 impl Client {
     /// Connects to a `ws://host:port/path?token=…` URL.
-    pub fn connect(url: &str) -> Result<Client, tungstenite::Error> {
+    pub fn connect(url: &str) -> Result<Client, Box<tungstenite::Error>> {
         let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
         let stream = TcpStream::connect(authority).expect("tcp connect");
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let (ws, _) = tungstenite::client(url, stream).map_err(|e| match e {
-            tungstenite::HandshakeError::Failure(e) => e,
-            tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+            tungstenite::HandshakeError::Failure(e) => Box::new(e),
+            tungstenite::HandshakeError::Interrupted(_) => {
+                Box::new(tungstenite::Error::ConnectionClosed)
+            }
         })?;
         Ok(Client { ws })
+    }
+
+    /// The HTTP status a refused upgrade was answered with (0 when it was not an HTTP refusal).
+    pub fn refusal_status(url: &str) -> u16 {
+        match Client::connect(url).map(|_| ()).map_err(|e| *e) {
+            Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+            _ => 0,
+        }
     }
 
     /// The next text message within `timeout`, skipping control frames.

@@ -406,7 +406,7 @@ fn tokens() {
         let raw = request("GET", target, "1.1", ALL);
         let got =
             parse_upgrade(raw.as_bytes(), "/ws", MAX).map(|r| r.and_then(|(req, _)| req.token));
-        let expected = expected.clone().map(|t| t.map(str::to_owned));
+        let expected = (*expected).map(|t| t.map(str::to_owned));
         assert_eq!(got, expected, "{target}");
     }
 }

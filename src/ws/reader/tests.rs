@@ -493,8 +493,8 @@ fn idle_only_between_messages() {
     ]);
     let mut reader = MessageReader::new(keep());
     let mut idle = Vec::new();
-    for i in 0..input.len() {
-        let mut byte = [input[i]];
+    for &b in &input {
+        let mut byte = [b];
         reader.read(&mut byte).unwrap();
         idle.push(reader.is_idle());
     }
@@ -525,4 +525,136 @@ fn huge_limits_are_clamped() {
             max: u64::from(u32::MAX)
         })
     );
+}
+
+/// A small deterministic PRNG (xorshift64*), so the test needs no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn random_streams_never_panic_and_ignore_splitting() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let opcodes = [
+        OpCode::Continuation,
+        OpCode::Text,
+        OpCode::Binary,
+        OpCode::Close,
+        OpCode::Ping,
+        OpCode::Pong,
+    ];
+    let texts: [&[u8]; 5] = [b"plain", "€uro".as_bytes(), b"\x03\xe8ok", b"\xff", b""];
+    for _ in 0..3000 {
+        let mut bytes = Vec::new();
+        for _ in 0..rng.below(5) + 1 {
+            let opcode = opcodes[rng.below(6) as usize];
+            let fin = rng.below(3) != 0;
+            let mut payload = texts[rng.below(5) as usize].to_vec();
+            payload.truncate(rng.below(8) as usize);
+            if rng.below(10) == 0 {
+                payload.resize(rng.below(300) as usize, b'x');
+            }
+            let key = (rng.next() as u32).to_ne_bytes();
+            encode_masked_frame(&mut bytes, opcode, fin, &payload, key);
+        }
+        // Corrupt a byte now and then (reserved bits, lengths, mask bit...).
+        if rng.below(4) == 0 && !bytes.is_empty() {
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << rng.below(8);
+        }
+        let config = ReaderConfig {
+            max_frame_size: rng.below(400) as usize,
+            max_message_size: rng.below(600) as usize,
+            keep_data: rng.below(2) == 0,
+        };
+        decode_every_way(config, &bytes);
+    }
+}
+
+/// An in-memory socket for tungstenite: reads from `input`, writes to `output`.
+struct Pipe {
+    input: std::io::Cursor<Vec<u8>>,
+    output: Vec<u8>,
+}
+
+impl std::io::Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl std::io::Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn interoperates_with_tungstenite() {
+    use tungstenite::protocol::{Role, WebSocket};
+    use tungstenite::Message;
+
+    let texts = [
+        "",
+        "hello",
+        "€ and 𝄞",
+        &"x".repeat(300),
+        &"y".repeat(70_000),
+    ];
+
+    // tungstenite as the client: its masked frames decode here.
+    let pipe = Pipe {
+        input: std::io::Cursor::new(Vec::new()),
+        output: Vec::new(),
+    };
+    let mut client = WebSocket::from_raw_socket(pipe, Role::Client, None);
+    for text in texts {
+        client.send(Message::Text(text.to_owned())).unwrap();
+    }
+    client.send(Message::Ping(b"ping".to_vec())).unwrap();
+    client.send(Message::Binary(vec![1, 2, 3])).unwrap();
+    let sent = mem::take(&mut client.get_mut().output);
+    let (events, error) = decode(big(100_000, true), &sent, 4096);
+    assert_eq!(error, None);
+    let mut expected: Vec<Event> = texts.iter().map(|t| text(t)).collect();
+    expected.push(Event::Ping(b"ping".to_vec()));
+    expected.push(binary(&[1, 2, 3]));
+    assert_eq!(events, expected);
+
+    // And the other way: server frames encoded here decode there.
+    let mut bytes = Vec::new();
+    for text in texts {
+        encode_frame(&mut bytes, OpCode::Text, text.as_bytes());
+    }
+    crate::ws::close::encode_close(&mut bytes, 1001, "bye");
+    let pipe = Pipe {
+        input: std::io::Cursor::new(bytes),
+        output: Vec::new(),
+    };
+    let mut client = WebSocket::from_raw_socket(pipe, Role::Client, None);
+    for text in texts {
+        assert_eq!(client.read().unwrap(), Message::Text(text.to_owned()));
+    }
+    match client.read().unwrap() {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1001);
+            assert_eq!(frame.reason, "bye");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
 }
