@@ -12,6 +12,7 @@
 //! - [`store`]: the Redis side: the subscriber thread and the worker that
 //!   pipelines token checks, presence and events.
 //! - [`node`]: the thread-per-core `mio` event loops and their connections.
+//! - [`throttle`]: rate limiting for log lines peers can trigger.
 
 #![deny(missing_docs)]
 
@@ -20,4 +21,5 @@ pub mod http;
 pub mod node;
 pub mod protocol;
 pub mod store;
+pub mod throttle;
 pub mod ws;

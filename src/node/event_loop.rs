@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
 use crate::protocol::Names;
 use crate::store::WorkerHandle;
+use crate::throttle::Throttle;
 use crate::ws::ReaderConfig;
 
 /// Token of the mailbox waker.
@@ -72,6 +73,8 @@ pub struct EventLoop {
     accept_paused_until: Option<Tick>,
     /// Shutting down: no accepts; the loop ends when its last connection closes.
     pub(super) draining: bool,
+    /// Limits log lines peers can trigger (refusals, timeouts).
+    pub(super) peer_log: Throttle,
 }
 
 impl EventLoop {
@@ -105,6 +108,7 @@ impl EventLoop {
             inbox_backlog: false,
             accept_paused_until: None,
             draining: false,
+            peer_log: Throttle::new(Duration::from_secs(10)),
             shared,
         })
     }
@@ -244,7 +248,11 @@ impl EventLoop {
             let open = &self.shared.open_connections;
             if open.fetch_add(1, Ordering::AcqRel) >= settings.max_connections {
                 open.fetch_sub(1, Ordering::AcqRel);
-                refuse_at_cap(stream, &mut self.scratch, settings.max_connections);
+                refuse_at_cap(stream, &mut self.scratch);
+                if let Some(suppressed) = self.peer_log.allow() {
+                    let cap = settings.max_connections;
+                    log::warn!("refused a connection: at the cap of {cap} connections (+{suppressed} more)");
+                }
                 continue;
             }
             let _ = stream.set_nodelay(true);
@@ -288,11 +296,10 @@ impl EventLoop {
 
 /// Answers a connection over the cap with 503 and closes it. The request is
 /// read first (it is normally there already), so closing sends FIN, not RST.
-fn refuse_at_cap(mut stream: mio::net::TcpStream, scratch: &mut [u8], cap: usize) {
+fn refuse_at_cap(mut stream: mio::net::TcpStream, scratch: &mut [u8]) {
     use std::io::{Read, Write};
     let _ = stream.read(scratch);
     let reason = Rejection::ServiceUnavailable("connection limit reached");
     let _ = stream.write_all(&rejection_response(&reason));
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    log::warn!("refused a connection: at the cap of {cap} connections");
 }

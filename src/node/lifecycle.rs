@@ -270,11 +270,12 @@ impl EventLoop {
 
     /// Answers an upgrade with an HTTP error and closes.
     pub(super) fn reject(&mut self, key: u32, rejection: Rejection) {
-        log::info!(
-            "refused an upgrade: {} {}",
-            rejection.status(),
-            rejection.reason()
-        );
+        if let Some(suppressed) = self.peer_log.allow() {
+            let (status, reason) = (rejection.status(), rejection.reason());
+            log::info!(
+                "refused an upgrade: {status} {reason} (+{suppressed} more refusals or timeouts)"
+            );
+        }
         self.start_closing(key, &rejection_response(&rejection));
     }
 
@@ -351,7 +352,9 @@ impl EventLoop {
         }
         match &mut conn.phase {
             Phase::Handshake { .. } | Phase::Authorizing { .. } => {
-                log::info!("closed a connection that did not finish its upgrade in time");
+                if let Some(suppressed) = self.peer_log.allow() {
+                    log::info!("closed a connection that did not finish its upgrade in time (+{suppressed} more)");
+                }
                 self.close_now(id.key);
             }
             Phase::Closing => self.close_now(id.key),

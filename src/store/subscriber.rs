@@ -6,15 +6,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use super::worker::{Job, WorkerHandle, BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use crate::node::mailbox::{Frame, LoopMsg, Router};
 use crate::protocol::{decode_command, Command, Names};
+use crate::throttle::Throttle;
 
 struct Subscriber {
     client: redis::Client,
     names: Arc<Names>,
     router: Router,
     worker: WorkerHandle,
+    misrouted: Mutex<Throttle>,
 }
 
 /// Subscribes to this node's command channel on its own thread, returning once
@@ -31,6 +35,7 @@ pub fn start(
         names,
         router,
         worker,
+        misrouted: Mutex::new(Throttle::new(Duration::from_secs(10))),
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -106,6 +111,9 @@ impl Subscriber {
                 let mut receivers = send.receivers;
                 receivers.sort_unstable();
                 receivers.dedup();
+                if let Some(&stray) = receivers.iter().find(|id| !self.names.owns(**id)) {
+                    self.report_misrouted(stray);
+                }
                 let frame = Arc::new(Frame::text(&send.text));
                 self.router
                     .push_to_clients(send.sender, receivers, frame, send.receipt);
@@ -122,11 +130,27 @@ impl Subscriber {
                 }
             }
             Command::ForceOffline(client_id) => {
+                if !self.names.owns(client_id) {
+                    self.report_misrouted(client_id);
+                }
                 let owner = self.router.loop_of(client_id);
                 self.router
                     .mailbox(owner)
                     .post(LoopMsg::ForceOffline(client_id));
             }
+        }
+    }
+
+    /// A command named a client this node does not own: the sender's
+    /// `servers` list differs from this node's. Logged at most every 10 s.
+    fn report_misrouted(&self, client_id: i64) {
+        if let Some(suppressed) = self.misrouted.lock().allow() {
+            log::warn!(
+                "command for client {client_id}, which belongs to {} not {} (+{suppressed} more): \
+                 is the servers list identical on every node and business service?",
+                self.names.select_server(client_id),
+                self.names.server()
+            );
         }
     }
 }
