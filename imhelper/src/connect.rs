@@ -17,9 +17,9 @@ impl ImHelper {
     /// The node that holds (and reaches) `client_id`:
     /// `servers[client_id mod servers.len()]`.
     ///
-    /// The remainder is Euclidean, so every id, negative ones included, maps
-    /// to a server (`-1` to the last). For non-negative ids, the only ones
-    /// FreeIM supports, this is exactly FreeIM's choice.
+    /// A negative id has a negative remainder, which is out of range; like
+    /// FreeIM and this project's ImServer, such ids fall back to the first
+    /// server (FreeIM only supports non-negative ids).
     ///
     /// # Example
     ///
@@ -32,7 +32,7 @@ impl ImHelper {
     /// ))?;
     /// assert_eq!(helper.select_server(0), "a:1");
     /// assert_eq!(helper.select_server(4), "b:2");
-    /// assert_eq!(helper.select_server(-1), "c:3");
+    /// assert_eq!(helper.select_server(-1), "a:1"); // out of range: first server
     /// # Ok::<(), imhelper::Error>(())
     /// ```
     pub fn select_server(&self, client_id: i64) -> &str {

@@ -258,3 +258,18 @@ impl ImHelper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn handles_can_move_between_threads() {
+        assert_send_sync::<EventBus>();
+        assert_send::<EventStream>();
+        assert_send_sync::<PresenceEvent>();
+    }
+}

@@ -11,7 +11,8 @@ use crate::scripts::Scripts;
 
 /// A handle on one FreeIM cluster, through its Redis.
 ///
-/// Every call is blocking and bounded by [`ImHelperOptions::io_timeout`].
+/// Every call is blocking; each connect, read and write inside it is bounded
+/// by [`ImHelperOptions::io_timeout`].
 /// `ImHelper` is `Send + Sync`: share one per process (in an `Arc`, or a
 /// `static`) and call it from any number of threads; it keeps a few Redis
 /// connections for reuse.

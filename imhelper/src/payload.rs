@@ -106,10 +106,16 @@ pub(crate) fn force_offline_command(client_id: i64) -> String {
 }
 
 /// Parses an online/offline event payload `{"Item1":id,"Item2":"meta"}`.
+/// Only a JSON object is accepted (serde would also take the array form
+/// `[id, "meta"]`, which no node writes).
 pub(crate) fn parse_client_event(payload: &[u8]) -> Result<ClientEvent> {
-    let parsed: EventPayload = serde_json::from_slice(payload).map_err(|e| {
-        Error::BadEventPayload(format!("{e} in {:?}", String::from_utf8_lossy(payload)))
-    })?;
+    let bad = |why: String| {
+        Error::BadEventPayload(format!("{why} in {:?}", String::from_utf8_lossy(payload)))
+    };
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(bad("not a JSON object".into()));
+    }
+    let parsed: EventPayload = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
     Ok(ClientEvent {
         client_id: parsed.client_id,
         client_meta: parsed.client_meta.unwrap_or_default(),

@@ -122,11 +122,10 @@ impl Pool {
 /// I/O errors and timeouts may leave a reply in flight, so the connection is
 /// dropped.
 fn still_in_sync(err: &RedisError) -> bool {
-    !err.is_io_error()
-        && !matches!(
-            err.kind(),
-            ErrorKind::ParseError | ErrorKind::ClientError | ErrorKind::IoError
-        )
+    !matches!(
+        err.kind(),
+        ErrorKind::IoError | ErrorKind::ParseError | ErrorKind::ClientError
+    )
 }
 
 #[cfg(test)]

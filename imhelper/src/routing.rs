@@ -3,18 +3,17 @@
 
 use std::collections::HashSet;
 
-/// `client_id mod server_count`, always in `0..server_count`.
+/// `client_id mod server_count`, falling back to `0` when the remainder is
+/// out of range, exactly as FreeIM (and this project's ImServer) do.
 ///
-/// For the ids FreeIM supports (non-negative) this is exactly FreeIM's
-/// `servers[clientId % servers.Length]`. For negative ids FreeIM's C# `%`
-/// gives a negative index (an exception there); this crate uses the
-/// Euclidean remainder instead, so `-1` maps to the last server. The Rust
-/// ImServer must use the same rule.
+/// Only negative ids have an out-of-range (negative) remainder, so every
+/// negative id maps to the first server. The ImServer uses the same rule;
+/// changing it here alone would route messages to the wrong node.
 pub(crate) fn server_index(client_id: i64, server_count: usize) -> usize {
     debug_assert!(server_count > 0, "validated by ImHelperOptions");
     let count = i64::try_from(server_count).unwrap_or(i64::MAX);
-    // rem_euclid of a positive divisor is in 0..count, so it fits a usize.
-    client_id.rem_euclid(count) as usize
+    // `count >= 1`, so `%` cannot overflow; a negative remainder falls back.
+    usize::try_from(client_id % count).unwrap_or(0)
 }
 
 /// De-duplicates `receivers` (first occurrence wins) and groups them by
@@ -50,10 +49,20 @@ mod tests {
     }
 
     #[test]
-    fn negative_ids_stay_in_range() {
-        assert_eq!(server_index(-1, 3), 2);
+    fn negative_ids_fall_back_to_the_first_server() {
+        assert_eq!(server_index(-1, 3), 0);
+        assert_eq!(server_index(-4, 3), 0);
         assert_eq!(server_index(-3, 3), 0);
-        assert_eq!(server_index(i64::MIN, 3), 1);
+        assert_eq!(server_index(i64::MIN, 3), 0);
+        assert_eq!(server_index(i64::MIN, 1), 0);
+    }
+
+    #[test]
+    fn negative_ids_group_on_the_first_server() {
+        assert_eq!(
+            group_by_server(&[-1, 1, -2], 2),
+            vec![(0, vec![-1, -2]), (1, vec![1])]
+        );
     }
 
     #[test]

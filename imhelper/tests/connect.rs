@@ -85,6 +85,9 @@ fn select_server_follows_the_servers_order() {
     let helper = helper(&redis, &["a:1", "b:2", "c:3"]);
     let picks: Vec<&str> = (0..7).map(|id| helper.select_server(id)).collect();
     assert_eq!(picks, ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3", "a:1"]);
-    assert_eq!(helper.select_server(-1), "c:3");
-    assert_eq!(helper.select_server(-3), "a:1");
+    // Negative ids fall back to the first server (FreeIM, and the node).
+    assert_eq!(helper.select_server(-1), "a:1");
+    assert_eq!(helper.select_server(-5), "a:1");
+    let url = helper.prev_connect_server(-5, "").unwrap();
+    assert!(url.starts_with("ws://a:1/ws?token="), "{url}");
 }

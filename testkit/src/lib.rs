@@ -24,12 +24,18 @@ impl RedisServer {
     /// # Panics
     /// When `redis-server` is not installed or does not come up within 10 s.
     pub fn start() -> RedisServer {
-        let mut server = RedisServer {
-            port: free_port(),
-            child: None,
-        };
-        server.restart();
-        server
+        // Another process may take the port between `free_port` and the
+        // server's bind: then the server exits at once, and we try another.
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(),
+                child: None,
+            };
+            if server.try_start() {
+                return server;
+            }
+        }
+        panic!("redis-server did not come up on any of 5 free ports");
     }
 
     /// The port the server listens on.
@@ -52,7 +58,19 @@ impl RedisServer {
     }
 
     /// Starts the server again, empty, on the same port (after [`kill`](Self::kill)).
+    ///
+    /// # Panics
+    /// When the server does not come up within 10 s.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server on port {} did not answer PING",
+            self.port
+        );
+    }
+
+    /// Starts the server on `self.port`; false when it exits or stays silent.
+    fn try_start(&mut self) -> bool {
         self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -65,11 +83,19 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if ping(self.port) {
-                return;
+                return true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|child| !matches!(child.try_wait(), Ok(None)));
+            if exited {
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not answer PING", self.port);
+        self.kill();
+        false
     }
 
     /// Runs one command through a raw RESP connection and returns the reply's
