@@ -29,6 +29,12 @@ impl Keys {
         format!("{}Online", self.prefix)
     }
 
+    /// `{prefix}ChanChanged` (this project's own pub/sub channel): join and
+    /// leave publish the channel's name there, so Rust nodes can cache members.
+    pub(crate) fn chan_changed(&self) -> String {
+        format!("{}ChanChanged", self.prefix)
+    }
+
     /// `{prefix}Chan{chan}`: hash member clientId -> 0.
     pub(crate) fn chan(&self, chan: &str) -> String {
         format!("{}Chan{chan}", self.prefix)

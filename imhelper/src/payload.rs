@@ -47,6 +47,11 @@ struct ChanCommand<'a> {
     chan: Option<&'a str>,
     #[serde(rename = "Item3")]
     message: &'a str,
+    /// This project's addition, sent with named channels only: the publisher
+    /// announces membership changes, so Rust nodes may serve the message from
+    /// their member cache. .NET nodes ignore the field.
+    #[serde(rename = "Item4", skip_serializing_if = "std::ops::Not::not")]
+    cacheable: bool,
 }
 
 /// An online/offline event as nodes publish it. Serde accepts the fields in
@@ -89,13 +94,15 @@ pub(crate) fn send_command(
     })?)
 }
 
-/// `__FreeIM__(ChanMessage){"Item1":sender,"Item2":chan|null,"Item3":"<message text>"}`.
+/// `__FreeIM__(ChanMessage){"Item1":sender,"Item2":chan|null,"Item3":"<message text>"}`,
+/// plus `"Item4":true` for a named channel (see `ChanCommand::cacheable`).
 /// `chan = None` is a broadcast.
 pub(crate) fn chan_command(sender: i64, chan: Option<&str>, message_text: &str) -> Result<String> {
     let body = serde_json::to_string(&ChanCommand {
         sender,
         chan,
         message: message_text,
+        cacheable: chan.is_some(),
     })?;
     Ok(format!("{CHAN_MESSAGE_PREFIX}{body}"))
 }
@@ -177,7 +184,7 @@ mod tests {
         let text = message_text("hi").unwrap();
         assert_eq!(
             chan_command(7, Some("room \"1\""), &text).unwrap(),
-            r#"__FreeIM__(ChanMessage){"Item1":7,"Item2":"room \"1\"","Item3":"\"hi\""}"#
+            r#"__FreeIM__(ChanMessage){"Item1":7,"Item2":"room \"1\"","Item3":"\"hi\"","Item4":true}"#
         );
     }
 

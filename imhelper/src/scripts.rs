@@ -18,12 +18,13 @@ use crate::keys::Keys;
 /// on the client and counts it in `ListChan`, so a double join counts once.
 const JOIN: &str = r"
 local joined = 0
-for i = 1, #ARGV, 2 do
-  local chan_key, client_key = KEYS[i + 1], KEYS[i + 2]
+for i = 2, #ARGV, 2 do
+  local chan_key, client_key = KEYS[i], KEYS[i + 1]
   local id, chan = ARGV[i], ARGV[i + 1]
   if redis.call('HSETNX', chan_key, id, 0) == 1 then
     redis.call('HSET', client_key, chan, 0)
     redis.call('HINCRBY', KEYS[1], chan, 1)
+    redis.call('PUBLISH', ARGV[1], chan)
     joined = joined + 1
   end
 end
@@ -34,14 +35,15 @@ return joined
 /// non-member's leave does not decrement; the count's field goes at <= 0.
 const LEAVE: &str = r"
 local left = 0
-for i = 1, #ARGV, 2 do
-  local chan_key, client_key = KEYS[i + 1], KEYS[i + 2]
+for i = 2, #ARGV, 2 do
+  local chan_key, client_key = KEYS[i], KEYS[i + 1]
   local id, chan = ARGV[i], ARGV[i + 1]
   if redis.call('HDEL', chan_key, id) == 1 then
     redis.call('HDEL', client_key, chan)
     if redis.call('HINCRBY', KEYS[1], chan, -1) <= 0 then
       redis.call('HDEL', KEYS[1], chan)
     end
+    redis.call('PUBLISH', ARGV[1], chan)
     left = left + 1
   end
 end
@@ -75,7 +77,7 @@ impl Scripts {
 
 fn invocation<'a>(script: &'a Script, keys: &Keys, pairs: &[(i64, &str)]) -> ScriptInvocation<'a> {
     let mut invocation = script.prepare_invoke();
-    invocation.key(keys.list_chan());
+    invocation.key(keys.list_chan()).arg(keys.chan_changed());
     for &(client_id, chan) in pairs {
         invocation
             .key(keys.chan(chan))

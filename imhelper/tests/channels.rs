@@ -224,3 +224,25 @@ fn keys_follow_a_custom_path() {
         ]
     );
 }
+
+#[test]
+fn join_and_leave_announce_changed_channels_for_node_caches() {
+    let redis = RedisServer::start();
+    let im = helper(&redis, &["127.0.0.1:6001"]);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut pubsub = conn.as_pubsub();
+    pubsub.subscribe("im_v2_wsChanChanged").unwrap();
+    pubsub
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut next = || -> String { pubsub.get_message().unwrap().get_payload().unwrap() };
+
+    im.join_chan(1, &["a", "b"]).unwrap();
+    assert_eq!((next(), next()), ("a".to_string(), "b".to_string()));
+    im.join_chan(1, &["a"]).unwrap(); // no change: no notice
+    im.leave_chan(1, &["a"]).unwrap();
+    assert_eq!(next(), "a");
+    im.leave_chan_clients("b", &[1]).unwrap();
+    assert_eq!(next(), "b");
+}

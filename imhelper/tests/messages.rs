@@ -136,8 +136,7 @@ fn chan_message_goes_to_every_node() {
         .send_chan_message(7, "room \"1\"", &serde_json::json!({"t": "hi"}))
         .unwrap();
     let got = by_channel(sniffer.take_exactly(3));
-    let expected =
-        r#"__FreeIM__(ChanMessage){"Item1":7,"Item2":"room \"1\"","Item3":"{\"t\":\"hi\"}"}"#;
+    let expected = r#"__FreeIM__(ChanMessage){"Item1":7,"Item2":"room \"1\"","Item3":"{\"t\":\"hi\"}","Item4":true}"#;
     for server in SERVERS {
         assert_eq!(got[&channel(server)], expected, "{server}");
     }

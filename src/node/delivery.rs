@@ -17,36 +17,37 @@ impl EventLoop {
         } = push;
         let limit = self.shared.settings.max_send_buffer;
         let mut overflowed = Vec::new();
-        match audience {
-            Audience::Clients(receivers) => {
-                for receiver in receivers {
-                    let sockets = self.registry.sockets(receiver);
-                    let delivered = !sockets.is_empty();
-                    if !is_lone_sender_socket(receiver, sender, sockets.len()) {
-                        for &key in sockets {
-                            if self.conns.queue(key, frame.bytes(), limit).is_err() {
-                                overflowed.push(key);
-                            }
-                        }
-                    }
-                    if receipt && sender != 0 && receiver != sender {
-                        let names = &self.shared.names;
-                        self.shared.worker.submit(Job::Publish {
-                            channel: names.server_channel(names.select_server(sender)),
-                            payload: receipt_command(sender, receiver, frame.payload(), delivered),
-                        });
+        let receivers: &[i64] = match &audience {
+            Audience::Clients(receivers) => receivers,
+            Audience::Members(members) => members.get(self.index).map_or(&[], Vec::as_slice),
+            Audience::Everyone => &[],
+        };
+        for &receiver in receivers {
+            let sockets = self.registry.sockets(receiver);
+            let delivered = !sockets.is_empty();
+            if !is_lone_sender_socket(receiver, sender, sockets.len()) {
+                for &key in sockets {
+                    if self.conns.queue(key, frame.bytes(), limit).is_err() {
+                        overflowed.push(key);
                     }
                 }
             }
-            Audience::Everyone => {
-                for (client_id, sockets) in self.registry.iter() {
-                    if is_lone_sender_socket(client_id, sender, sockets.len()) {
-                        continue;
-                    }
-                    for &key in sockets {
-                        if self.conns.queue(key, frame.bytes(), limit).is_err() {
-                            overflowed.push(key);
-                        }
+            if receipt && sender != 0 && receiver != sender {
+                let names = &self.shared.names;
+                self.shared.worker.submit(Job::Publish {
+                    channel: names.server_channel(names.select_server(sender)),
+                    payload: receipt_command(sender, receiver, frame.payload(), delivered),
+                });
+            }
+        }
+        if let Audience::Everyone = audience {
+            for (client_id, sockets) in self.registry.iter() {
+                if is_lone_sender_socket(client_id, sender, sockets.len()) {
+                    continue;
+                }
+                for &key in sockets {
+                    if self.conns.queue(key, frame.bytes(), limit).is_err() {
+                        overflowed.push(key);
                     }
                 }
             }

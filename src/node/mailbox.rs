@@ -13,6 +13,7 @@ use mio::net::TcpStream;
 use mio::Waker;
 
 use crate::protocol::ClientTicket;
+use crate::store::chan_cache::Members;
 use crate::ws::{encode_frame, OpCode};
 
 /// A connection's slab key tagged with its generation, so a message for a
@@ -68,6 +69,8 @@ impl Frame {
 pub enum Audience {
     /// Every socket of these clients.
     Clients(Vec<i64>),
+    /// Every socket of the clients in this loop's share of a channel.
+    Members(Members),
     /// Every open socket (broadcast).
     Everyone,
 }
@@ -219,6 +222,29 @@ impl Router {
                     audience: Audience::Clients(share),
                     frame: frame.clone(),
                     receipt,
+                }));
+            }
+        }
+    }
+
+    /// Splits a channel's members by owning loop, for [`push_to_members`](Self::push_to_members).
+    pub fn partition(&self, members: impl IntoIterator<Item = i64>) -> Members {
+        let mut shares: Vec<Vec<i64>> = vec![Vec::new(); self.mailboxes.len()];
+        for member in members {
+            shares[self.loop_of(member)].push(member);
+        }
+        Arc::new(shares)
+    }
+
+    /// Posts a channel message to every loop holding some of its members.
+    pub fn push_to_members(&self, sender: i64, members: Members, frame: Arc<Frame>) {
+        for (index, share) in members.iter().enumerate() {
+            if !share.is_empty() {
+                self.mailboxes[index].post(LoopMsg::Push(Push {
+                    sender,
+                    audience: Audience::Members(members.clone()),
+                    frame: frame.clone(),
+                    receipt: false,
                 }));
             }
         }

@@ -26,7 +26,7 @@ use mio::{Poll, Waker};
 
 use crate::config::Settings;
 use crate::protocol::Names;
-use crate::store::{self, Job, WorkerHandle};
+use crate::store::{self, ChanCache, Job, WorkerHandle};
 use event_loop::{EventLoop, Shared, WAKER};
 use mailbox::{LoopMsg, Mailbox, Router};
 
@@ -56,8 +56,20 @@ pub fn run(settings: Settings) -> Result<(), String> {
     } else {
         let redis =
             redis::Client::open(settings.redis.as_str()).map_err(|e| format!("--redis: {e}"))?;
-        let worker = store::worker::start(redis.clone(), names.clone(), router.clone())?;
-        store::subscriber::start(redis, names.clone(), router.clone(), worker.clone())?;
+        let chan_cache = Arc::new(ChanCache::default());
+        let worker = store::worker::start(
+            redis.clone(),
+            names.clone(),
+            router.clone(),
+            chan_cache.clone(),
+        )?;
+        store::subscriber::start(
+            redis,
+            names.clone(),
+            router.clone(),
+            worker.clone(),
+            chan_cache,
+        )?;
         worker
     };
     let stop = stop_signals()?;

@@ -45,6 +45,11 @@ pub struct ChanMessage {
     /// The message, already serialised as JSON; written as one text frame.
     #[serde(rename = "Item3")]
     pub text: String,
+    /// Set by the Rust `imhelper` (this project's addition, ignored by .NET
+    /// nodes): its publisher announces membership changes on
+    /// `{prefix}ChanChanged`, so cached members may serve this message.
+    #[serde(rename = "Item4", default)]
+    pub cacheable: bool,
 }
 
 impl ChanMessage {

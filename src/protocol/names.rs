@@ -76,6 +76,12 @@ impl Names {
         format!("evt_{}Offline", self.prefix)
     }
 
+    /// `{prefix}ChanChanged` (this project's own pub/sub channel): the name of
+    /// every channel whose members changed, for the nodes' member caches.
+    pub fn chan_changed_channel(&self) -> String {
+        format!("{}ChanChanged", self.prefix)
+    }
+
     /// `{prefix}Node{server}` (this project's own key): clientId → sockets held
     /// by that node, so a dead node's share of `Online` can be taken back.
     pub fn node_key(&self, server: &str) -> String {

@@ -6,7 +6,8 @@
 //! once the dead node's `{prefix}Alive{server}` lease lapses).
 
 /// Lua: `leave_all(prefix, id)` removes `id` from every channel it joined,
-/// keeping `ListChan` counts right (FreeIM's LeaveChan, for all channels).
+/// keeping `ListChan` counts right (FreeIM's LeaveChan, for all channels),
+/// and announces each change on `{prefix}ChanChanged` for the member caches.
 const LEAVE_ALL: &str = r#"
 local function leave_all(prefix, id)
   local client_key = prefix .. 'Client' .. id
@@ -15,6 +16,7 @@ local function leave_all(prefix, id)
       if redis.call('HINCRBY', prefix .. 'ListChan', chan, -1) <= 0 then
         redis.call('HDEL', prefix .. 'ListChan', chan)
       end
+      redis.call('PUBLISH', prefix .. 'ChanChanged', chan)
     end
   end
   redis.call('DEL', client_key)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::chan_cache::ChanCache;
 use super::worker::{Job, WorkerHandle, BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use crate::node::mailbox::{Frame, LoopMsg, Router};
 use crate::protocol::{decode_command, Command, Names};
@@ -18,6 +19,7 @@ struct Subscriber {
     names: Arc<Names>,
     router: Router,
     worker: WorkerHandle,
+    chan_cache: Arc<ChanCache>,
     misrouted: Mutex<Throttle>,
 }
 
@@ -29,12 +31,14 @@ pub fn start(
     names: Arc<Names>,
     router: Router,
     worker: WorkerHandle,
+    chan_cache: Arc<ChanCache>,
 ) -> Result<(), String> {
     let subscriber = Subscriber {
         client,
         names,
         router,
         worker,
+        chan_cache,
         misrouted: Mutex::new(Throttle::new(Duration::from_secs(10))),
     };
     let (ready, first) = crossbeam_channel::bounded(1);
@@ -80,9 +84,13 @@ impl Subscriber {
             return e;
         }
         let mut pubsub = conn.as_pubsub();
-        if let Err(e) = pubsub.subscribe(self.names.server_channel(self.names.server())) {
+        let commands = self.names.server_channel(self.names.server());
+        let chan_changes = self.names.chan_changed_channel();
+        if let Err(e) = pubsub.subscribe(&[&commands, &chan_changes]) {
             return e;
         }
+        // Notices may have been missed while unsubscribed.
+        self.chan_cache.clear();
         match first.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
@@ -92,6 +100,10 @@ impl Subscriber {
         *backoff = BACKOFF_MIN;
         loop {
             match pubsub.get_message() {
+                Ok(message) if message.get_channel_name() == chan_changes => {
+                    let chan = String::from_utf8_lossy(message.get_payload_bytes());
+                    self.chan_cache.invalidate(&chan);
+                }
                 Ok(message) => self.handle(message.get_payload_bytes()),
                 Err(e) => return e,
             }
@@ -122,11 +134,17 @@ impl Subscriber {
                 let frame = Arc::new(Frame::text(&message.text));
                 match message.channel() {
                     None => self.router.push_to_everyone(message.sender, frame),
-                    Some(chan) => self.worker.submit(Job::ChanMessage {
-                        chan: chan.to_string(),
-                        sender: message.sender,
-                        frame,
-                    }),
+                    Some(chan) => match self.chan_cache.get(chan).filter(|_| message.cacheable) {
+                        Some(members) => {
+                            self.router.push_to_members(message.sender, members, frame)
+                        }
+                        None => self.worker.submit(Job::ChanMessage {
+                            chan: chan.to_string(),
+                            sender: message.sender,
+                            frame,
+                            epoch: self.chan_cache.epoch(),
+                        }),
+                    },
                 }
             }
             Command::ForceOffline(client_id) => {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::{ConnectionLike, Value};
 
+use super::chan_cache::ChanCache;
 use super::scripts::Scripts;
 use crate::node::mailbox::{ConnId, Frame, LoopMsg, Router, TokenOutcome};
 use crate::protocol::{ClientTicket, Names};
@@ -70,6 +71,8 @@ pub enum Job {
         sender: i64,
         /// The message.
         frame: Arc<Frame>,
+        /// The member cache's epoch when the message arrived.
+        epoch: u64,
     },
     /// What one loop holds, sent after Redis came back: re-assert it.
     PresenceSnapshot {
@@ -117,6 +120,7 @@ struct Worker {
     jobs: Receiver<Job>,
     names: Arc<Names>,
     router: Router,
+    chan_cache: Arc<ChanCache>,
     client: redis::Client,
     scripts: Scripts,
     link: Option<Link>,
@@ -131,12 +135,14 @@ pub fn start(
     client: redis::Client,
     names: Arc<Names>,
     router: Router,
+    chan_cache: Arc<ChanCache>,
 ) -> Result<WorkerHandle, String> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let mut worker = Worker {
         jobs,
         names,
         router,
+        chan_cache,
         client,
         scripts: Scripts::new(),
         link: None,
@@ -383,10 +389,17 @@ impl Worker {
                     sender,
                     frame,
                     chan,
+                    epoch,
                 } => match values.next() {
                     Some(Value::Array(members)) => {
-                        let members = members.iter().filter_map(client_id).collect();
-                        self.router.push_to_clients(sender, members, frame, false);
+                        let names = &self.names;
+                        let local = members
+                            .iter()
+                            .filter_map(client_id)
+                            .filter(|id| names.owns(*id));
+                        let members = self.router.partition(local);
+                        self.chan_cache.store(&chan, members.clone(), epoch);
+                        self.router.push_to_members(sender, members, frame);
                     }
                     other => log::warn!("reading members of channel {chan:?} failed: {other:?}"),
                 },
