@@ -81,6 +81,10 @@ pub struct Config {
     #[arg(long, env = "FREEIM_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Address for the admin endpoints `/metrics` (Prometheus) and `/healthz`; off when unset.
+    #[arg(long, env = "FREEIM_ADMIN")]
+    pub admin: Option<SocketAddr>,
+
     /// Conformance-test mode: no Redis, no tokens, every data message echoed.
     #[arg(long, env = "FREEIM_ECHO")]
     pub echo: bool,
@@ -119,6 +123,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Allowed `Origin`s; empty = any.
     pub allowed_origins: Vec<String>,
+    /// Admin endpoint address.
+    pub admin: Option<SocketAddr>,
     /// Echo mode.
     pub echo: bool,
 }
@@ -199,6 +205,7 @@ impl Config {
             heartbeat_timeout: self.heartbeat_timeout,
             drain_timeout: self.drain_timeout,
             allowed_origins: self.allowed_origins,
+            admin: self.admin,
             echo: self.echo,
         })
     }

@@ -9,6 +9,7 @@
 //! - [`http`]: the HTTP/1.1 upgrade request parser and response builders.
 //! - [`protocol`]: FreeIM 2.x names, Redis keys and command payloads.
 //! - [`config`]: command line and environment settings.
+//! - [`metrics`] and [`admin`]: counters, and the `/metrics` and `/healthz` endpoints.
 //! - [`store`]: the Redis side: the subscriber thread and the worker that
 //!   pipelines token checks, presence and events.
 //! - [`node`]: the thread-per-core `mio` event loops and their connections.
@@ -16,8 +17,10 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod store;

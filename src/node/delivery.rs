@@ -3,6 +3,7 @@
 
 use super::event_loop::EventLoop;
 use super::mailbox::{Audience, Push};
+use crate::metrics::LoopCounters;
 use crate::protocol::receipt_command;
 use crate::store::Job;
 use crate::ws::code;
@@ -22,13 +23,15 @@ impl EventLoop {
             Audience::Members(members) => members.get(self.index).map_or(&[], Vec::as_slice),
             Audience::Everyone => &[],
         };
+        let mut pushed = 0u64;
         for &receiver in receivers {
             let sockets = self.registry.sockets(receiver);
             let delivered = !sockets.is_empty();
             if !is_lone_sender_socket(receiver, sender, sockets.len()) {
                 for &key in sockets {
-                    if self.conns.queue(key, frame.bytes(), limit).is_err() {
-                        overflowed.push(key);
+                    match self.conns.queue(key, frame.bytes(), limit) {
+                        Ok(()) => pushed += 1,
+                        Err(_) => overflowed.push(key),
                     }
                 }
             }
@@ -46,12 +49,18 @@ impl EventLoop {
                     continue;
                 }
                 for &key in sockets {
-                    if self.conns.queue(key, frame.bytes(), limit).is_err() {
-                        overflowed.push(key);
+                    match self.conns.queue(key, frame.bytes(), limit) {
+                        Ok(()) => pushed += 1,
+                        Err(_) => overflowed.push(key),
                     }
                 }
             }
         }
+        let counters = self.counters();
+        LoopCounters::bump(&counters.messages_pushed, pushed);
+        LoopCounters::bump(&counters.bytes_pushed, pushed * frame.bytes().len() as u64);
+        LoopCounters::bump(&counters.slow_consumers, overflowed.len() as u64);
+        counters.observe_lag(frame.received().elapsed());
         for key in overflowed {
             log::warn!("closing a slow reader: more than {limit} bytes unsent");
             self.begin_close(key, code::POLICY, "send buffer full");

@@ -22,6 +22,7 @@ use super::registry::Registry;
 use super::timer::{Tick, TimerWheel};
 use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
+use crate::metrics::{LoopCounters, Metrics};
 use crate::protocol::Names;
 use crate::store::WorkerHandle;
 use crate::throttle::Throttle;
@@ -52,6 +53,8 @@ pub struct Shared {
     pub worker: WorkerHandle,
     /// Open client connections across all loops (the connection cap).
     pub open_connections: Arc<AtomicUsize>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
 }
 
 /// One event loop and everything it owns.
@@ -249,6 +252,7 @@ impl EventLoop {
             if open.fetch_add(1, Ordering::AcqRel) >= settings.max_connections {
                 open.fetch_sub(1, Ordering::AcqRel);
                 refuse_at_cap(stream, &mut self.scratch);
+                LoopCounters::bump(&self.counters().refused_at_cap, 1);
                 if let Some(suppressed) = self.peer_log.allow() {
                     let cap = settings.max_connections;
                     log::warn!("refused a connection: at the cap of {cap} connections (+{suppressed} more)");
@@ -258,6 +262,11 @@ impl EventLoop {
             let _ = stream.set_nodelay(true);
             self.register(stream, settings.handshake_timeout);
         }
+    }
+
+    /// This loop's counters.
+    pub(super) fn counters(&self) -> &LoopCounters {
+        &self.shared.metrics.loops[self.index]
     }
 
     /// Adds a socket to the slab and the poll, with a first deadline.

@@ -10,6 +10,7 @@ use super::event_loop::{EventLoop, READS_PER_TURN};
 use super::mailbox::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use super::timer::Tick;
 use crate::http::{accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest};
+use crate::metrics::LoopCounters;
 use crate::protocol::ClientTicket;
 use crate::store::Job;
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
@@ -176,6 +177,11 @@ impl EventLoop {
         self.conns.mark_dirty(key);
         self.set_deadline(key, deadline);
         self.registry.add(client_id, key);
+        let counters = &self.shared.metrics.loops[self.index];
+        LoopCounters::bump(&counters.upgrades_accepted, 1);
+        counters
+            .clients
+            .store(self.registry.len() as u64, Ordering::Relaxed);
         self.shared
             .worker
             .submit(Job::SocketOpened { client_id, event });
@@ -234,6 +240,7 @@ impl EventLoop {
                 false
             }
             Absorbed::Violation(status, reason) => {
+                LoopCounters::bump(&self.counters().protocol_errors, 1);
                 log::debug!("closing a connection with {status}: {reason}");
                 self.begin_close(key, status, &reason);
                 false
@@ -270,6 +277,7 @@ impl EventLoop {
 
     /// Answers an upgrade with an HTTP error and closes.
     pub(super) fn reject(&mut self, key: u32, rejection: Rejection) {
+        self.counters().refuse(rejection.status());
         if let Some(suppressed) = self.peer_log.allow() {
             let (status, reason) = (rejection.status(), rejection.reason());
             log::info!(
@@ -332,6 +340,8 @@ impl EventLoop {
             return;
         };
         self.registry.remove(session.client_id, key);
+        let clients = self.registry.len() as u64;
+        self.counters().clients.store(clients, Ordering::Relaxed);
         self.shared.worker.submit(Job::SocketClosed {
             client_id: session.client_id,
             event: session.event,
@@ -352,6 +362,7 @@ impl EventLoop {
         }
         match &mut conn.phase {
             Phase::Handshake { .. } | Phase::Authorizing { .. } => {
+                LoopCounters::bump(&self.shared.metrics.loops[self.index].handshake_timeouts, 1);
                 if let Some(suppressed) = self.peer_log.allow() {
                     log::info!("closed a connection that did not finish its upgrade in time (+{suppressed} more)");
                 }
@@ -363,6 +374,7 @@ impl EventLoop {
                     "client {} did not answer a ping: closing",
                     session.client_id
                 );
+                LoopCounters::bump(&self.shared.metrics.loops[self.index].heartbeat_timeouts, 1);
                 self.close_now(id.key);
             }
             Phase::Open(session) => {

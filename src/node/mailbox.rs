@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
@@ -42,6 +43,7 @@ pub enum TokenOutcome {
 pub struct Frame {
     bytes: Vec<u8>,
     header_len: usize,
+    received: Instant,
 }
 
 impl Frame {
@@ -50,7 +52,16 @@ impl Frame {
         let mut bytes = Vec::with_capacity(text.len() + 10);
         encode_frame(&mut bytes, OpCode::Text, text.as_bytes());
         let header_len = bytes.len() - text.len();
-        Frame { bytes, header_len }
+        Frame {
+            bytes,
+            header_len,
+            received: Instant::now(),
+        }
+    }
+
+    /// When the command carrying this message arrived from Redis.
+    pub fn received(&self) -> Instant {
+        self.received
     }
 
     /// The whole frame, header included.

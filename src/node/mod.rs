@@ -25,6 +25,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Waker};
 
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::protocol::Names;
 use crate::store::{self, ChanCache, Job, WorkerHandle};
 use event_loop::{EventLoop, Shared, WAKER};
@@ -51,27 +52,27 @@ pub fn run(settings: Settings) -> Result<(), String> {
         inboxes.push(inbox);
     }
     let router = Router::new(mailboxes.into());
+    let open_connections = Arc::new(AtomicUsize::new(0));
+    let metrics = Arc::new(Metrics::new(settings.threads, open_connections.clone()));
     let worker = if settings.echo {
         WorkerHandle::detached()
     } else {
         let redis =
             redis::Client::open(settings.redis.as_str()).map_err(|e| format!("--redis: {e}"))?;
-        let chan_cache = Arc::new(ChanCache::default());
-        let worker = store::worker::start(
-            redis.clone(),
-            names.clone(),
-            router.clone(),
-            chan_cache.clone(),
-        )?;
-        store::subscriber::start(
-            redis,
-            names.clone(),
-            router.clone(),
-            worker.clone(),
-            chan_cache,
-        )?;
+        let context = store::Context {
+            client: redis,
+            names: names.clone(),
+            router: router.clone(),
+            chan_cache: Arc::new(ChanCache::default()),
+            metrics: metrics.clone(),
+        };
+        let worker = store::worker::start(context.clone())?;
+        store::subscriber::start(context, worker.clone())?;
         worker
     };
+    if let Some(admin) = settings.admin {
+        crate::admin::start(admin, metrics.clone())?;
+    }
     let stop = stop_signals()?;
     let listener = bind(settings.listen)?;
     log::info!(
@@ -91,7 +92,8 @@ pub fn run(settings: Settings) -> Result<(), String> {
         settings: Arc::new(settings),
         router: router.clone(),
         worker: worker.clone(),
-        open_connections: Arc::new(AtomicUsize::new(0)),
+        open_connections,
+        metrics,
     });
     let (exited, loop_exits) = crossbeam_channel::unbounded();
     for (index, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {

@@ -66,6 +66,16 @@ impl Registry {
         }
     }
 
+    /// Number of clients with sockets here.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether no client has a socket here.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
     /// Every client with its sockets.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[u32])> {
         self.clients.iter().map(|(id, sockets)| {

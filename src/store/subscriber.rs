@@ -3,6 +3,7 @@
 //! It never blocks an event loop; a channel message whose members must be read
 //! from Redis goes through the worker.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use parking_lot::Mutex;
 
 use super::chan_cache::ChanCache;
 use super::worker::{Job, WorkerHandle, BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
+use super::Context;
+use crate::metrics::Metrics;
 use crate::node::mailbox::{Frame, LoopMsg, Router};
 use crate::protocol::{decode_command, Command, Names};
 use crate::throttle::Throttle;
@@ -20,25 +23,21 @@ struct Subscriber {
     router: Router,
     worker: WorkerHandle,
     chan_cache: Arc<ChanCache>,
+    metrics: Arc<Metrics>,
     misrouted: Mutex<Throttle>,
 }
 
 /// Subscribes to this node's command channel on its own thread, returning once
 /// the subscription is live (or with the reason it could not be made), and
 /// keeps it, reconnecting with backoff, for the life of the process.
-pub fn start(
-    client: redis::Client,
-    names: Arc<Names>,
-    router: Router,
-    worker: WorkerHandle,
-    chan_cache: Arc<ChanCache>,
-) -> Result<(), String> {
+pub fn start(context: Context, worker: WorkerHandle) -> Result<(), String> {
     let subscriber = Subscriber {
-        client,
-        names,
-        router,
+        client: context.client,
+        names: context.names,
+        router: context.router,
         worker,
-        chan_cache,
+        chan_cache: context.chan_cache,
+        metrics: context.metrics,
         misrouted: Mutex::new(Throttle::new(Duration::from_secs(10))),
     };
     let (ready, first) = crossbeam_channel::bounded(1);
@@ -91,11 +90,19 @@ impl Subscriber {
         }
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
+        self.metrics
+            .subscriber_redis_up
+            .store(true, Ordering::Relaxed);
         match first.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
             }
-            None => log::info!("Redis subscriber reconnected"),
+            None => {
+                log::info!("Redis subscriber reconnected");
+                self.metrics
+                    .redis_reconnects
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         *backoff = BACKOFF_MIN;
         loop {
@@ -105,15 +112,22 @@ impl Subscriber {
                     self.chan_cache.invalidate(&chan);
                 }
                 Ok(message) => self.handle(message.get_payload_bytes()),
-                Err(e) => return e,
+                Err(e) => {
+                    self.metrics
+                        .subscriber_redis_up
+                        .store(false, Ordering::Relaxed);
+                    return e;
+                }
             }
         }
     }
 
     fn handle(&self, payload: &[u8]) {
+        self.metrics.commands.fetch_add(1, Ordering::Relaxed);
         let command = match decode_command(payload) {
             Ok(command) => command,
             Err(e) => {
+                self.metrics.bad_commands.fetch_add(1, Ordering::Relaxed);
                 log::warn!("ignored a command that is not FreeIM's: {e}");
                 return;
             }
@@ -162,6 +176,9 @@ impl Subscriber {
     /// A command named a client this node does not own: the sender's
     /// `servers` list differs from this node's. Logged at most every 10 s.
     fn report_misrouted(&self, client_id: i64) {
+        self.metrics
+            .misrouted_commands
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = self.misrouted.lock().allow() {
             log::warn!(
                 "command for client {client_id}, which belongs to {} not {} (+{suppressed} more): \

@@ -6,6 +6,7 @@
 //! round-trip per batch, not per socket. Between batches it keeps this node's
 //! presence lease alive and reaps the presence of nodes whose lease lapsed.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use redis::{ConnectionLike, Value};
 
 use super::chan_cache::ChanCache;
 use super::scripts::Scripts;
+use super::Context;
+use crate::metrics::Metrics;
 use crate::node::mailbox::{ConnId, Frame, LoopMsg, Router, TokenOutcome};
 use crate::protocol::{ClientTicket, Names};
 
@@ -121,6 +124,7 @@ struct Worker {
     names: Arc<Names>,
     router: Router,
     chan_cache: Arc<ChanCache>,
+    metrics: Arc<Metrics>,
     client: redis::Client,
     scripts: Scripts,
     link: Option<Link>,
@@ -131,19 +135,15 @@ struct Worker {
 
 /// Connects to Redis, takes back what a previous run of this node left in the
 /// presence hashes, and starts the worker thread.
-pub fn start(
-    client: redis::Client,
-    names: Arc<Names>,
-    router: Router,
-    chan_cache: Arc<ChanCache>,
-) -> Result<WorkerHandle, String> {
+pub fn start(context: Context) -> Result<WorkerHandle, String> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let mut worker = Worker {
         jobs,
-        names,
-        router,
-        chan_cache,
-        client,
+        names: context.names,
+        router: context.router,
+        chan_cache: context.chan_cache,
+        metrics: context.metrics,
+        client: context.client,
         scripts: Scripts::new(),
         link: None,
         backoff: BACKOFF_MIN,
@@ -154,6 +154,10 @@ pub fn start(
         .connect()
         .map_err(|e| format!("cannot reach Redis: {e}"))?;
     worker.link = Some(link);
+    worker
+        .metrics
+        .worker_redis_up
+        .store(true, Ordering::Relaxed);
     let own = worker.names.server().to_string();
     let reaped = worker
         .reap(&own, true)
@@ -225,6 +229,10 @@ impl Worker {
                     log::info!("Redis worker reconnected: restoring this node's presence");
                     self.backoff = BACKOFF_MIN;
                     self.link = Some(link);
+                    self.metrics.worker_redis_up.store(true, Ordering::Relaxed);
+                    self.metrics
+                        .redis_reconnects
+                        .fetch_add(1, Ordering::Relaxed);
                     self.next_lease = Instant::now();
                     self.router.post_all(|| LoopMsg::ReportPresence);
                 }
@@ -235,6 +243,7 @@ impl Worker {
     }
 
     fn lost(&mut self, error: &redis::RedisError) {
+        self.metrics.worker_redis_up.store(false, Ordering::Relaxed);
         if self.link.take().is_some() || self.backoff == BACKOFF_MIN {
             log::warn!("Redis worker lost its connection: {error}");
         }

@@ -1,0 +1,68 @@
+//! The admin listener (off unless `--admin` is given): `GET /metrics` in
+//! Prometheus text format and `GET /healthz` (200 while both Redis
+//! connections are up, 503 otherwise). It runs on its own thread, one request
+//! at a time, and never touches the event loops.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+
+/// Binds `addr` and serves the admin endpoints on a thread of their own.
+pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
+    let listener =
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on --admin {addr}: {e}"))?;
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Err(e) = answer(stream, &metrics) {
+                    log::debug!("admin request failed: {e}");
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the admin thread: {e}"))?;
+    log::info!("admin endpoints on http://{addr}/metrics and /healthz");
+    Ok(())
+}
+
+fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut head = [0u8; 4096];
+    let mut len = 0;
+    while len < head.len() && !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut head[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    let (status, content_type, body) = match request.parse(&head[..len]) {
+        Ok(httparse::Status::Complete(_)) => match (request.method, request.path) {
+            (Some("GET"), Some("/metrics")) => (200, "text/plain; version=0.0.4", metrics.render()),
+            (Some("GET"), Some("/healthz")) if metrics.redis_up() => {
+                (200, "text/plain", "ok\n".into())
+            }
+            (Some("GET"), Some("/healthz")) => (503, "text/plain", "redis unavailable\n".into()),
+            (Some("GET"), _) => (404, "text/plain", "not found\n".into()),
+            _ => (405, "text/plain", "only GET\n".into()),
+        },
+        _ => (400, "text/plain", "bad request\n".into()),
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
