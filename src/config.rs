@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(long, env = "FREEIM_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Most connections still upgrading (request head or token check) at
+    /// once, split evenly across loops; beyond it new connections get 503.
+    #[arg(long, env = "FREEIM_MAX_PENDING_UPGRADES", default_value_t = 16384)]
+    pub max_pending_upgrades: usize,
+
     /// Largest upgrade request head, in bytes (431 beyond it).
     #[arg(long, env = "FREEIM_MAX_HEADER_BYTES", default_value_t = 8192)]
     pub max_header_bytes: usize,
@@ -107,6 +112,8 @@ pub struct Settings {
     pub threads: usize,
     /// Most open client connections.
     pub max_connections: usize,
+    /// Most connections still upgrading.
+    pub max_pending_upgrades: usize,
     /// Largest upgrade request head.
     pub max_header_bytes: usize,
     /// Largest client frame or message.
@@ -197,6 +204,7 @@ impl Config {
             path: self.path,
             threads,
             max_connections,
+            max_pending_upgrades: self.max_pending_upgrades.max(1),
             max_header_bytes: self.max_header_bytes,
             max_message_bytes: self.max_message_bytes,
             max_send_buffer: self.max_send_buffer.max(4096),

@@ -27,7 +27,7 @@ pub struct LoopCounters {
     pub upgrades_accepted: AtomicU64,
     /// Upgrades refused, by [`REFUSAL_STATUSES`] index.
     pub refused: [AtomicU64; REFUSAL_STATUSES.len()],
-    /// Connections refused with 503 at the connection cap.
+    /// Connections refused with 503 at the connection or pending-upgrade cap.
     pub refused_at_cap: AtomicU64,
     /// Frames queued to sockets by pushes.
     pub messages_pushed: AtomicU64,
@@ -157,7 +157,7 @@ impl Metrics {
         metric(
             "freeim_connections_refused_at_cap_total",
             "counter",
-            "Connections refused with 503 at the connection cap.",
+            "Connections refused with 503 at the connection or pending-upgrade cap.",
             self.sum(|c| &c.refused_at_cap),
         );
         metric(

@@ -87,7 +87,10 @@ fn messages_without_the_cache_marker_read_members_afresh() {
 fn hkeys_calls(redis: &RedisServer) -> u64 {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
     info.lines()
         .find_map(|line| line.strip_prefix("cmdstat_hkeys:calls="))
         .and_then(|rest| rest.split(',').next())
@@ -104,5 +107,9 @@ fn repeated_channel_messages_cost_one_member_read() {
         im.send_chan_message(0, "room", &n).unwrap();
         assert_eq!(alice.recv_text(PROMPTLY), Some(n.to_string()));
     }
-    assert_eq!(hkeys_calls(&redis) - before, 1, "members read once, then cached");
+    assert_eq!(
+        hkeys_calls(&redis) - before,
+        1,
+        "members read once, then cached"
+    );
 }

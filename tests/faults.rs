@@ -92,3 +92,104 @@ fn sigterm_drains_with_1001_offline_events_and_clean_presence() {
     }
     assert_eq!(offline, 3);
 }
+
+#[test]
+fn pending_upgrades_are_capped_with_503() {
+    let redis = RedisServer::start();
+    let server = format!("127.0.0.1:{}", free_port());
+    let args = ["--threads", "1", "--max-pending-upgrades", "2"];
+    let node = Node::start_in(&redis, &server, std::slice::from_ref(&server), &args);
+    let im = helper(&redis, &node);
+    // Node::start_in's readiness probe connected and left: wait until it is gone.
+    std::thread::sleep(Duration::from_millis(300));
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&server).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        Client::refusal_status(&im.prev_connect_server(1, "m").unwrap()),
+        503
+    );
+    drop(idle);
+    assert!(wait_until(PROMPTLY, || Client::connect(
+        &im.prev_connect_server(1, "m").unwrap()
+    )
+    .is_ok()));
+}
+
+#[test]
+fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything() {
+    use std::io::{Read, Write};
+    let redis = RedisServer::start();
+    let server = format!("127.0.0.1:{}", free_port());
+    let args = ["--max-send-buffer", "262144"];
+    let node = Node::start_in(&redis, &server, std::slice::from_ref(&server), &args);
+    let im = helper(&redis, &node);
+    let mut readers: Vec<Client> = (1..=3)
+        .map(|id| Client::connect(&im.prev_connect_server(id, "r").unwrap()).unwrap())
+        .collect();
+    // The slow reader: a raw socket with a tiny receive buffer that never reads.
+    let url = im.prev_connect_server(99, "slow").unwrap();
+    let path = url.trim_start_matches(&format!("ws://{server}"));
+    let slow = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    slow.set_recv_buffer_size(4096).unwrap();
+    slow.connect(&server.parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    let mut slow: std::net::TcpStream = slow.into();
+    write!(
+        slow,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    slow.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    assert!(wait_until(PROMPTLY, || im.has_online(99).unwrap()));
+
+    let rss_before = rss_kib(node.pid().unwrap());
+    const MESSAGES: usize = 4000;
+    let message = "x".repeat(8000);
+    let readers_done = std::thread::scope(|scope| {
+        let counters: Vec<_> = readers
+            .iter_mut()
+            .map(|reader| {
+                scope.spawn(move || {
+                    (0..MESSAGES)
+                        .take_while(|_| reader.recv_text(PROMPTLY).is_some())
+                        .count()
+                })
+            })
+            .collect();
+        for _ in 0..MESSAGES {
+            im.send_broadcast_message(&message).unwrap();
+        }
+        counters
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        readers_done,
+        vec![MESSAGES; 3],
+        "readers that keep up lose nothing"
+    );
+    assert!(
+        wait_until(PROMPTLY, || !im.has_online(99).unwrap()),
+        "the slow reader was closed"
+    );
+    let grown = rss_kib(node.pid().unwrap()).saturating_sub(rss_before);
+    assert!(
+        grown < 32 * 1024,
+        "node grew by {grown} KiB for one slow reader"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

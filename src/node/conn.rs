@@ -34,6 +34,14 @@ pub enum Phase {
     Closing,
 }
 
+impl Phase {
+    /// Whether the connection is still upgrading (counts against
+    /// `--max-pending-upgrades`).
+    pub fn is_upgrading(&self) -> bool {
+        matches!(self, Phase::Handshake { .. } | Phase::Authorizing { .. })
+    }
+}
+
 /// An open WebSocket's state.
 pub struct Session {
     /// The client the token admitted.

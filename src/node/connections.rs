@@ -4,7 +4,7 @@
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::conn::{Conn, Session};
+use super::conn::{Conn, Phase, Session};
 use super::mailbox::ConnId;
 use super::timer::Tick;
 
@@ -18,6 +18,7 @@ pub struct Connections {
     slab: Slab<Conn>,
     dirty: Vec<u32>,
     generation: u32,
+    upgrading: usize,
 }
 
 impl Connections {
@@ -31,6 +32,7 @@ impl Connections {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let key = self.slab.insert(Conn::new(stream, generation, deadline)) as u32;
+        self.upgrading += 1;
         ConnId { key, generation }
     }
 
@@ -62,7 +64,29 @@ impl Connections {
 
     /// Takes the connection out of the slab.
     pub fn remove(&mut self, key: u32) -> Option<Conn> {
-        self.slab.try_remove(key as usize)
+        let conn = self.slab.try_remove(key as usize)?;
+        if conn.phase.is_upgrading() {
+            self.upgrading -= 1;
+        }
+        Some(conn)
+    }
+
+    /// Moves connection `key` to `phase`; returns the phase it left.
+    pub fn set_phase(&mut self, key: u32, phase: Phase) -> Option<Phase> {
+        let conn = self.slab.get_mut(key as usize)?;
+        let now_upgrading = phase.is_upgrading();
+        let old = std::mem::replace(&mut conn.phase, phase);
+        match (old.is_upgrading(), now_upgrading) {
+            (true, false) => self.upgrading -= 1,
+            (false, true) => self.upgrading += 1,
+            _ => {}
+        }
+        Some(old)
+    }
+
+    /// How many connections are still upgrading.
+    pub fn upgrading(&self) -> usize {
+        self.upgrading
     }
 
     /// Number of connections.

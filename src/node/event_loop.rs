@@ -248,10 +248,16 @@ impl EventLoop {
                     return;
                 }
             };
+            let upgrading_cap = settings.max_pending_upgrades.div_ceil(settings.threads);
+            if self.conns.upgrading() >= upgrading_cap {
+                refuse(stream, &mut self.scratch, "too many pending upgrades");
+                LoopCounters::bump(&self.counters().refused_at_cap, 1);
+                continue;
+            }
             let open = &self.shared.open_connections;
             if open.fetch_add(1, Ordering::AcqRel) >= settings.max_connections {
                 open.fetch_sub(1, Ordering::AcqRel);
-                refuse_at_cap(stream, &mut self.scratch);
+                refuse(stream, &mut self.scratch, "connection limit reached");
                 LoopCounters::bump(&self.counters().refused_at_cap, 1);
                 if let Some(suppressed) = self.peer_log.allow() {
                     let cap = settings.max_connections;
@@ -303,12 +309,12 @@ impl EventLoop {
     }
 }
 
-/// Answers a connection over the cap with 503 and closes it. The request is
+/// Answers a connection over a cap with 503 and closes it. The request is
 /// read first (it is normally there already), so closing sends FIN, not RST.
-fn refuse_at_cap(mut stream: mio::net::TcpStream, scratch: &mut [u8]) {
+fn refuse(mut stream: mio::net::TcpStream, scratch: &mut [u8], why: &'static str) {
     use std::io::{Read, Write};
     let _ = stream.read(scratch);
-    let reason = Rejection::ServiceUnavailable("connection limit reached");
+    let reason = Rejection::ServiceUnavailable(why);
     let _ = stream.write_all(&rejection_response(&reason));
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }

@@ -75,13 +75,11 @@ impl EventLoop {
         let Some(id) = self.conns.id(key) else {
             return;
         };
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        conn.phase = Phase::Authorizing {
+        let authorizing = Phase::Authorizing {
             accept_key: request.accept_key,
             early_bytes,
         };
+        self.conns.set_phase(key, authorizing);
         self.shared.worker.submit(Job::ClaimToken {
             token,
             loop_index: self.index,
@@ -108,10 +106,13 @@ impl EventLoop {
                 )
             }
         };
-        let Phase::Authorizing {
+        if !matches!(conn.phase, Phase::Authorizing { .. }) {
+            return;
+        }
+        let Some(Phase::Authorizing {
             accept_key,
             early_bytes,
-        } = std::mem::replace(&mut conn.phase, Phase::Closing)
+        }) = self.conns.set_phase(id.key, Phase::Closing)
         else {
             return;
         };
@@ -167,13 +168,14 @@ impl EventLoop {
             return;
         };
         conn.out.extend_from_slice(&accept_response(accept_key));
-        conn.phase = Phase::Open(Session {
+        let session = Session {
             client_id,
             event: event.clone(),
             reader: MessageReader::new(self.reader_config),
             awaiting_pong: false,
             echo: self.shared.settings.echo,
-        });
+        };
+        self.conns.set_phase(key, Phase::Open(session));
         self.conns.mark_dirty(key);
         self.set_deadline(key, deadline);
         self.registry.add(client_id, key);
@@ -297,10 +299,10 @@ impl EventLoop {
     fn start_closing(&mut self, key: u32, last_bytes: &[u8]) {
         self.retire_session(key);
         let deadline = self.wheel.after(CLOSE_TIMEOUT);
+        self.conns.set_phase(key, Phase::Closing);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.phase = Phase::Closing;
         conn.out.extend_from_slice(last_bytes);
         self.conns.mark_dirty(key);
         self.set_deadline(key, deadline);
@@ -333,10 +335,10 @@ impl EventLoop {
     /// Ends an open session's presence: the registry forgets the socket and
     /// the worker counts it offline.
     fn retire_session(&mut self, key: u32) {
-        let Some(conn) = self.conns.get_mut(key) else {
+        if self.conns.session(key).is_none() {
             return;
-        };
-        let Phase::Open(session) = std::mem::replace(&mut conn.phase, Phase::Closing) else {
+        }
+        let Some(Phase::Open(session)) = self.conns.set_phase(key, Phase::Closing) else {
             return;
         };
         self.registry.remove(session.client_id, key);
