@@ -56,6 +56,10 @@ pub struct Session {
     pub echo: bool,
 }
 
+/// The density budget: a connection's slab entry stays this small (idle
+/// connections own no other heap memory but their registry entry and event).
+const _: () = assert!(std::mem::size_of::<Conn>() <= 160);
+
 /// A client connection.
 pub struct Conn {
     /// The socket.
@@ -172,7 +176,7 @@ impl Conn {
                     return Absorbed::Violation(violation.close_code(), violation.to_string())
                 }
             };
-            input = &mut input[used..];
+            input = &mut input[used.min(input.len())..];
             match event {
                 Some(Event::Ping(payload)) => encode_frame(&mut self.out, OpCode::Pong, &payload),
                 Some(Event::Close(frame)) => {

@@ -50,7 +50,7 @@ impl EventLoop {
                 Ok(None) => {}
                 Err(rejection) => return self.reject(key, rejection),
                 Ok(Some((request, used))) => {
-                    let early_bytes = head[used..].to_vec();
+                    let early_bytes = head.get(used..).unwrap_or_default().to_vec();
                     return self.authorize(key, request, early_bytes);
                 }
             }
