@@ -176,7 +176,8 @@ impl Conn {
                     return Absorbed::Violation(violation.close_code(), violation.to_string())
                 }
             };
-            input = &mut input[used.min(input.len())..];
+            let used = used.min(input.len());
+            input = &mut input[used..];
             match event {
                 Some(Event::Ping(payload)) => encode_frame(&mut self.out, OpCode::Pong, &payload),
                 Some(Event::Close(frame)) => {
