@@ -3,7 +3,7 @@
 # freeim-server node. Settings come from FREEIM_* variables (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/ensure-redis.sh
+source scripts/ensure-packages.sh
 
 REDIS_PORT="${REDIS_PORT:-6379}"
 export FREEIM_REDIS="${FREEIM_REDIS:-redis://127.0.0.1:${REDIS_PORT}/}"

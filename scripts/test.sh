@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: installs redis-server when missing (the tests start their
-# own instances on free ports), then the whole workspace's tests.
+# Runs every test: installs what the tests drive when missing (redis-server,
+# nginx and openssl; the tests start their own instances on free ports), then
+# the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/ensure-redis.sh
+source scripts/ensure-packages.sh
 
 ensure_redis_installed
+ensure_command nginx nginx
+ensure_command openssl openssl
+export PATH="$PATH:/usr/sbin"
 cargo test --workspace "$@"

@@ -41,7 +41,8 @@ impl ImHelper {
 
     /// Prepares a WebSocket connection for `client_id` and returns the URL the
     /// client must open within 10 seconds:
-    /// `ws://{select_server(client_id)}{path}?token={token}`.
+    /// `ws://{select_server(client_id)}{path}?token={token}` (`wss://` with
+    /// [`ImHelperOptions::secure`](crate::ImHelperOptions::secure)).
     ///
     /// The token is 128 random hex characters (from the thread-local CSPRNG);
     /// `{prefix}Token{token}` holds `{"Item1":client_id,"Item2":client_meta}`
@@ -68,7 +69,8 @@ impl ImHelper {
         set.arg(&key).arg(&value).arg("EX").arg(TOKEN_TTL_SECS);
         self.pool.run(|c| set.query::<()>(c))?;
         Ok(format!(
-            "ws://{}{}?token={token}",
+            "{}://{}{}?token={token}",
+            if self.secure { "wss" } else { "ws" },
             self.select_server(client_id),
             self.path
         ))

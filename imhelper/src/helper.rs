@@ -42,6 +42,8 @@ pub struct ImHelper {
     /// `servers` without repeats, in order: the targets of channel messages.
     pub(crate) distinct_servers: Vec<String>,
     pub(crate) path: String,
+    /// Hand out `wss://` URLs.
+    pub(crate) secure: bool,
     pub(crate) keys: Keys,
     pub(crate) pool: Pool,
     pub(crate) scripts: Scripts,
@@ -84,6 +86,7 @@ impl ImHelper {
             servers: options.servers,
             distinct_servers,
             path: options.path,
+            secure: options.secure,
         })
     }
 

@@ -39,6 +39,11 @@ pub struct ImHelperOptions {
     /// Connect, read and write timeout for every Redis round-trip, so no call
     /// hangs while Redis is down or frozen. Default 5 s; must not be zero.
     pub io_timeout: Duration,
+    /// Clients reach the nodes through a TLS-terminating proxy (e.g. nginx):
+    /// `prev_connect_server` returns `wss://` URLs instead of `ws://`.
+    /// The `servers` names are then the proxy's `host:port` for each node.
+    /// Default `false`.
+    pub secure: bool,
 }
 
 impl ImHelperOptions {
@@ -60,6 +65,7 @@ impl ImHelperOptions {
             servers,
             path: DEFAULT_PATH.to_string(),
             io_timeout: DEFAULT_IO_TIMEOUT,
+            secure: false,
         }
     }
 

@@ -58,6 +58,29 @@ impl Node {
         node
     }
 
+    /// Starts node `server` of `servers` behind a proxy: clients reach it as
+    /// `server`, it listens on `listen` (also given in `extra` as `--listen`).
+    pub fn start_proxied(
+        redis: &RedisServer,
+        server: &str,
+        servers: &[String],
+        extra: &[&str],
+        listen: &str,
+    ) -> Node {
+        let mut args = vec!["--redis".to_string(), redis.url(), "--server".into(), server.into()];
+        args.extend(["--servers".to_string(), servers.join(";")]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
+        let mut node = Node {
+            server: server.to_string(),
+            port,
+            child: None,
+            args,
+        };
+        node.restart();
+        node
+    }
+
     /// (Re)starts the process with the same arguments and waits until it accepts.
     pub fn restart(&mut self) {
         self.kill();
