@@ -23,7 +23,17 @@ impl Drop for Nginx {
 
 fn start_nginx(dir: &Path, public: [u16; 2], nodes: [&str; 2]) -> Nginx {
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
@@ -54,7 +64,11 @@ fn start_nginx(dir: &Path, public: [u16; 2], nodes: [&str; 2]) -> Nginx {
     let nginx = Nginx(child);
     for port in public {
         assert!(
-            wait_until(PROMPTLY, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            wait_until(PROMPTLY, || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
             "nginx listening on {port}"
         );
     }
@@ -90,7 +104,10 @@ impl TlsClient {
         input.flush().unwrap();
         let mut status = String::new();
         output.read_line(&mut status).unwrap();
-        assert!(status.starts_with("HTTP/1.1 101"), "upgrade through nginx: {status:?}");
+        assert!(
+            status.starts_with("HTTP/1.1 101"),
+            "upgrade through nginx: {status:?}"
+        );
         loop {
             let mut line = String::new();
             output.read_line(&mut line).unwrap();
@@ -98,7 +115,11 @@ impl TlsClient {
                 break;
             }
         }
-        TlsClient { child, input, output }
+        TlsClient {
+            child,
+            input,
+            output,
+        }
     }
 
     /// Reads one unmasked text frame with a short payload.
@@ -127,7 +148,10 @@ fn wss_through_nginx_reaches_both_nodes() {
     std::fs::create_dir_all(&dir).unwrap();
     let public = [free_port(), free_port()];
     let servers: Vec<String> = public.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let node_addrs = [format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port())];
+    let node_addrs = [
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    ];
     let _nodes: Vec<Node> = (0..2)
         .map(|i| {
             let extra = ["--listen", node_addrs[i].as_str()];
@@ -145,7 +169,11 @@ fn wss_through_nginx_reaches_both_nodes() {
     assert!(url_odd.starts_with(&format!("wss://{}/ws?token=", servers[1])));
     let mut even = TlsClient::connect(&url_even);
     let mut odd = TlsClient::connect(&url_odd);
-    assert!(wait_until(PROMPTLY, || im.get_client_list_by_online().unwrap().len() == 2));
+    assert!(wait_until(PROMPTLY, || im
+        .get_client_list_by_online()
+        .unwrap()
+        .len()
+        == 2));
 
     im.send_message(2, &[3], "across nodes", false).unwrap();
     assert_eq!(odd.recv_text(), "\"across nodes\"");

@@ -95,9 +95,13 @@ fn select_server_follows_the_servers_order() {
 #[test]
 fn secure_helpers_hand_out_wss_urls() {
     let redis = testkit::RedisServer::start();
-    let mut options = imhelper::ImHelperOptions::new(redis.url(), vec!["im.example.com:6443".into()]);
+    let mut options =
+        imhelper::ImHelperOptions::new(redis.url(), vec!["im.example.com:6443".into()]);
     options.secure = true;
     let im = imhelper::ImHelper::new(options).unwrap();
     let url = im.prev_connect_server(1, "m").unwrap();
-    assert!(url.starts_with("wss://im.example.com:6443/ws?token="), "{url}");
+    assert!(
+        url.starts_with("wss://im.example.com:6443/ws?token="),
+        "{url}"
+    );
 }

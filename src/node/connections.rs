@@ -104,13 +104,15 @@ impl Connections {
         self.slab.iter().map(|(key, _)| key as u32).collect()
     }
 
-    /// Appends `bytes` to the connection's unsent bytes, unless that would put
-    /// more than `limit` bytes in its queue.
+    /// Appends `bytes` to the connection's unsent bytes, unless the queue is
+    /// not empty and would then hold more than `limit` bytes: a reader that
+    /// keeps up always gets a message, however large, and a queue never holds
+    /// more than `limit` plus one message.
     pub fn queue(&mut self, key: u32, bytes: &[u8], limit: usize) -> Result<(), Overflow> {
         let Some(conn) = self.slab.get_mut(key as usize) else {
             return Ok(());
         };
-        if conn.out.len() + bytes.len() > limit {
+        if !conn.out.is_empty() && conn.out.len() + bytes.len() > limit {
             return Err(Overflow);
         }
         conn.out.extend_from_slice(bytes);

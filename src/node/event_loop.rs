@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
 use crate::metrics::{LoopCounters, Metrics};
 use crate::protocol::Names;
-use crate::store::WorkerHandle;
+use crate::store::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::throttle::Throttle;
 use crate::ws::ReaderConfig;
 
@@ -208,25 +208,25 @@ impl EventLoop {
         }
     }
 
-    /// Sends the worker every client this loop holds (after a Redis outage).
+    /// Sends the worker every socket this loop holds (after a Redis outage).
     fn report_presence(&mut self) {
-        let mut clients = Vec::new();
+        let mut sockets = Vec::new();
         for (client_id, keys) in self.registry.iter() {
-            let event = keys
-                .first()
-                .and_then(|&key| self.conns.session(key))
-                .map(|session| session.event.clone());
-            if let Some(event) = event {
-                clients.push((client_id, keys.len(), event));
+            for &key in keys {
+                if let (Some(id), Some(session)) = (self.conns.id(key), self.conns.session(key)) {
+                    sockets.push(HeldSocket {
+                        socket: socket_name(self.index, id),
+                        client_id,
+                        event: session.event.clone(),
+                    });
+                }
             }
         }
         let loop_index = self.index;
-        self.shared
-            .worker
-            .submit(crate::store::Job::PresenceSnapshot {
-                loop_index,
-                clients,
-            });
+        self.shared.worker.submit(Job::PresenceSnapshot {
+            loop_index,
+            sockets,
+        });
     }
 
     fn accept_all(&mut self) {

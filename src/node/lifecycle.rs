@@ -12,7 +12,7 @@ use super::timer::Tick;
 use crate::http::{accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest};
 use crate::metrics::LoopCounters;
 use crate::protocol::ClientTicket;
-use crate::store::Job;
+use crate::store::{socket_name, Job};
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
 
 /// How long a closing connection may take to send its last bytes and see EOF.
@@ -184,9 +184,14 @@ impl EventLoop {
         counters
             .clients
             .store(self.registry.len() as u64, Ordering::Relaxed);
-        self.shared
-            .worker
-            .submit(Job::SocketOpened { client_id, event });
+        if let Some(id) = self.conns.id(key) {
+            let socket = socket_name(self.index, id);
+            self.shared.worker.submit(Job::SocketOpened {
+                client_id,
+                event,
+                socket,
+            });
+        }
         if !early_bytes.is_empty() && !self.consume(key, &mut early_bytes) {
             return;
         }
@@ -338,6 +343,9 @@ impl EventLoop {
         if self.conns.session(key).is_none() {
             return;
         }
+        let Some(id) = self.conns.id(key) else {
+            return;
+        };
         let Some(Phase::Open(session)) = self.conns.set_phase(key, Phase::Closing) else {
             return;
         };
@@ -347,6 +355,7 @@ impl EventLoop {
         self.shared.worker.submit(Job::SocketClosed {
             client_id: session.client_id,
             event: session.event,
+            socket: socket_name(self.index, id),
         });
     }
 

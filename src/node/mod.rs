@@ -27,7 +27,7 @@ use mio::{Poll, Waker};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::protocol::Names;
-use crate::store::{self, ChanCache, Job, WorkerHandle};
+use crate::store::{self, Job, WorkerHandle};
 use event_loop::{EventLoop, Shared, WAKER};
 use mailbox::{LoopMsg, Mailbox, Router};
 
@@ -63,11 +63,10 @@ pub fn run(settings: Settings) -> Result<(), String> {
             client: redis,
             names: names.clone(),
             router: router.clone(),
-            chan_cache: Arc::new(ChanCache::default()),
             metrics: metrics.clone(),
         };
         let worker = store::worker::start(context.clone())?;
-        store::subscriber::start(context, worker.clone())?;
+        store::subscriber::start(context)?;
         worker
     };
     if let Some(admin) = settings.admin {

@@ -82,16 +82,11 @@ impl Names {
         format!("{}ChanChanged", self.prefix)
     }
 
-    /// `{prefix}Node{server}` (this project's own key): clientId → sockets held
-    /// by that node, so a dead node's share of `Online` can be taken back.
+    /// `{prefix}Node{server}` (this project's own key): every socket that node
+    /// holds, socket name → `clientId|event`, so a dead node's sockets can be
+    /// taken out of `Online` again, each with its own offline event.
     pub fn node_key(&self, server: &str) -> String {
         format!("{}Node{}", self.prefix, server)
-    }
-
-    /// `{prefix}NodeMeta{server}` (this project's own key): clientId → the
-    /// event payload to publish if that node's sockets are reaped.
-    pub fn node_meta_key(&self, server: &str) -> String {
-        format!("{}NodeMeta{}", self.prefix, server)
     }
 
     /// `{prefix}Alive{server}` (this project's own key): a lease a live node

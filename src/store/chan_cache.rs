@@ -8,15 +8,12 @@
 //! served from the cache; others (a .NET ImHelper, which publishes no
 //! notices) always read the members afresh.
 //!
-//! A read that was in flight while any notice arrived is not cached: each
-//! notice bumps an epoch, and the worker only stores a read whose epoch is
-//! still current.
+//! The subscriber thread alone owns the cache and handles notices and
+//! messages in the order Redis published them, so a read can never be cached
+//! after a notice that should have dropped it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 /// Most channels kept; past it the cache starts over.
 const MAX_CHANNELS: usize = 100_000;
@@ -24,49 +21,35 @@ const MAX_CHANNELS: usize = 100_000;
 /// A channel's members held by this node, split by owning event loop.
 pub type Members = Arc<Vec<Vec<i64>>>;
 
-/// The cache, shared by the subscriber and the worker.
+/// The cache.
 #[derive(Default)]
 pub struct ChanCache {
-    epoch: AtomicU64,
-    entries: Mutex<HashMap<String, Members>>,
+    entries: HashMap<String, Members>,
 }
 
 impl ChanCache {
-    /// The current epoch, to be passed back to [`store`](Self::store).
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
-    }
-
     /// The cached members of `chan`.
     pub fn get(&self, chan: &str) -> Option<Members> {
-        self.entries.lock().get(chan).cloned()
+        self.entries.get(chan).cloned()
     }
 
-    /// Caches `members`, read from Redis at `epoch`, unless a notice came since.
-    pub fn store(&self, chan: &str, members: Members, epoch: u64) {
-        let mut entries = self.entries.lock();
-        if self.epoch.load(Ordering::Acquire) != epoch {
-            return;
+    /// Caches the members of `chan` just read from Redis.
+    pub fn store(&mut self, chan: &str, members: Members) {
+        if self.entries.len() >= MAX_CHANNELS {
+            self.entries.clear();
         }
-        if entries.len() >= MAX_CHANNELS {
-            entries.clear();
-        }
-        entries.insert(chan.to_string(), members);
+        self.entries.insert(chan.to_string(), members);
     }
 
     /// Forgets `chan` after a membership change.
-    pub fn invalidate(&self, chan: &str) {
-        let mut entries = self.entries.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.remove(chan);
+    pub fn invalidate(&mut self, chan: &str) {
+        self.entries.remove(chan);
     }
 
-    /// Forgets everything (the notices may have been missed, e.g. while the
+    /// Forgets everything (notices may have been missed, e.g. while the
     /// subscriber was reconnecting).
-    pub fn clear(&self) {
-        let mut entries = self.entries.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+    pub fn clear(&mut self) {
+        self.entries.clear();
     }
 }
 
@@ -74,28 +57,16 @@ impl ChanCache {
 mod tests {
     use super::*;
 
-    fn members(ids: &[i64]) -> Members {
-        Arc::new(vec![ids.to_vec()])
-    }
-
     #[test]
-    fn a_notice_drops_the_entry() {
-        let cache = ChanCache::default();
-        cache.store("room", members(&[1, 2]), cache.epoch());
+    fn a_notice_drops_the_entry_and_clear_drops_all() {
+        let mut cache = ChanCache::default();
+        cache.store("room", Arc::new(vec![vec![1, 2]]));
+        cache.store("hall", Arc::new(vec![vec![3]]));
         assert_eq!(cache.get("room").unwrap()[0], vec![1, 2]);
         cache.invalidate("room");
         assert!(cache.get("room").is_none());
-    }
-
-    #[test]
-    fn a_read_overtaken_by_a_notice_is_not_cached() {
-        let cache = ChanCache::default();
-        let epoch = cache.epoch();
-        cache.invalidate("room");
-        cache.store("room", members(&[1]), epoch);
-        assert!(cache.get("room").is_none());
-        cache.store("room", members(&[1]), cache.epoch());
+        assert!(cache.get("hall").is_some());
         cache.clear();
-        assert!(cache.get("room").is_none());
+        assert!(cache.get("hall").is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The node's Redis side: a [`worker`] thread that pipelines every request
-//! needing an answer (token checks, presence, channel members, receipts) and a
-//! [`subscriber`] thread that receives commands. Event loops never touch Redis.
+//! needing an answer (token checks, presence, receipts) and a [`subscriber`]
+//! thread that receives commands (reading channel members itself, so commands
+//! keep their publish order). Event loops never touch Redis.
 
 pub mod chan_cache;
 pub mod scripts;
@@ -13,8 +14,7 @@ use crate::metrics::Metrics;
 use crate::node::mailbox::Router;
 use crate::protocol::Names;
 
-pub use chan_cache::ChanCache;
-pub use worker::{Job, WorkerHandle};
+pub use worker::{socket_name, HeldSocket, Job, WorkerHandle};
 
 /// What the Redis threads share.
 #[derive(Clone)]
@@ -25,8 +25,6 @@ pub struct Context {
     pub names: Arc<Names>,
     /// The event loops' mailboxes.
     pub router: Router,
-    /// This node's channel-member cache.
-    pub chan_cache: Arc<ChanCache>,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }

@@ -1,9 +1,10 @@
 //! Lua scripts the node runs in Redis, each atomic.
 //!
-//! Presence is counted twice: cluster-wide in `{prefix}Online` (FreeIM's key)
-//! and per node in `{prefix}Node{server}`, so the share of a node that died can
-//! be subtracted again (by the node itself when it restarts, or by any node
-//! once the dead node's `{prefix}Alive{server}` lease lapses).
+//! Presence is kept twice: counted cluster-wide in `{prefix}Online` (FreeIM's
+//! key), and socket by socket in `{prefix}Node{server}` (socket name →
+//! `id|event`), so the sockets of a node that died can be taken back, each
+//! with its own offline event (by the node itself when it restarts, or by any
+//! node once the dead node's `{prefix}Alive{server}` lease lapses).
 
 /// Lua: `leave_all(prefix, id)` removes `id` from every channel it joined,
 /// keeping `ListChan` counts right (FreeIM's LeaveChan, for all channels),
@@ -23,25 +24,39 @@ local function leave_all(prefix, id)
 end
 "#;
 
-/// One socket closed.
-/// KEYS: Online, Node{self}, NodeMeta{self}. ARGV: id, event json, offline channel, prefix.
-/// When the client has no socket left anywhere, it also leaves its channels.
-const SOCKET_CLOSED: &str = r#"
-local id = ARGV[1]
-if redis.call('HINCRBY', KEYS[2], id, -1) <= 0 then
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
+/// Lua: `split(entry)` turns a `{prefix}Node{server}` value `id|event` into `id, event`.
+const SPLIT: &str = r#"
+local function split(entry)
+  local bar = string.find(entry, '|', 1, true)
+  return string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1)
 end
+"#;
+
+/// Lua: `uncount(prefix, online, id)` takes one socket of `id` off `Online`;
+/// at zero the field goes and the client leaves its channels.
+const UNCOUNT: &str = r#"
+local function uncount(prefix, online, id)
+  if redis.call('HINCRBY', online, id, -1) <= 0 then
+    redis.call('HDEL', online, id)
+    leave_all(prefix, id)
+  end
+end
+"#;
+
+/// One socket closed.
+/// KEYS: Online, Node{self}. ARGV: id, event json, offline channel, prefix, socket.
+/// The socket is uncounted only if Redis knew it (so a close while Redis was
+/// away, or restarted empty, cannot drive `Online` below the truth).
+const SOCKET_CLOSED: &str = r#"
 redis.call('PUBLISH', ARGV[3], ARGV[2])
-if redis.call('HINCRBY', KEYS[1], id, -1) <= 0 then
-  redis.call('HDEL', KEYS[1], id)
-  leave_all(ARGV[4], id)
+if redis.call('HDEL', KEYS[2], ARGV[5]) == 1 then
+  uncount(ARGV[4], KEYS[1], ARGV[1])
 end
 return 1
 "#;
 
-/// Takes back a node's share of presence, publishing an offline event per socket.
-/// KEYS: Alive{node}, Node{node}, NodeMeta{node}, Online.
+/// Takes back every socket a node held, publishing each one's offline event.
+/// KEYS: Alive{node}, Node{node}, Online.
 /// ARGV: force ('1' = even if the lease is live), offline channel, prefix.
 /// Returns the number of sockets reaped.
 const REAP_NODE: &str = r#"
@@ -49,57 +64,46 @@ if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local held = redis.call('HGETALL', KEYS[2])
-local reaped = 0
-for i = 1, #held, 2 do
-  local id, count = held[i], tonumber(held[i + 1]) or 0
-  local event = redis.call('HGET', KEYS[3], id) or ('{"Item1":' .. id .. ',"Item2":null}')
-  for _ = 1, count do
-    redis.call('PUBLISH', ARGV[2], event)
-  end
-  if count > 0 and redis.call('HINCRBY', KEYS[4], id, -count) <= 0 then
-    redis.call('HDEL', KEYS[4], id)
-    leave_all(ARGV[3], id)
-  end
-  reaped = reaped + count
+for i = 2, #held, 2 do
+  local id, event = split(held[i])
+  redis.call('PUBLISH', ARGV[2], event)
+  uncount(ARGV[3], KEYS[3], id)
 end
-redis.call('DEL', KEYS[2], KEYS[3])
-return reaped
+redis.call('DEL', KEYS[2])
+return #held / 2
 "#;
 
-/// Re-asserts the sockets one event loop holds after Redis was unreachable
-/// (or restarted empty), correcting `Online` by the difference.
-/// KEYS: Node{self}, NodeMeta{self}, Online.
-/// ARGV: prefix, online channel, offline channel, gone count G, then G ids of
-/// clients the loop no longer holds, then triples (id, sockets, event) of the
-/// clients it holds. Publishes an online event per socket Redis did not know
-/// of and an offline event per socket that closed while Redis was away.
+/// Makes Redis agree with the sockets one event loop holds, after Redis was
+/// unreachable (or restarted empty). Sockets of the loop that Redis knows but
+/// the loop no longer holds closed meanwhile: uncounted, offline event.
+/// Sockets the loop holds that Redis does not know: counted, online event.
+/// KEYS: Node{self}, Online.
+/// ARGV: prefix, online channel, offline channel, the loop's socket-name
+/// prefix, then triples (socket, id, event) of the sockets it holds.
 const RESTORE_PRESENCE: &str = r#"
-local gone = tonumber(ARGV[4])
-for i = 5, 4 + gone do
-  local id = ARGV[i]
-  local count = tonumber(redis.call('HGET', KEYS[1], id)) or 0
-  local event = redis.call('HGET', KEYS[2], id) or ('{"Item1":' .. id .. ',"Item2":null}')
-  for _ = 1, count do
-    redis.call('PUBLISH', ARGV[3], event)
-  end
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  if count > 0 and redis.call('HINCRBY', KEYS[3], id, -count) <= 0 then
-    redis.call('HDEL', KEYS[3], id)
-    leave_all(ARGV[1], id)
+local held = {}
+for i = 5, #ARGV, 3 do
+  held[ARGV[i]] = i
+end
+local known = redis.call('HGETALL', KEYS[1])
+for j = 1, #known, 2 do
+  local socket = known[j]
+  if string.sub(socket, 1, #ARGV[4]) == ARGV[4] then
+    if held[socket] then
+      held[socket] = nil
+    else
+      local id, event = split(known[j + 1])
+      redis.call('HDEL', KEYS[1], socket)
+      redis.call('PUBLISH', ARGV[3], event)
+      uncount(ARGV[1], KEYS[2], id)
+    end
   end
 end
-for i = 5 + gone, #ARGV, 3 do
-  local id, count, event = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local known = tonumber(redis.call('HGET', KEYS[1], id)) or 0
-  if count ~= known then
-    redis.call('HINCRBY', KEYS[3], id, count - known)
-  end
-  for _ = known + 1, count do
-    redis.call('PUBLISH', ARGV[2], event)
-  end
-  redis.call('HSET', KEYS[1], id, count)
-  redis.call('HSET', KEYS[2], id, event)
+for socket, i in pairs(held) do
+  local id, event = ARGV[i + 1], ARGV[i + 2]
+  redis.call('HSET', KEYS[1], socket, id .. '|' .. event)
+  redis.call('HINCRBY', KEYS[2], id, 1)
+  redis.call('PUBLISH', ARGV[2], event)
 end
 return 1
 "#;
@@ -118,9 +122,9 @@ impl Scripts {
     /// Assembles every script with its shared functions.
     pub fn new() -> Scripts {
         Scripts {
-            socket_closed: format!("{LEAVE_ALL}{SOCKET_CLOSED}"),
-            reap_node: format!("{LEAVE_ALL}{REAP_NODE}"),
-            restore_presence: format!("{LEAVE_ALL}{RESTORE_PRESENCE}"),
+            socket_closed: format!("{LEAVE_ALL}{UNCOUNT}{SOCKET_CLOSED}"),
+            reap_node: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{REAP_NODE}"),
+            restore_presence: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{RESTORE_PRESENCE}"),
         }
     }
 }

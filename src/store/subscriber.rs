@@ -1,44 +1,50 @@
-//! The Redis subscriber thread: listens on this node's command channel,
-//! decodes each command and hands it to the loop(s) that own its receivers.
-//! It never blocks an event loop; a channel message whose members must be read
-//! from Redis goes through the worker.
+//! The Redis subscriber thread: listens on this node's command channel and on
+//! `{prefix}ChanChanged`, decodes each command and hands it to the loop(s)
+//! that own its receivers.
+//!
+//! Commands are handled strictly in the order Redis published them. A channel
+//! message whose members are not cached is resolved here, with one `HKEYS` on
+//! a second connection (as FreeIM does for every channel message), before the
+//! next command is looked at. The event loops never wait on Redis.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
-use super::chan_cache::ChanCache;
-use super::worker::{Job, WorkerHandle, BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
+use super::chan_cache::{ChanCache, Members};
+use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
 use crate::metrics::Metrics;
 use crate::node::mailbox::{Frame, LoopMsg, Router};
-use crate::protocol::{decode_command, Command, Names};
+use crate::protocol::{decode_command, ChanMessage, Command, Names};
 use crate::throttle::Throttle;
+
+type Ready = crossbeam_channel::Sender<redis::RedisResult<()>>;
 
 struct Subscriber {
     client: redis::Client,
     names: Arc<Names>,
     router: Router,
-    worker: WorkerHandle,
-    chan_cache: Arc<ChanCache>,
     metrics: Arc<Metrics>,
-    misrouted: Mutex<Throttle>,
+    chan_cache: ChanCache,
+    /// The connection channel members are read on (a subscribed connection
+    /// cannot run commands); made when first needed.
+    member_reader: Option<redis::Connection>,
+    misrouted: Throttle,
 }
 
-/// Subscribes to this node's command channel on its own thread, returning once
-/// the subscription is live (or with the reason it could not be made), and
-/// keeps it, reconnecting with backoff, for the life of the process.
-pub fn start(context: Context, worker: WorkerHandle) -> Result<(), String> {
+/// Subscribes on its own thread, returning once the subscription is live (or
+/// with the reason it could not be made), and keeps it, reconnecting with
+/// backoff, for the life of the process.
+pub fn start(context: Context) -> Result<(), String> {
     let subscriber = Subscriber {
         client: context.client,
         names: context.names,
         router: context.router,
-        worker,
-        chan_cache: context.chan_cache,
         metrics: context.metrics,
-        misrouted: Mutex::new(Throttle::new(Duration::from_secs(10))),
+        chan_cache: ChanCache::default(),
+        member_reader: None,
+        misrouted: Throttle::new(Duration::from_secs(10)),
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -53,11 +59,14 @@ pub fn start(context: Context, worker: WorkerHandle) -> Result<(), String> {
 }
 
 impl Subscriber {
-    fn run(self, ready: crossbeam_channel::Sender<redis::RedisResult<()>>) {
+    fn run(mut self, ready: Ready) {
         let mut backoff = BACKOFF_MIN;
         let mut first = Some(ready);
         loop {
             let error = self.listen(&mut first, &mut backoff);
+            self.metrics
+                .subscriber_redis_up
+                .store(false, Ordering::Relaxed);
             if let Some(ready) = first.take() {
                 let _ = ready.send(Err(error));
                 return;
@@ -68,13 +77,9 @@ impl Subscriber {
         }
     }
 
-    /// Connects, subscribes, and handles commands until the connection fails;
+    /// Connects, subscribes, and handles messages until the connection fails;
     /// returns the failure.
-    fn listen(
-        &self,
-        first: &mut Option<crossbeam_channel::Sender<redis::RedisResult<()>>>,
-        backoff: &mut Duration,
-    ) -> redis::RedisError {
+    fn listen(&mut self, first: &mut Option<Ready>, backoff: &mut Duration) -> redis::RedisError {
         let mut conn = match self.client.get_connection_with_timeout(IO_TIMEOUT) {
             Ok(conn) => conn,
             Err(e) => return e,
@@ -106,23 +111,20 @@ impl Subscriber {
         }
         *backoff = BACKOFF_MIN;
         loop {
-            match pubsub.get_message() {
-                Ok(message) if message.get_channel_name() == chan_changes => {
-                    let chan = String::from_utf8_lossy(message.get_payload_bytes());
-                    self.chan_cache.invalidate(&chan);
-                }
-                Ok(message) => self.handle(message.get_payload_bytes()),
-                Err(e) => {
-                    self.metrics
-                        .subscriber_redis_up
-                        .store(false, Ordering::Relaxed);
-                    return e;
-                }
+            let message = match pubsub.get_message() {
+                Ok(message) => message,
+                Err(e) => return e,
+            };
+            if message.get_channel_name() == chan_changes {
+                let chan = String::from_utf8_lossy(message.get_payload_bytes());
+                self.chan_cache.invalidate(&chan);
+            } else {
+                self.handle(message.get_payload_bytes());
             }
         }
     }
 
-    fn handle(&self, payload: &[u8]) {
+    fn handle(&mut self, payload: &[u8]) {
         self.metrics.commands.fetch_add(1, Ordering::Relaxed);
         let command = match decode_command(payload) {
             Ok(command) => command,
@@ -144,23 +146,7 @@ impl Subscriber {
                 self.router
                     .push_to_clients(send.sender, receivers, frame, send.receipt);
             }
-            Command::Chan(message) => {
-                let frame = Arc::new(Frame::text(&message.text));
-                match message.channel() {
-                    None => self.router.push_to_everyone(message.sender, frame),
-                    Some(chan) => match self.chan_cache.get(chan).filter(|_| message.cacheable) {
-                        Some(members) => {
-                            self.router.push_to_members(message.sender, members, frame)
-                        }
-                        None => self.worker.submit(Job::ChanMessage {
-                            chan: chan.to_string(),
-                            sender: message.sender,
-                            frame,
-                            epoch: self.chan_cache.epoch(),
-                        }),
-                    },
-                }
-            }
+            Command::Chan(message) => self.handle_chan_message(message),
             Command::ForceOffline(client_id) => {
                 if !self.names.owns(client_id) {
                     self.report_misrouted(client_id);
@@ -173,13 +159,73 @@ impl Subscriber {
         }
     }
 
+    fn handle_chan_message(&mut self, message: ChanMessage) {
+        let frame = Arc::new(Frame::text(&message.text));
+        let Some(chan) = message.channel() else {
+            return self.router.push_to_everyone(message.sender, frame);
+        };
+        let cached = self.chan_cache.get(chan).filter(|_| message.cacheable);
+        let members = match cached {
+            Some(members) => members,
+            None => match self.read_members(chan) {
+                Some(members) => {
+                    self.chan_cache.store(chan, members.clone());
+                    members
+                }
+                None => return,
+            },
+        };
+        self.router.push_to_members(message.sender, members, frame);
+    }
+
+    /// This node's members of `chan`, read from Redis and split by loop.
+    fn read_members(&mut self, chan: &str) -> Option<Members> {
+        let read = |reader: &mut redis::Connection| -> redis::RedisResult<Vec<String>> {
+            redis::cmd("HKEYS")
+                .arg(self.names.chan_key(chan))
+                .query(reader)
+        };
+        // A failed connection is dropped; the next read makes a new one.
+        let ids = match self
+            .member_reader
+            .take()
+            .map_or_else(|| self.connect_member_reader(), Ok)
+        {
+            Ok(mut reader) => read(&mut reader).map(|ids| (ids, reader)),
+            Err(e) => Err(e),
+        };
+        let ids = match ids {
+            Ok((ids, reader)) => {
+                self.member_reader = Some(reader);
+                ids
+            }
+            Err(e) => {
+                log::warn!("dropped a message to channel {chan:?}: cannot read its members: {e}");
+                return None;
+            }
+        };
+        let names = &self.names;
+        let local = ids
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .filter(|id| names.owns(*id));
+        Some(self.router.partition(local))
+    }
+
+    fn connect_member_reader(&self) -> redis::RedisResult<redis::Connection> {
+        let conn = self.client.get_connection_with_timeout(IO_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    }
+
     /// A command named a client this node does not own: the sender's
     /// `servers` list differs from this node's. Logged at most every 10 s.
-    fn report_misrouted(&self, client_id: i64) {
+    fn report_misrouted(&mut self, client_id: i64) {
         self.metrics
             .misrouted_commands
             .fetch_add(1, Ordering::Relaxed);
-        if let Some(suppressed) = self.misrouted.lock().allow() {
+        if let Some(suppressed) = self.misrouted.allow() {
             log::warn!(
                 "command for client {client_id}, which belongs to {} not {} (+{suppressed} more): \
                  is the servers list identical on every node and business service?",

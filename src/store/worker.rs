@@ -1,6 +1,6 @@
 //! The Redis worker thread: the only place a node waits on Redis for answers.
 //!
-//! Event loops and the subscriber submit [`Job`]s; the worker takes every job
+//! Event loops submit [`Job`]s; the worker takes every job
 //! queued at that moment, sends them as one pipeline, and posts each answer
 //! back to the loop that needs it. A connection storm therefore costs one
 //! round-trip per batch, not per socket. Between batches it keeps this node's
@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::{ConnectionLike, Value};
 
-use super::chan_cache::ChanCache;
 use super::scripts::Scripts;
 use super::Context;
 use crate::metrics::Metrics;
-use crate::node::mailbox::{ConnId, Frame, LoopMsg, Router, TokenOutcome};
+use crate::node::mailbox::{ConnId, LoopMsg, Router, TokenOutcome};
 use crate::protocol::{ClientTicket, Names};
 
 /// Most jobs sent in one pipeline.
@@ -50,6 +49,8 @@ pub enum Job {
         client_id: i64,
         /// The event payload (the token's value).
         event: Arc<str>,
+        /// The socket's name in `{prefix}Node{server}` ([`socket_name`]).
+        socket: String,
     },
     /// A socket closed: uncount it, publish the offline event, and leave every
     /// channel when it was the client's last socket.
@@ -58,6 +59,8 @@ pub enum Job {
         client_id: i64,
         /// The event payload.
         event: Arc<str>,
+        /// The socket's name in `{prefix}Node{server}`.
+        socket: String,
     },
     /// Publish a payload (receipts).
     Publish {
@@ -66,23 +69,12 @@ pub enum Job {
         /// The payload.
         payload: String,
     },
-    /// Read a channel's members and push a message to this node's sockets of them.
-    ChanMessage {
-        /// The channel.
-        chan: String,
-        /// The sender (echo rule).
-        sender: i64,
-        /// The message.
-        frame: Arc<Frame>,
-        /// The member cache's epoch when the message arrived.
-        epoch: u64,
-    },
     /// What one loop holds, sent after Redis came back: re-assert it.
     PresenceSnapshot {
         /// The loop that reports.
         loop_index: usize,
-        /// Each client the loop holds: id, number of sockets, event payload.
-        clients: Vec<(i64, usize, Arc<str>)>,
+        /// Every open socket the loop holds.
+        sockets: Vec<HeldSocket>,
     },
     /// The node is stopping: finish every job queued before this one, take
     /// this node's presence out of Redis, end the lease, then signal `done`.
@@ -90,6 +82,33 @@ pub enum Job {
         /// Signalled when the drain is complete.
         done: Sender<()>,
     },
+}
+
+/// An open socket, as a loop reports it after a Redis outage.
+#[derive(Debug)]
+pub struct HeldSocket {
+    /// Its name in `{prefix}Node{server}`.
+    pub socket: String,
+    /// Whose socket.
+    pub client_id: i64,
+    /// Its event payload.
+    pub event: Arc<str>,
+}
+
+/// The name of a socket in `{prefix}Node{server}`: `loop:key:generation`,
+/// unique within one run of the node.
+pub fn socket_name(loop_index: usize, conn: ConnId) -> String {
+    format!(
+        "{}{}:{}",
+        socket_name_prefix(loop_index),
+        conn.key,
+        conn.generation
+    )
+}
+
+/// The part of [`socket_name`] that names the loop.
+fn socket_name_prefix(loop_index: usize) -> String {
+    format!("{loop_index}:")
 }
 
 /// Submits jobs to the worker; cheap to clone.
@@ -123,7 +142,6 @@ struct Worker {
     jobs: Receiver<Job>,
     names: Arc<Names>,
     router: Router,
-    chan_cache: Arc<ChanCache>,
     metrics: Arc<Metrics>,
     client: redis::Client,
     scripts: Scripts,
@@ -141,7 +159,6 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         jobs,
         names: context.names,
         router: context.router,
-        chan_cache: context.chan_cache,
         metrics: context.metrics,
         client: context.client,
         scripts: Scripts::new(),
@@ -259,10 +276,10 @@ impl Worker {
             match job {
                 Job::PresenceSnapshot {
                     loop_index,
-                    clients,
+                    sockets,
                 } => {
                     self.pipeline(std::mem::take(&mut plain));
-                    if let Err(e) = self.restore(loop_index, &clients) {
+                    if let Err(e) = self.restore(loop_index, &sockets) {
                         self.lost(&e);
                     }
                 }
@@ -302,47 +319,33 @@ impl Worker {
         }
     }
 
-    /// Makes Redis agree with what loop `loop_index` holds.
-    fn restore(
-        &mut self,
-        loop_index: usize,
-        clients: &[(i64, usize, Arc<str>)],
-    ) -> redis::RedisResult<()> {
+    /// Makes Redis agree with the sockets loop `loop_index` holds.
+    fn restore(&mut self, loop_index: usize, sockets: &[HeldSocket]) -> redis::RedisResult<()> {
         let names = self.names.clone();
-        let router = self.router.clone();
         let Some(link) = self.link() else {
             return Ok(());
         };
         let node = names.server();
-        let known: Vec<String> = redis::cmd("HKEYS")
-            .arg(names.node_key(node))
-            .query(&mut link.conn)?;
-        let held: std::collections::HashSet<i64> = clients.iter().map(|(id, _, _)| *id).collect();
-        let gone: Vec<i64> = known
-            .iter()
-            .filter_map(|id| id.parse().ok())
-            .filter(|id| router.loop_of(*id) == loop_index && !held.contains(id))
-            .collect();
         let mut script = redis::cmd("EVALSHA");
         script
             .arg(&link.restore_presence)
-            .arg(3)
+            .arg(2)
             .arg(names.node_key(node))
-            .arg(names.node_meta_key(node))
             .arg(names.online_key())
             .arg(names.prefix())
             .arg(names.online_event_channel())
             .arg(names.offline_event_channel())
-            .arg(gone.len())
-            .arg(&gone);
-        for (id, sockets, event) in clients {
-            script.arg(id).arg(sockets).arg(event.as_ref());
+            .arg(socket_name_prefix(loop_index));
+        for held in sockets {
+            script
+                .arg(&held.socket)
+                .arg(held.client_id)
+                .arg(held.event.as_ref());
         }
         script.query::<()>(&mut link.conn)?;
         log::info!(
-            "restored presence of loop {loop_index}: {} clients held, {} gone while Redis was away",
-            clients.len(),
-            gone.len()
+            "restored the presence of loop {loop_index}: {} sockets held",
+            sockets.len()
         );
         Ok(())
     }
@@ -394,25 +397,7 @@ impl Worker {
                     let msg = LoopMsg::TokenChecked { conn, outcome };
                     self.router.mailbox(loop_index).post(msg);
                 }
-                Job::ChanMessage {
-                    sender,
-                    frame,
-                    chan,
-                    epoch,
-                } => match values.next() {
-                    Some(Value::Array(members)) => {
-                        let names = &self.names;
-                        let local = members
-                            .iter()
-                            .filter_map(client_id)
-                            .filter(|id| names.owns(*id));
-                        let members = self.router.partition(local);
-                        self.chan_cache.store(&chan, members.clone(), epoch);
-                        self.router.push_to_members(sender, members, frame);
-                    }
-                    other => log::warn!("reading members of channel {chan:?} failed: {other:?}"),
-                },
-                Job::SocketOpened { .. } => check_replies(values.by_ref().take(4)),
+                Job::SocketOpened { .. } => check_replies(values.by_ref().take(3)),
                 Job::SocketClosed { .. } | Job::Publish { .. } => {
                     check_replies(values.by_ref().take(1))
                 }
@@ -474,10 +459,9 @@ impl Worker {
         };
         redis::cmd("EVALSHA")
             .arg(&link.reap_node)
-            .arg(4)
+            .arg(3)
             .arg(names.alive_key(server))
             .arg(names.node_key(server))
-            .arg(names.node_meta_key(server))
             .arg(names.online_key())
             .arg(if force { "1" } else { "0" })
             .arg(names.offline_event_channel())
@@ -493,16 +477,15 @@ fn add_commands(pipe: &mut redis::Pipeline, job: &Job, names: &Names, link: &Lin
             pipe.cmd("GETDEL").arg(names.token_key(token));
             1
         }
-        Job::SocketOpened { client_id, event } => {
-            let node = names.server();
-            pipe.cmd("HINCRBY")
-                .arg(names.node_key(node))
-                .arg(client_id)
-                .arg(1);
+        Job::SocketOpened {
+            client_id,
+            event,
+            socket,
+        } => {
             pipe.cmd("HSET")
-                .arg(names.node_meta_key(node))
-                .arg(client_id)
-                .arg(event.as_ref());
+                .arg(names.node_key(names.server()))
+                .arg(socket)
+                .arg(format!("{client_id}|{event}"));
             pipe.cmd("HINCRBY")
                 .arg(names.online_key())
                 .arg(client_id)
@@ -510,38 +493,30 @@ fn add_commands(pipe: &mut redis::Pipeline, job: &Job, names: &Names, link: &Lin
             pipe.cmd("PUBLISH")
                 .arg(names.online_event_channel())
                 .arg(event.as_ref());
-            4
+            3
         }
-        Job::SocketClosed { client_id, event } => {
-            let node = names.server();
+        Job::SocketClosed {
+            client_id,
+            event,
+            socket,
+        } => {
             pipe.cmd("EVALSHA")
                 .arg(&link.socket_closed)
-                .arg(3)
+                .arg(2)
                 .arg(names.online_key())
-                .arg(names.node_key(node))
-                .arg(names.node_meta_key(node))
+                .arg(names.node_key(names.server()))
                 .arg(client_id)
                 .arg(event.as_ref())
                 .arg(names.offline_event_channel())
-                .arg(names.prefix());
+                .arg(names.prefix())
+                .arg(socket);
             1
         }
         Job::Publish { channel, payload } => {
             pipe.cmd("PUBLISH").arg(channel).arg(payload);
             1
         }
-        Job::ChanMessage { chan, .. } => {
-            pipe.cmd("HKEYS").arg(names.chan_key(chan));
-            1
-        }
         Job::PresenceSnapshot { .. } | Job::Drain { .. } => 0,
-    }
-}
-
-fn client_id(value: &Value) -> Option<i64> {
-    match value {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-        _ => None,
     }
 }
 

@@ -82,6 +82,8 @@ enum State {
         /// The frame's FIN bit.
         fin: bool,
     },
+    /// A protocol error was returned: the rest of the stream is ignored.
+    Failed,
 }
 
 impl State {
@@ -104,8 +106,9 @@ enum Open {
 /// Streaming, server-side WebSocket decoder; see the [module docs](self).
 ///
 /// Feed it everything read from the socket with [`read`](Self::read). After
-/// an error the connection must be failed; the reader's state is then
-/// unspecified (but further calls do not panic).
+/// an error the connection must be failed; the reader then ignores whatever
+/// it is fed (it consumes all input and yields no event) and holds no heap
+/// memory.
 #[derive(Debug)]
 pub struct MessageReader {
     /// Control frame payload being collected and, with `keep_data`, the data
@@ -150,7 +153,25 @@ impl MessageReader {
     /// the frame that completes an event, and consumes everything otherwise.
     /// Partial frames are consumed too, and remembered. A call with non-empty
     /// input always consumes at least one byte.
+    ///
+    /// An error is returned once; the reader then fails for good (see the
+    /// [type docs](Self)).
     pub fn read(&mut self, input: &mut [u8]) -> Result<(usize, Option<Event>), ProtocolError> {
+        if matches!(self.state, State::Failed) {
+            return Ok((input.len(), None));
+        }
+        self.decode(input).inspect_err(|_| {
+            // Without this, the next call could resume inside the frame that
+            // failed: a text message whose invalid UTF-8 was just reported
+            // would then complete as a valid `Event::Text`, consuming nothing.
+            self.state = State::Failed;
+            self.open = Open::None;
+            self.buf = Vec::new();
+        })
+    }
+
+    /// [`read`](Self::read) before the failure check.
+    fn decode(&mut self, input: &mut [u8]) -> Result<(usize, Option<Event>), ProtocolError> {
         let mut pos = 0;
         loop {
             match &mut self.state {
@@ -193,6 +214,7 @@ impl MessageReader {
                         return Ok((pos, Some(event)));
                     }
                 }
+                State::Failed => return Ok((input.len(), None)),
             }
         }
     }

@@ -8,7 +8,34 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub use testkit::{free_port, wait_until, RedisServer};
+pub use testkit::{wait_until, RedisServer};
+
+/// A loopback port for a node that was free a moment ago.
+///
+/// Picked at random *below* the kernel's ephemeral range (32768–60999 by
+/// default) and never handed out twice in one test process: a port from the
+/// ephemeral range can be taken, between the pick and the node's `bind`, by
+/// any outgoing connection (the tests open many) or by another test's pick,
+/// and then the node fails to start while the harness, seeing something
+/// accept on the port, talks to the wrong process.
+pub fn free_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..1000 {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    testkit::free_port()
+}
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
@@ -67,7 +94,12 @@ impl Node {
         extra: &[&str],
         listen: &str,
     ) -> Node {
-        let mut args = vec!["--redis".to_string(), redis.url(), "--server".into(), server.into()];
+        let mut args = vec![
+            "--redis".to_string(),
+            redis.url(),
+            "--server".into(),
+            server.into(),
+        ];
         args.extend(["--servers".to_string(), servers.join(";")]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let port = listen.rsplit(':').next().unwrap().parse().unwrap();
@@ -92,10 +124,16 @@ impl Node {
             .expect("start freeim-server");
         self.child = Some(child);
         let port = self.port;
-        assert!(
-            wait_until(PROMPTLY, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
-            "node on port {port} did not start"
-        );
+        let mut exited = None;
+        let up = wait_until(PROMPTLY, || {
+            exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            exited.is_some() || TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(exited.is_none(), "node on port {port} exited: {exited:?}");
+        assert!(up, "node on port {port} did not start");
     }
 
     /// Sends SIGTERM and waits (up to `timeout`) for the exit status.

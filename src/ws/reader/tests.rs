@@ -658,3 +658,40 @@ fn interoperates_with_tungstenite() {
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+/// Regression (found by the `frames` fuzz target): after an error the reader
+/// resumed inside the failed frame, so a text message whose invalid UTF-8 had
+/// just been reported completed as `Event::Text(None)` on the next call, which
+/// also consumed no byte. Now an error is final: the reader ignores the rest.
+#[test]
+fn an_error_is_final() {
+    // Fuzzer input, without its 4 control bytes: "ok" + a UTF-16 surrogate.
+    let failing = client(&[(OpCode::Text, true, b"ok\xed\xa0\x80")]);
+    let valid = client(&[(OpCode::Ping, true, b"p"), (OpCode::Text, true, b"ok")]);
+    for config in [ReaderConfig::default(), keep()] {
+        for split in [1, 4, failing.len()] {
+            let mut reader = MessageReader::new(config);
+            let mut input = failing.clone();
+            let mut pos = 0;
+            let error = loop {
+                let end = (pos + split).min(input.len());
+                match reader.read(&mut input[pos..end]) {
+                    Ok((used, event)) => {
+                        assert!(used > 0 && event.is_none(), "split {split}");
+                        pos += used;
+                    }
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(error, ProtocolError::InvalidUtf8, "split {split}");
+            assert_eq!(reader.buf.capacity(), 0);
+            // The rest of the failed frame, and valid frames after it: all
+            // consumed, nothing reported.
+            let mut rest = input[pos..].to_vec();
+            rest.extend_from_slice(&valid);
+            assert_eq!(reader.read(&mut rest), Ok((rest.len(), None)));
+            assert_eq!(reader.read(&mut []), Ok((0, None)));
+            assert!(!reader.is_idle());
+        }
+    }
+}
