@@ -1,68 +1,91 @@
 //! Pushing messages to a loop's sockets: FreeIM's delivery rules, receipts,
 //! and the per-connection send-buffer cap (slow readers are closed with 1008).
 
+use super::connections::Connections;
 use super::event_loop::EventLoop;
 use super::mailbox::{Audience, Push};
+use super::registry::Registry;
 use crate::metrics::LoopCounters;
 use crate::protocol::receipt_command;
 use crate::store::Job;
 use crate::ws::code;
 
+/// What routing one push on one loop came to.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// Frames queued to sockets.
+    pub pushed: u64,
+    /// Sockets whose queue is full: to be closed as slow readers.
+    pub overflowed: Vec<u32>,
+    /// Receipts owed to the sender: (receiver, whether it had a socket here).
+    pub receipts: Vec<(i64, bool)>,
+}
+
+/// Queues `push`'s frame to every socket of its audience held by loop
+/// `loop_index`, by FreeIM's delivery rules; no I/O (the loop flushes later).
+pub fn route(
+    registry: &Registry,
+    conns: &mut Connections,
+    push: &Push,
+    loop_index: usize,
+    limit: usize,
+) -> Routed {
+    let mut routed = Routed::default();
+    let bytes = push.frame.bytes();
+    let mut queue_all = |routed: &mut Routed, sockets: &[u32]| {
+        for &key in sockets {
+            match conns.queue(key, bytes, limit) {
+                Ok(()) => routed.pushed += 1,
+                Err(_) => routed.overflowed.push(key),
+            }
+        }
+    };
+    let receivers: &[i64] = match &push.audience {
+        Audience::Clients(receivers) => receivers,
+        Audience::Members(members) => members.get(loop_index).map_or(&[], Vec::as_slice),
+        Audience::Everyone => &[],
+    };
+    for &receiver in receivers {
+        let sockets = registry.sockets(receiver);
+        if !is_lone_sender_socket(receiver, push.sender, sockets.len()) {
+            queue_all(&mut routed, sockets);
+        }
+        if push.receipt && push.sender != 0 && receiver != push.sender {
+            routed.receipts.push((receiver, !sockets.is_empty()));
+        }
+    }
+    if let Audience::Everyone = push.audience {
+        for (client_id, sockets) in registry.iter() {
+            if !is_lone_sender_socket(client_id, push.sender, sockets.len()) {
+                queue_all(&mut routed, sockets);
+            }
+        }
+    }
+    routed
+}
+
 impl EventLoop {
     pub(super) fn deliver(&mut self, push: Push) {
-        let Push {
-            sender,
-            audience,
-            frame,
-            receipt,
-        } = push;
         let limit = self.shared.settings.max_send_buffer;
-        let mut overflowed = Vec::new();
-        let receivers: &[i64] = match &audience {
-            Audience::Clients(receivers) => receivers,
-            Audience::Members(members) => members.get(self.index).map_or(&[], Vec::as_slice),
-            Audience::Everyone => &[],
-        };
-        let mut pushed = 0u64;
-        for &receiver in receivers {
-            let sockets = self.registry.sockets(receiver);
-            let delivered = !sockets.is_empty();
-            if !is_lone_sender_socket(receiver, sender, sockets.len()) {
-                for &key in sockets {
-                    match self.conns.queue(key, frame.bytes(), limit) {
-                        Ok(()) => pushed += 1,
-                        Err(_) => overflowed.push(key),
-                    }
-                }
-            }
-            if receipt && sender != 0 && receiver != sender {
-                let names = &self.shared.names;
-                self.shared.worker.submit(Job::Publish {
-                    channel: names.server_channel(names.select_server(sender)),
-                    payload: receipt_command(sender, receiver, frame.payload(), delivered),
-                });
-            }
-        }
-        if let Audience::Everyone = audience {
-            for (client_id, sockets) in self.registry.iter() {
-                if is_lone_sender_socket(client_id, sender, sockets.len()) {
-                    continue;
-                }
-                for &key in sockets {
-                    match self.conns.queue(key, frame.bytes(), limit) {
-                        Ok(()) => pushed += 1,
-                        Err(_) => overflowed.push(key),
-                    }
-                }
-            }
+        let routed = route(&self.registry, &mut self.conns, &push, self.index, limit);
+        let names = &self.shared.names;
+        for (receiver, delivered) in routed.receipts {
+            let sender = push.sender;
+            self.shared.worker.submit(Job::Publish {
+                channel: names.server_channel(names.select_server(sender)),
+                payload: receipt_command(sender, receiver, push.frame.payload(), delivered),
+            });
         }
         let counters = self.counters();
-        LoopCounters::bump(&counters.messages_pushed, pushed);
-        LoopCounters::bump(&counters.bytes_pushed, pushed * frame.bytes().len() as u64);
-        LoopCounters::bump(&counters.slow_consumers, overflowed.len() as u64);
-        counters.observe_lag(frame.received().elapsed());
-        for key in overflowed {
-            log::warn!("closing a slow reader: more than {limit} bytes unsent");
+        let frame_len = push.frame.bytes().len() as u64;
+        LoopCounters::bump(&counters.messages_pushed, routed.pushed);
+        LoopCounters::bump(&counters.bytes_pushed, routed.pushed * frame_len);
+        LoopCounters::bump(&counters.slow_consumers, routed.overflowed.len() as u64);
+        counters.observe_lag(push.frame.received().elapsed());
+        for key in routed.overflowed {
+            if let Some(suppressed) = self.peer_log.allow() {
+                log::warn!("closing a slow reader: more than {limit} bytes unsent (+{suppressed} more peer events)");
+            }
             self.begin_close(key, code::POLICY, "send buffer full");
         }
     }
