@@ -67,7 +67,7 @@ test('two pages chat through the node', { timeout: 150000 }, async () => {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    viewport: { width: 1180, height: 720 },
+    viewport: { width: 1100, height: 600 },
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run',
@@ -111,6 +111,7 @@ test('two pages chat through the node', { timeout: 150000 }, async () => {
   await openConversation(bob, '#general');
   await say(alice, 'See you in the lobby!');
   await expectMessage(bob.page, 'See you in the lobby!');
+  await alice.page.waitForFunction(() => !document.querySelector('#messages .state-sending'), null, { timeout: STEP });
   mkdirSync(dirname(SCREENSHOT), { recursive: true });
   await alice.page.screenshot({ path: SCREENSHOT });
 
@@ -142,4 +143,18 @@ test('two pages chat through the node', { timeout: 150000 }, async () => {
   await say(alice, 'are you there?');
   await messages(alice.page).locator('.state-offline').filter({ hasText: 'recipient offline' })
     .waitFor({ timeout: STEP });
+
+  // 7. Alice kicks Carol: Carol's page says so and stays disconnected until
+  //    she asks to reconnect.
+  const carol = await openChat('Carol');
+  await openConversation(alice, 'lobby');
+  await alice.page.locator(`[data-user="${carol.id}"] + .kick`).click();
+  await carol.page.locator('#banner').filter({ hasText: 'Alice disconnected you' }).waitFor({ timeout: STEP });
+  await carol.page.getByTestId('status').filter({ hasText: 'disconnected' }).waitFor({ timeout: STEP });
+  await expectMessage(alice.page, 'Carol went offline');
+  await carol.page.waitForTimeout(1500);
+  assert.equal(await carol.page.getByTestId('status').textContent(), 'disconnected', 'no automatic reconnect');
+  await carol.page.locator('#banner-action').click();
+  await carol.page.getByTestId('status').filter({ hasText: 'connected' }).waitFor({ timeout: STEP });
+  await expectMessage(alice.page, 'Carol came online');
 });

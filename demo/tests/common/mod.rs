@@ -1,0 +1,311 @@
+//! Harness for the demo's integration tests: a real `redis-server`
+//! (`testkit`), a real `freeim-server` node process, the demo service
+//! in-process on a free port, a tiny HTTP client and WebSocket clients.
+//!
+//! The node binary belongs to another package of the workspace, so
+//! `CARGO_BIN_EXE_freeim-server` is not available here. [`node_binary`]
+//! builds it once per test process with `cargo build -p freeim-server`, into
+//! the same target directory as the running test (found from the test
+//! executable's own path), and returns its path. `FREEIM_SERVER_BIN`
+//! overrides that with a ready binary.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use freeim_demo::{Demo, Settings};
+use serde_json::Value;
+pub use testkit::{free_port, wait_until, RedisServer};
+use tungstenite::{Message, WebSocket};
+
+/// How long a test waits for something that should happen promptly.
+pub const PROMPTLY: Duration = Duration::from_secs(5);
+
+/// The `freeim-server` binary, built on first use.
+pub fn node_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("FREEIM_SERVER_BIN") {
+            return PathBuf::from(path);
+        }
+        // <target>/<profile>/deps/<test-exe>
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("target directory");
+        let profile = profile_dir.file_name().unwrap().to_string_lossy();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(workspace)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "freeim-server",
+                "--bin",
+                "freeim-server",
+            ])
+            .env("CARGO_TARGET_DIR", target_dir);
+        if profile != "debug" {
+            build.args(["--profile", &profile]);
+        }
+        let status = build.status().expect("run cargo build for freeim-server");
+        assert!(status.success(), "cargo build -p freeim-server failed");
+        let binary = profile_dir.join("freeim-server");
+        assert!(binary.exists(), "{} was not built", binary.display());
+        binary
+    })
+}
+
+/// A `freeim-server` child process, killed on drop.
+pub struct Node {
+    /// Its name in the cluster, `127.0.0.1:port`.
+    pub server: String,
+    child: Child,
+}
+
+impl Node {
+    /// Starts node `server` of cluster `servers` and waits until it accepts.
+    pub fn start(redis: &RedisServer, server: &str, servers: &[String]) -> Node {
+        let child = Command::new(node_binary())
+            .args([
+                "--listen",
+                server,
+                "--redis",
+                &redis.url(),
+                "--server",
+                server,
+            ])
+            .args(["--servers", &servers.join(";"), "--threads", "1"])
+            .env("FREEIM_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start freeim-server");
+        let mut node = Node {
+            server: server.to_string(),
+            child,
+        };
+        let up = wait_until(PROMPTLY, || {
+            matches!(node.child.try_wait(), Ok(None)) && TcpStream::connect(server).is_ok()
+        });
+        assert!(up, "node {server} did not start");
+        node
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Redis, one node and the demo, all on free loopback ports.
+pub struct Stack {
+    /// The demo service (in-process).
+    pub demo: Demo,
+    /// The node.
+    pub node: Node,
+    /// Redis.
+    pub redis: RedisServer,
+}
+
+impl Stack {
+    /// A one-node cluster with the demo in front of it.
+    pub fn start() -> Stack {
+        let redis = RedisServer::start();
+        let server = format!("127.0.0.1:{}", free_port());
+        let node = Node::start(&redis, &server, std::slice::from_ref(&server));
+        let settings = Settings::new("127.0.0.1:0".parse().unwrap(), &redis.url(), &server);
+        let demo = Demo::start(settings).expect("start the demo");
+        Stack { demo, node, redis }
+    }
+
+    /// `POST path` with a JSON body; returns the status and the JSON answer.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        http(self.demo.local_addr(), "POST", path, body)
+    }
+
+    /// `GET path`; returns the status and the JSON answer.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        http(self.demo.local_addr(), "GET", path, "")
+    }
+
+    /// `POST /prev-connect` and open the socket; returns the client.
+    pub fn connect(&self, body: &str) -> Client {
+        let (status, answer) = self.post("/prev-connect", body);
+        assert_eq!(status, 200, "{answer}");
+        let mut client = Client::connect(answer["url"].as_str().unwrap()).expect("ws connect");
+        client.id = answer["id"].as_i64().unwrap();
+        client.name = answer["name"].as_str().unwrap().to_string();
+        client
+    }
+}
+
+/// A one-shot HTTP/1.1 request with `Connection: close`; returns the status
+/// and the body parsed as JSON (`Value::Null` when it is not JSON).
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, _, body) = http_raw(addr, method, path, body.as_bytes());
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A one-shot request; returns the status, the head and the body bytes.
+pub fn http_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
+    stream.set_read_timeout(Some(PROMPTLY * 2)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read the answer");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, head, response[split + 4..].to_vec())
+}
+
+/// A WebSocket client of the node, as a page would be.
+pub struct Client {
+    /// The socket.
+    pub ws: WebSocket<TcpStream>,
+    /// The id the demo gave this client.
+    pub id: i64,
+    /// The name the demo gave this client.
+    pub name: String,
+}
+
+impl Client {
+    /// Connects to a `ws://host:port/path?token=…` URL.
+    pub fn connect(url: &str) -> Result<Client, Box<tungstenite::Error>> {
+        let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
+        let stream = TcpStream::connect(authority).expect("tcp connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (ws, _) = tungstenite::client(url, stream).map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(e) => Box::new(e),
+            tungstenite::HandshakeError::Interrupted(_) => {
+                Box::new(tungstenite::Error::ConnectionClosed)
+            }
+        })?;
+        Ok(Client {
+            ws,
+            id: 0,
+            name: String::new(),
+        })
+    }
+
+    /// The next pushed message (as JSON) within `timeout`; `None` when none
+    /// came or the socket closed.
+    pub fn recv(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Text(text)) => {
+                    return Some(serde_json::from_str(&text).expect("pushed text is JSON"))
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The first pushed message matching `wanted` within [`PROMPTLY`],
+    /// skipping others (presence broadcasts, notices).
+    ///
+    /// # Panics
+    /// When none comes: the panic lists what came instead.
+    pub fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PROMPTLY;
+        let mut skipped = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(message) = self.recv(deadline - Instant::now()) {
+                if wanted(&message) {
+                    return message;
+                }
+                skipped.push(message);
+            }
+        }
+        panic!("client {} never got {what}; got {skipped:?}", self.id);
+    }
+
+    /// Whether no message matching `unwanted` arrives within `wait`.
+    pub fn never_gets(&mut self, wait: Duration, unwanted: impl Fn(&Value) -> bool) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Some(message) = self.recv(deadline - Instant::now()) {
+                if unwanted(&message) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether the server closes the socket within `timeout`.
+    pub fn is_closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Close(_)) => return true,
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    /// Closes the socket politely.
+    pub fn close(mut self) {
+        let _ = self.ws.close(None);
+        let _ = self.ws.flush();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
