@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The standard benchmark set, in one command:
+#
+#   scripts/bench.sh
+#
+# Builds release, starts its own redis-server (free port, no persistence) and
+# a fresh node for every run (so memory figures start from a clean process),
+# runs every scenario of freeim-loadtest against loopback only, and writes
+#   target/bench/results.jsonl   one JSON line per run
+#   target/bench/summary.md      medians per run label
+#   target/bench/*.svg           latency vs load, memory vs connections, CPU
+# Every process it starts is stopped by PID at the end (or on Ctrl-C).
+#
+# Settings (environment):
+#   BENCH_RUNS=3        runs of each cheap scenario
+#   BENCH_THREADS=2     node --threads
+#   BENCH_NODES=1       nodes in the cluster (clients spread by id)
+#   BENCH_QUICK=1       small sizes (1,000 clients, short runs): a smoke test
+#   BENCH_ONLY="idle p2p"  run only these groups (idle p2p fanout broadcast storm churn)
+#   BENCH_OUT=dir       output directory (default target/bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+RUNS=${BENCH_RUNS:-3}
+THREADS=${BENCH_THREADS:-2}
+NODES=${BENCH_NODES:-1}
+QUICK=${BENCH_QUICK:-0}
+ONLY=${BENCH_ONLY:-"idle p2p fanout broadcast storm churn"}
+OUT=${BENCH_OUT:-$ROOT/target/bench}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "redis-server is missing: installing Debian's redis-server package" >&2
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+cargo build --release -p freeim-server -p freeim-loadtest
+
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+[ -f "$RESULTS" ] && mv "$RESULTS" "$RESULTS.prev"
+: >"$RESULTS"
+LOGS=$OUT/logs
+mkdir -p "$LOGS"
+
+# A free loopback TCP port below the ephemeral range (clients use that).
+used_ports=" "
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 12000))
+    case "$used_ports" in *" $port "*) continue ;; esac
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      used_ports="$used_ports$port "
+      echo "$port"
+      return
+    fi
+  done
+}
+
+wait_port() {
+  local port=$1
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$port" >&2
+  return 1
+}
+
+REDIS_PID=""
+NODE_PIDS=()
+cleanup() {
+  stop_nodes
+  if [ -n "$REDIS_PID" ]; then
+    kill "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --maxclients 10000 >"$LOGS/redis.log" 2>&1 &
+REDIS_PID=$!
+wait_port "$REDIS_PORT"
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+
+SERVERS=""
+NODE_PORTS=()
+for _ in $(seq "$NODES"); do NODE_PORTS+=("$(free_port)"); done
+SERVERS=$(printf '127.0.0.1:%s;' "${NODE_PORTS[@]}")
+SERVERS=${SERVERS%;}
+
+start_nodes() {
+  local n=0
+  NODE_PIDS=()
+  for port in "${NODE_PORTS[@]}"; do
+    FREEIM_LOG=warn "$BIN/freeim-server" --listen "127.0.0.1:$port" --redis "$REDIS_URL" \
+      --server "127.0.0.1:$port" --servers "$SERVERS" --threads "$THREADS" \
+      >>"$LOGS/node-$n.log" 2>&1 &
+    NODE_PIDS+=("$!")
+    n=$((n + 1))
+  done
+  for port in "${NODE_PORTS[@]}"; do wait_port "$port"; done
+}
+
+stop_nodes() {
+  local pid
+  for pid in "${NODE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${NODE_PIDS[@]}"; do
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  NODE_PIDS=()
+}
+
+# run LABEL SCENARIO ARGS...: one run against a fresh node.
+run() {
+  local label=$1 scenario=$2
+  shift 2
+  start_nodes
+  local pids=()
+  for pid in "${NODE_PIDS[@]}"; do pids+=(--node-pid "$pid"); done
+  echo "--- $label" >&2
+  if ! "$BIN/freeim-loadtest" "$scenario" --redis "$REDIS_URL" --servers "$SERVERS" \
+    "${pids[@]}" --redis-pid "$REDIS_PID" --label "$label" --append "$RESULTS" "$@" \
+    --timeout 900s 2>&1 | tee -a "$LOGS/runs.txt" >&2; then
+    echo "run $label failed: see $LOGS/runs.txt" >&2
+  fi
+  stop_nodes
+}
+
+# repeat N LABEL SCENARIO ARGS...
+repeat() {
+  local n=$1
+  shift
+  for _ in $(seq "$n"); do run "$@"; done
+}
+
+wants() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+if [ "$QUICK" = 1 ]; then
+  IDLE_A=1000 IDLE_B=1500 CONNS=1000 HOLD=3s DUR=3s STORM=1000 CHURN=500 CHURN_DUR=5s BURST=20
+else
+  IDLE_A=15000 IDLE_B=18000 CONNS=10000 HOLD=15s DUR=15s STORM=15000 CHURN=5000 CHURN_DUR=30s BURST=100
+fi
+
+{
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "date: $(date -u +%FT%TZ)"
+  echo "nodes: $NODES x --threads $THREADS; runs: $RUNS; quick: $QUICK"
+  echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+} >"$OUT/meta.txt"
+
+if wants idle; then
+  repeat "$RUNS" "idle-$IDLE_A" idle -n "$IDLE_A" --rate 5000 --hold "$HOLD"
+  repeat "$RUNS" "idle-$IDLE_B" idle -n "$IDLE_B" --rate 5000 --hold "$HOLD"
+fi
+if wants p2p; then
+  repeat "$RUNS" "p2p-$CONNS-paced-10k" p2p -n "$CONNS" --msg-rate 10000 --duration "$DUR"
+  repeat "$RUNS" "p2p-$CONNS-flat-out" p2p -n "$CONNS" --msg-rate 0 --senders 8 --duration "$DUR"
+fi
+if wants fanout; then
+  repeat "$RUNS" "fanout-$CONNS-paced-2" fanout -n "$CONNS" --msg-rate 2 --duration "$DUR"
+  repeat "$RUNS" "fanout-$CONNS-burst-$BURST" fanout -n "$CONNS" --burst "$BURST" --senders 4
+fi
+if wants broadcast; then
+  repeat "$RUNS" "broadcast-$CONNS-burst-$BURST" broadcast -n "$CONNS" --burst "$BURST" --senders 4
+fi
+if wants storm; then
+  repeat "$RUNS" "storm-$STORM" storm -n "$STORM"
+fi
+if wants churn; then
+  repeat 1 "churn-$CHURN" churn -n "$CHURN" --duration "$CHURN_DUR" --life 2s
+fi
+
+"$BIN/freeim-loadtest" summary --markdown "$RESULTS" >"$OUT/summary.md"
+"$BIN/freeim-loadtest" chart "$RESULTS" --out-dir "$OUT" >/dev/null
+echo "results: $RESULTS" >&2
+echo "summary: $OUT/summary.md; charts: $(ls "$OUT"/*.svg | tr '\n' ' ')" >&2
