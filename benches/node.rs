@@ -16,17 +16,26 @@ use freeim_server::protocol::decode_command;
 
 fn decode(c: &mut Criterion) {
     let message = serde_json::to_string(&serde_json::json!({"text": "x".repeat(100)})).unwrap();
-    let send_one = serde_json::json!({"Item1": 1, "Item2": [2], "Item3": message, "Item4": true}).to_string();
+    let send_one =
+        serde_json::json!({"Item1": 1, "Item2": [2], "Item3": message, "Item4": true}).to_string();
     let receivers: Vec<i64> = (0..100).collect();
-    let send_many = serde_json::json!({"Item1": 1, "Item2": receivers, "Item3": message, "Item4": false}).to_string();
+    let send_many =
+        serde_json::json!({"Item1": 1, "Item2": receivers, "Item3": message, "Item4": false})
+            .to_string();
     let chan = format!(
         "__FreeIM__(ChanMessage){}",
         serde_json::json!({"Item1": 1, "Item2": "room", "Item3": message, "Item4": true})
     );
     let mut group = c.benchmark_group("decode_command");
-    for (name, payload) in [("send_1", &send_one), ("send_100", &send_many), ("chan", &chan)] {
+    for (name, payload) in [
+        ("send_1", &send_one),
+        ("send_100", &send_many),
+        ("chan", &chan),
+    ] {
         group.throughput(Throughput::Elements(1));
-        group.bench_function(name, |b| b.iter(|| decode_command(payload.as_bytes()).unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| decode_command(payload.as_bytes()).unwrap())
+        });
     }
     group.finish();
 }
@@ -51,7 +60,9 @@ fn connections(n: usize) -> (Connections, Registry) {
 fn routing(c: &mut Criterion) {
     const MOST: usize = 10_000;
     let (mut conns, registry) = connections(MOST);
-    let frame = Arc::new(Frame::text(&serde_json::to_string("hello, a 40-byte push message").unwrap()));
+    let frame = Arc::new(Frame::text(
+        &serde_json::to_string("hello, a 40-byte push message").unwrap(),
+    ));
     let mut group = c.benchmark_group("route_one_message");
     for n in [1usize, 1_000, MOST] {
         let push = Push {
