@@ -154,3 +154,34 @@ fn ping(port: u16) -> bool {
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
+
+/// Opens a WebSocket to a `ws://host:port/path?…` URL over plain TCP, with a
+/// 100 ms read timeout so tests can poll with deadlines
+/// ([`is_read_timeout`] tells such a timeout from a real error).
+pub fn ws_connect(url: &str) -> Result<tungstenite::WebSocket<TcpStream>, Box<tungstenite::Error>> {
+    let authority = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let stream = TcpStream::connect(authority).map_err(|e| Box::new(e.into()))?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| Box::new(e.into()))?;
+    match tungstenite::client(url, stream) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(Box::new(e)),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => {
+            Err(Box::new(tungstenite::Error::ConnectionClosed))
+        }
+    }
+}
+
+/// Whether a WebSocket read error only means the read timeout passed.
+pub fn is_read_timeout(error: &tungstenite::Error) -> bool {
+    matches!(
+        error,
+        tungstenite::Error::Io(e)
+            if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    )
+}

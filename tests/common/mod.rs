@@ -196,17 +196,7 @@ pub struct Client {
 impl Client {
     /// Connects to a `ws://host:port/path?token=…` URL.
     pub fn connect(url: &str) -> Result<Client, Box<tungstenite::Error>> {
-        let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
-        let stream = TcpStream::connect(authority).expect("tcp connect");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(url, stream).map_err(|e| match e {
-            tungstenite::HandshakeError::Failure(e) => Box::new(e),
-            tungstenite::HandshakeError::Interrupted(_) => {
-                Box::new(tungstenite::Error::ConnectionClosed)
-            }
-        })?;
+        let ws = testkit::ws_connect(url)?;
         Ok(Client { ws })
     }
 
@@ -225,11 +215,7 @@ impl Client {
             match self.ws.read() {
                 Ok(Message::Text(text)) => return Some(text),
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => return None,
             }
         }
@@ -248,11 +234,7 @@ impl Client {
             match self.ws.read() {
                 Ok(Message::Close(frame)) => return frame.map(|f| f.code),
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => return None,
             }
         }
@@ -337,11 +319,7 @@ impl Client {
         while Instant::now() < deadline {
             match self.ws.read() {
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => return,
             }
         }

@@ -202,17 +202,7 @@ pub struct Client {
 impl Client {
     /// Connects to a `ws://host:port/path?token=…` URL.
     pub fn connect(url: &str) -> Result<Client, Box<tungstenite::Error>> {
-        let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
-        let stream = TcpStream::connect(authority).expect("tcp connect");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(url, stream).map_err(|e| match e {
-            tungstenite::HandshakeError::Failure(e) => Box::new(e),
-            tungstenite::HandshakeError::Interrupted(_) => {
-                Box::new(tungstenite::Error::ConnectionClosed)
-            }
-        })?;
+        let ws = testkit::ws_connect(url)?;
         Ok(Client {
             ws,
             id: 0,
@@ -230,11 +220,7 @@ impl Client {
                     return Some(serde_json::from_str(&text).expect("pushed text is JSON"))
                 }
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => return None,
             }
         }
@@ -280,11 +266,7 @@ impl Client {
             match self.ws.read() {
                 Ok(Message::Close(_)) => return true,
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => return true,
             }
         }
@@ -298,11 +280,7 @@ impl Client {
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline {
             match self.ws.read() {
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => break,
                 Ok(_) => {}
             }

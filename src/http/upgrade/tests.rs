@@ -114,7 +114,7 @@ fn every_rejection() {
     let too_many: Vec<&str> = ALL
         .iter()
         .copied()
-        .chain(std::iter::repeat("X-Filler: 1").take(MAX_HEADERS))
+        .chain(std::iter::repeat_n("X-Filler: 1", MAX_HEADERS))
         .collect();
     let cases: Vec<(&str, String, usize, Rejection)> = vec![
         (
