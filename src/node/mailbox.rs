@@ -156,9 +156,18 @@ impl Mailbox {
     /// Queues `msg` and wakes the loop, unless a wake is already pending: a
     /// burst of messages costs one wake-up syscall, not one each.
     pub fn post(&self, msg: LoopMsg) {
-        if self.sender.send(msg).is_err() {
-            return; // the loop has exited
-        }
+        self.send(msg);
+        self.wake();
+    }
+
+    /// Queues `msg` without waking the loop; [`wake`](Self::wake) it after
+    /// the last message of a batch.
+    pub fn send(&self, msg: LoopMsg) {
+        let _ = self.sender.send(msg); // fails only once the loop has exited
+    }
+
+    /// Wakes the loop, unless a wake is already pending.
+    pub fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             let _ = self.waker.wake();
         }
@@ -205,22 +214,45 @@ impl Router {
         }
     }
 
-    /// Splits `receivers` by owning loop and posts each loop its share.
+    /// A fresh set of loops to wake, for a batch of posts.
+    pub fn wakes(&self) -> Wakes {
+        Wakes(vec![false; self.mailboxes.len()])
+    }
+
+    /// Wakes every loop the batch posted to (once each) and empties the set.
+    pub fn wake(&self, wakes: &mut Wakes) {
+        for (index, pending) in wakes.0.iter_mut().enumerate() {
+            if std::mem::take(pending) {
+                self.mailboxes[index].wake();
+            }
+        }
+    }
+
+    /// Queues `msg` for loop `index`, to be woken by [`wake`](Self::wake).
+    pub fn send(&self, index: usize, msg: LoopMsg, wakes: &mut Wakes) {
+        self.mailboxes[index].send(msg);
+        wakes.0[index] = true;
+    }
+
+    /// Splits `receivers` by owning loop and queues each loop its share.
     pub fn push_to_clients(
         &self,
         sender: i64,
         receivers: Vec<i64>,
         frame: Arc<Frame>,
         receipt: bool,
+        wakes: &mut Wakes,
     ) {
-        if self.mailboxes.len() == 1 {
-            self.mailboxes[0].post(LoopMsg::Push(Push {
+        let push = |audience| {
+            LoopMsg::Push(Push {
                 sender,
-                audience: Audience::Clients(receivers),
-                frame,
+                audience,
+                frame: frame.clone(),
                 receipt,
-            }));
-            return;
+            })
+        };
+        if self.mailboxes.len() == 1 {
+            return self.send(0, push(Audience::Clients(receivers)), wakes);
         }
         let mut shares: Vec<Vec<i64>> = vec![Vec::new(); self.mailboxes.len()];
         for receiver in receivers {
@@ -228,12 +260,7 @@ impl Router {
         }
         for (index, share) in shares.into_iter().enumerate() {
             if !share.is_empty() {
-                self.mailboxes[index].post(LoopMsg::Push(Push {
-                    sender,
-                    audience: Audience::Clients(share),
-                    frame: frame.clone(),
-                    receipt,
-                }));
+                self.send(index, push(Audience::Clients(share)), wakes);
             }
         }
     }
@@ -247,29 +274,41 @@ impl Router {
         Arc::new(shares)
     }
 
-    /// Posts a channel message to every loop holding some of its members.
-    pub fn push_to_members(&self, sender: i64, members: Members, frame: Arc<Frame>) {
+    /// Queues a channel message for every loop holding some of its members.
+    pub fn push_to_members(
+        &self,
+        sender: i64,
+        members: Members,
+        frame: Arc<Frame>,
+        wakes: &mut Wakes,
+    ) {
         for (index, share) in members.iter().enumerate() {
             if !share.is_empty() {
-                self.mailboxes[index].post(LoopMsg::Push(Push {
+                let push = Push {
                     sender,
                     audience: Audience::Members(members.clone()),
                     frame: frame.clone(),
                     receipt: false,
-                }));
+                };
+                self.send(index, LoopMsg::Push(push), wakes);
             }
         }
     }
 
-    /// Posts a broadcast to every loop.
-    pub fn push_to_everyone(&self, sender: i64, frame: Arc<Frame>) {
-        self.post_all(|| {
-            LoopMsg::Push(Push {
+    /// Queues a broadcast for every loop.
+    pub fn push_to_everyone(&self, sender: i64, frame: Arc<Frame>, wakes: &mut Wakes) {
+        for index in 0..self.mailboxes.len() {
+            let push = Push {
                 sender,
                 audience: Audience::Everyone,
                 frame: frame.clone(),
                 receipt: false,
-            })
-        });
+            };
+            self.send(index, LoopMsg::Push(push), wakes);
+        }
     }
 }
+
+/// The loops a batch of posts has queued messages for and not woken yet.
+#[derive(Debug)]
+pub struct Wakes(Vec<bool>);

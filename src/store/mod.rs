@@ -4,6 +4,8 @@
 //! keep their publish order). Event loops never touch Redis.
 
 pub mod chan_cache;
+pub mod pubsub;
+pub mod resp;
 pub mod scripts;
 pub mod subscriber;
 pub mod worker;

@@ -7,19 +7,21 @@
 //! a second connection (as FreeIM does for every channel message), before the
 //! next command is looked at. The event loops never wait on Redis.
 
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::chan_cache::{ChanCache, Members};
+use super::pubsub::PubSubConnection;
 use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
 use crate::metrics::Metrics;
-use crate::node::mailbox::{Frame, LoopMsg, Router};
+use crate::node::mailbox::{Frame, LoopMsg, Router, Wakes};
 use crate::protocol::{decode_command, ChanMessage, Command, Names};
 use crate::throttle::Throttle;
 
-type Ready = crossbeam_channel::Sender<redis::RedisResult<()>>;
+type Ready = crossbeam_channel::Sender<io::Result<()>>;
 
 struct Subscriber {
     client: redis::Client,
@@ -79,20 +81,15 @@ impl Subscriber {
 
     /// Connects, subscribes, and handles messages until the connection fails;
     /// returns the failure.
-    fn listen(&mut self, first: &mut Option<Ready>, backoff: &mut Duration) -> redis::RedisError {
-        let mut conn = match self.client.get_connection_with_timeout(IO_TIMEOUT) {
+    fn listen(&mut self, first: &mut Option<Ready>, backoff: &mut Duration) -> io::Error {
+        let commands = self.names.server_channel(self.names.server());
+        let chan_changes = self.names.chan_changed_channel();
+        let channels = [commands, chan_changes.clone()];
+        let info = self.client.get_connection_info().clone();
+        let mut conn = match PubSubConnection::open(&info, &channels, IO_TIMEOUT) {
             Ok(conn) => conn,
             Err(e) => return e,
         };
-        if let Err(e) = conn.set_write_timeout(Some(IO_TIMEOUT)) {
-            return e;
-        }
-        let mut pubsub = conn.as_pubsub();
-        let commands = self.names.server_channel(self.names.server());
-        let chan_changes = self.names.chan_changed_channel();
-        if let Err(e) = pubsub.subscribe(&[&commands, &chan_changes]) {
-            return e;
-        }
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
         self.metrics
@@ -110,21 +107,25 @@ impl Subscriber {
             }
         }
         *backoff = BACKOFF_MIN;
+        let mut wakes = self.router.wakes();
         loop {
-            let message = match pubsub.get_message() {
-                Ok(message) => message,
-                Err(e) => return e,
-            };
-            if message.get_channel_name() == chan_changes {
-                let chan = String::from_utf8_lossy(message.get_payload_bytes());
-                self.chan_cache.invalidate(&chan);
-            } else {
-                self.handle(message.get_payload_bytes());
+            let read = conn.read(|channel, payload| {
+                if channel == chan_changes.as_bytes() {
+                    self.chan_cache
+                        .invalidate(&String::from_utf8_lossy(payload));
+                } else {
+                    self.handle(payload, &mut wakes);
+                }
+            });
+            // Everything this read carried is queued: one wake per loop.
+            self.router.wake(&mut wakes);
+            if let Err(e) = read {
+                return e;
             }
         }
     }
 
-    fn handle(&mut self, payload: &[u8]) {
+    fn handle(&mut self, payload: &[u8], wakes: &mut Wakes) {
         self.metrics.commands.fetch_add(1, Ordering::Relaxed);
         let command = match decode_command(payload) {
             Ok(command) => command,
@@ -143,26 +144,26 @@ impl Subscriber {
                     self.report_misrouted(stray);
                 }
                 let frame = Arc::new(Frame::text(&send.text));
+                let (sender, receipt) = (send.sender, send.receipt);
                 self.router
-                    .push_to_clients(send.sender, receivers, frame, send.receipt);
+                    .push_to_clients(sender, receivers, frame, receipt, wakes);
             }
-            Command::Chan(message) => self.handle_chan_message(message),
+            Command::Chan(message) => self.handle_chan_message(message, wakes),
             Command::ForceOffline(client_id) => {
                 if !self.names.owns(client_id) {
                     self.report_misrouted(client_id);
                 }
                 let owner = self.router.loop_of(client_id);
                 self.router
-                    .mailbox(owner)
-                    .post(LoopMsg::ForceOffline(client_id));
+                    .send(owner, LoopMsg::ForceOffline(client_id), wakes);
             }
         }
     }
 
-    fn handle_chan_message(&mut self, message: ChanMessage) {
+    fn handle_chan_message(&mut self, message: ChanMessage, wakes: &mut Wakes) {
         let frame = Arc::new(Frame::text(&message.text));
         let Some(chan) = message.channel() else {
-            return self.router.push_to_everyone(message.sender, frame);
+            return self.router.push_to_everyone(message.sender, frame, wakes);
         };
         let cached = self.chan_cache.get(chan).filter(|_| message.cacheable);
         let members = match cached {
@@ -175,7 +176,8 @@ impl Subscriber {
                 None => return,
             },
         };
-        self.router.push_to_members(message.sender, members, frame);
+        self.router
+            .push_to_members(message.sender, members, frame, wakes);
     }
 
     /// This node's members of `chan`, read from Redis and split by loop.

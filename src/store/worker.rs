@@ -377,6 +377,7 @@ impl Worker {
 
     fn dispatch(&mut self, batch: Vec<Job>, values: Vec<Value>) {
         let mut values = values.into_iter();
+        let mut wakes = self.router.wakes();
         for job in batch {
             match job {
                 Job::ClaimToken {
@@ -395,7 +396,7 @@ impl Worker {
                         _ => TokenOutcome::Refused,
                     };
                     let msg = LoopMsg::TokenChecked { conn, outcome };
-                    self.router.mailbox(loop_index).post(msg);
+                    self.router.send(loop_index, msg, &mut wakes);
                 }
                 Job::SocketOpened { .. } => check_replies(values.by_ref().take(3)),
                 Job::SocketClosed { .. } | Job::Publish { .. } => {
@@ -405,22 +406,26 @@ impl Worker {
                 Job::PresenceSnapshot { .. } | Job::Drain { .. } => {}
             }
         }
+        self.router.wake(&mut wakes);
     }
 
     /// Answers a batch that could not reach Redis.
     fn fail(&mut self, batch: Vec<Job>) {
         let mut dropped = 0usize;
+        let mut wakes = self.router.wakes();
         for job in batch {
             match job {
                 Job::ClaimToken {
                     loop_index, conn, ..
-                } => self.router.mailbox(loop_index).post(LoopMsg::TokenChecked {
-                    conn,
-                    outcome: TokenOutcome::Unavailable,
-                }),
+                } => {
+                    let outcome = TokenOutcome::Unavailable;
+                    let msg = LoopMsg::TokenChecked { conn, outcome };
+                    self.router.send(loop_index, msg, &mut wakes);
+                }
                 _ => dropped += 1,
             }
         }
+        self.router.wake(&mut wakes);
         if dropped > 0 {
             log::warn!("Redis unavailable: dropped {dropped} presence or publish jobs");
         }
