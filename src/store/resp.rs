@@ -83,8 +83,11 @@ fn parse_at(input: &[u8], at: usize, nest: bool) -> Result<Option<(Reply<'_>, us
     }
 }
 
-/// The type byte, the rest of the line at `at`, and where the next line starts.
-fn line(input: &[u8], at: usize) -> Result<Option<(u8, &[u8], usize)>, RespError> {
+/// One line of a reply: its type byte, the rest of it, and where the next line starts.
+type Line<'a> = (u8, &'a [u8], usize);
+
+/// The line at `at`, if it is complete.
+fn line(input: &[u8], at: usize) -> Result<Option<Line<'_>>, RespError> {
     let Some(rest) = input.get(at..) else {
         return Ok(None);
     };
