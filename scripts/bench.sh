@@ -18,6 +18,8 @@
 #   BENCH_QUICK=1       small sizes (1,000 clients, short runs): a smoke test
 #   BENCH_ONLY="idle p2p"  run only these groups (idle p2p fanout broadcast storm churn)
 #   BENCH_OUT=dir       output directory (default target/bench)
+#   BENCH_NODE_ARGS="--heartbeat-interval 10s"   extra freeim-server flags
+#   BENCH_IDLE="15000 18000" BENCH_CONNS=10000     override the sizes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -101,7 +103,7 @@ start_nodes() {
   NODE_PIDS=()
   for port in "${NODE_PORTS[@]}"; do
     FREEIM_LOG=warn "$BIN/freeim-server" --listen "127.0.0.1:$port" --redis "$REDIS_URL" \
-      --server "127.0.0.1:$port" --servers "$SERVERS" --threads "$THREADS" \
+      --server "127.0.0.1:$port" --servers "$SERVERS" --threads "$THREADS" ${BENCH_NODE_ARGS:-} \
       >>"$LOGS/node-$n.log" 2>&1 &
     NODE_PIDS+=("$!")
     n=$((n + 1))
@@ -150,11 +152,13 @@ if [ "$QUICK" = 1 ]; then
 else
   IDLE_A=15000 IDLE_B=18000 CONNS=10000 HOLD=15s DUR=15s STORM=15000 CHURN=5000 CHURN_DUR=30s BURST=100
 fi
+if [ -n "${BENCH_IDLE:-}" ]; then read -r IDLE_A IDLE_B <<<"$BENCH_IDLE"; fi
+CONNS=${BENCH_CONNS:-$CONNS}
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "date: $(date -u +%FT%TZ)"
-  echo "nodes: $NODES x --threads $THREADS; runs: $RUNS; quick: $QUICK"
+  echo "nodes: $NODES x --threads $THREADS ${BENCH_NODE_ARGS:-}; runs: $RUNS; quick: $QUICK"
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
 } >"$OUT/meta.txt"
 

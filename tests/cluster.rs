@@ -321,3 +321,12 @@ fn a_taken_listen_port_refuses_to_start_with_one_line() {
     let url = redis.url();
     assert_refuses_to_start(&["--listen", &listen, "--redis", &url], &listen);
 }
+
+#[test]
+fn a_second_node_on_a_port_a_node_holds_refuses_to_start() {
+    let redis = RedisServer::start();
+    let node = Node::start(&redis);
+    let url = redis.url();
+    let listen = node.server.clone();
+    assert_refuses_to_start(&["--listen", &listen, "--redis", &url], &listen);
+}

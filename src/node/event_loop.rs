@@ -1,4 +1,4 @@
-//! One event-loop thread: a `mio::Poll` over a shared listener, its own
+//! One event-loop thread: a `mio::Poll` over its own listener (SO_REUSEPORT), its own
 //! connections, a waker for its mailbox, and a timing wheel.
 //!
 //! An iteration polls (sleeping at most until the next wheel tick), handles

@@ -73,7 +73,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
         crate::admin::start(admin, metrics.clone())?;
     }
     let stop = stop_signals()?;
-    let listener = bind(settings.listen)?;
+    let listeners = bind_listeners(settings.listen, settings.threads)?;
     log::info!(
         "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections{}",
         env!("CARGO_PKG_VERSION"),
@@ -95,10 +95,8 @@ pub fn run(settings: Settings) -> Result<(), String> {
         metrics,
     });
     let (exited, loop_exits) = crossbeam_channel::unbounded();
-    for (index, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
-        let listener = listener
-            .try_clone()
-            .map_err(|e| format!("cannot share the listener: {e}"))?;
+    let loops = polls.into_iter().zip(inboxes).zip(listeners);
+    for (index, ((poll, inbox), listener)) in loops.enumerate() {
         let listener = mio::net::TcpListener::from_std(listener);
         let event_loop = EventLoop::new(index, shared.clone(), poll, listener, inbox)
             .map_err(|e| format!("cannot register the listener: {e}"))?;
@@ -110,7 +108,6 @@ pub fn run(settings: Settings) -> Result<(), String> {
             })
             .map_err(|e| format!("cannot start an event loop: {e}"))?;
     }
-    drop(listener);
     crossbeam_channel::select! {
         recv(loop_exits) -> result => {
             return Err(match result {
@@ -169,14 +166,37 @@ fn stop_signals() -> Result<Receiver<()>, String> {
     Ok(stopped)
 }
 
-/// Binds the listening socket (non-blocking, SO_REUSEADDR, deep backlog).
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
-    use socket2::{Domain, Socket, Type};
+/// Binds one listening socket per event loop on `addr`, sharing the port
+/// with `SO_REUSEPORT` so the kernel hands each new connection to one loop
+/// (a single shared socket would wake every loop for every connection).
+///
+/// A probe bind without `SO_REUSEPORT` first makes sure nothing listens on
+/// the port already: otherwise a second node started on the same port (same
+/// user) would silently join the group and take half the connections.
+fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>, String> {
     let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    socket.set_nonblocking(true).map_err(fail)?;
-    socket.bind(&addr.into()).map_err(fail)?;
-    socket.listen(4096).map_err(fail)?;
-    Ok(socket.into())
+    let mut addr = addr;
+    if addr.port() != 0 {
+        drop(socket(addr, false).map_err(fail)?);
+    }
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = socket(addr, true).map_err(fail)?;
+        socket.listen(4096).map_err(fail)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr().map_err(fail)?; // port 0: the others follow the first
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// A non-blocking TCP socket bound to `addr` with SO_REUSEADDR (and SO_REUSEPORT when asked).
+fn socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
