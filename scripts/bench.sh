@@ -20,6 +20,7 @@
 #   BENCH_OUT=dir       output directory (default target/bench)
 #   BENCH_NODE_ARGS="--heartbeat-interval 10s"   extra freeim-server flags
 #   BENCH_IDLE="15000 18000" BENCH_CONNS=10000     override the sizes
+#   BENCH_HOLD=15s BENCH_RATE=5000                 idle hold time, connects/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -154,6 +155,8 @@ else
 fi
 if [ -n "${BENCH_IDLE:-}" ]; then read -r IDLE_A IDLE_B <<<"$BENCH_IDLE"; fi
 CONNS=${BENCH_CONNS:-$CONNS}
+HOLD=${BENCH_HOLD:-$HOLD}
+RATE=${BENCH_RATE:-5000}
 
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -163,8 +166,8 @@ CONNS=${BENCH_CONNS:-$CONNS}
 } >"$OUT/meta.txt"
 
 if wants idle; then
-  repeat "$RUNS" "idle-$IDLE_A" idle -n "$IDLE_A" --rate 5000 --hold "$HOLD"
-  repeat "$RUNS" "idle-$IDLE_B" idle -n "$IDLE_B" --rate 5000 --hold "$HOLD"
+  repeat "$RUNS" "idle-$IDLE_A" idle -n "$IDLE_A" --rate "$RATE" --hold "$HOLD"
+  repeat "$RUNS" "idle-$IDLE_B" idle -n "$IDLE_B" --rate "$RATE" --hold "$HOLD"
 fi
 if wants p2p; then
   repeat "$RUNS" "p2p-$CONNS-paced-10k" p2p -n "$CONNS" --msg-rate 10000 --duration "$DUR"

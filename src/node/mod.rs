@@ -86,6 +86,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
         if settings.echo { ", echo mode" } else { "" },
     );
     let drain_timeout = settings.drain_timeout;
+    let has_redis = !settings.echo;
     let shared = Arc::new(Shared {
         names,
         settings: Arc::new(settings),
@@ -117,16 +118,21 @@ pub fn run(settings: Settings) -> Result<(), String> {
         }
         recv(stop) -> _ => {}
     }
-    drain(&router, &worker, &loop_exits, drain_timeout);
+    drain(
+        &router,
+        has_redis.then_some(&worker),
+        &loop_exits,
+        drain_timeout,
+    );
     Ok(())
 }
 
 /// Graceful drain: every loop closes its sockets with 1001 and exits, then
-/// the worker publishes the last offline events and clears this node's
-/// presence; whatever is left at the deadline is abandoned.
+/// the Redis worker (none in echo mode) publishes the last offline events and
+/// clears this node's presence; whatever is left at the deadline is abandoned.
 fn drain(
     router: &Router,
-    worker: &WorkerHandle,
+    worker: Option<&WorkerHandle>,
     loop_exits: &Receiver<io::Result<()>>,
     timeout: Duration,
 ) {
@@ -139,6 +145,9 @@ fn drain(
             break;
         }
     }
+    let Some(worker) = worker else {
+        return;
+    };
     let (done, drained) = crossbeam_channel::bounded(1);
     worker.submit(Job::Drain { done });
     let grace = deadline.max(Instant::now() + Duration::from_secs(1));
