@@ -265,7 +265,6 @@ impl EventLoop {
                 }
                 continue;
             }
-            let _ = stream.set_nodelay(true);
             self.register(stream, settings.handshake_timeout);
         }
     }

@@ -67,7 +67,10 @@ impl EventLoop {
                 client_id: i64::from(key),
                 client_meta: None,
             };
-            return self.activate(key, ticket, &request.accept_key, early_bytes);
+            if self.activate(key, ticket, &request.accept_key, early_bytes) {
+                self.read_frames(key);
+            }
+            return;
         }
         let Some(token) = request.token else {
             return self.reject(key, Rejection::Unauthorized("missing token"));
@@ -118,7 +121,12 @@ impl EventLoop {
         };
         let owner = self.shared.router.loop_of(ticket.client_id);
         if owner == self.index {
-            return self.activate(id.key, ticket, &accept_key, early_bytes);
+            // Data that arrived while the token was checked raised no new
+            // edge: read it now.
+            if self.activate(id.key, ticket, &accept_key, early_bytes) {
+                self.read_frames(id.key);
+            }
+            return;
         }
         let Some(mut conn) = self.conns.remove(id.key) else {
             return;
@@ -143,29 +151,29 @@ impl EventLoop {
             return;
         }
         let deadline = self.shared.settings.handshake_timeout;
+        // Registering reports data already waiting as an event of its own,
+        // so no read is needed here.
         if let Some(id) = self.register(adoption.stream, deadline) {
-            self.activate(
-                id.key,
-                adoption.ticket,
-                &adoption.accept_key,
-                adoption.early_bytes,
-            );
+            let (ticket, early_bytes) = (adoption.ticket, adoption.early_bytes);
+            self.activate(id.key, ticket, &adoption.accept_key, early_bytes);
         }
     }
 
-    /// Completes the upgrade of an admitted connection on its owning loop.
+    /// Completes the upgrade of an admitted connection on its owning loop;
+    /// false when the connection is already closing (its early bytes broke
+    /// the protocol).
     fn activate(
         &mut self,
         key: u32,
         ticket: ClientTicket,
         accept_key: &str,
         mut early_bytes: Vec<u8>,
-    ) {
+    ) -> bool {
         let event: Arc<str> = ticket.to_json().into();
         let client_id = ticket.client_id;
         let deadline = self.heartbeat_deadline();
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
         conn.out.extend_from_slice(&accept_response(accept_key));
         let session = Session {
@@ -192,10 +200,7 @@ impl EventLoop {
                 socket,
             });
         }
-        if !early_bytes.is_empty() && !self.consume(key, &mut early_bytes) {
-            return;
-        }
-        self.read_frames(key);
+        early_bytes.is_empty() || self.consume(key, &mut early_bytes)
     }
 
     fn read_frames(&mut self, key: u32) {

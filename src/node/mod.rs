@@ -199,13 +199,41 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpLis
     Ok(listeners)
 }
 
-/// A non-blocking TCP socket bound to `addr` with SO_REUSEADDR (and SO_REUSEPORT when asked).
+/// A non-blocking TCP socket bound to `addr` with SO_REUSEADDR, TCP_NODELAY
+/// (and SO_REUSEPORT when asked).
 fn socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(reuse_port)?;
+    // Accepted sockets inherit it on Linux: no setsockopt per connection.
+    socket.set_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listeners = bind_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        assert_eq!(
+            listeners[1].local_addr().unwrap(),
+            addr,
+            "one port for every loop"
+        );
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            if let Some(Ok((stream, _))) = listeners.iter().map(|l| l.accept()).find(Result::is_ok)
+            {
+                break stream;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
 }
