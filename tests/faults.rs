@@ -119,7 +119,6 @@ fn pending_upgrades_are_capped_with_503() {
 
 #[test]
 fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything() {
-    use std::io::{Read, Write};
     let redis = RedisServer::start();
     let server = format!("127.0.0.1:{}", free_port());
     // 8 MiB of slack: a reader thread starved of CPU for a moment on a busy
@@ -130,23 +129,7 @@ fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything(
     let mut readers: Vec<Client> = (1..=3)
         .map(|id| Client::connect(&im.prev_connect_server(id, "r").unwrap()).unwrap())
         .collect();
-    // The slow reader: a raw socket with a tiny receive buffer that never reads.
-    let url = im.prev_connect_server(99, "slow").unwrap();
-    let path = url.trim_start_matches(&format!("ws://{server}"));
-    let slow = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    slow.set_recv_buffer_size(4096).unwrap();
-    slow.connect(&server.parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
-    let mut slow: std::net::TcpStream = slow.into();
-    write!(
-        slow,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = [0u8; 12];
-    slow.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 101");
+    let _slow = connect_slow_reader(&server, &im.prev_connect_server(99, "slow").unwrap());
     assert!(wait_until(PROMPTLY, || im.has_online(99).unwrap()));
 
     let rss_before = rss_kib(node.pid().unwrap());
@@ -197,4 +180,96 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// A raw WebSocket client with a tiny receive buffer that never reads.
+fn connect_slow_reader(server: &str, url: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let path = url.trim_start_matches(&format!("ws://{server}"));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect(&server.parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    stream
+}
+
+#[test]
+fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with_memory_bounded() {
+    const SLOW: i64 = 1000;
+    const MESSAGES: usize = 1500;
+    const CAP: u64 = 256 * 1024;
+    let redis = RedisServer::start();
+    let server = format!("127.0.0.1:{}", free_port());
+    let args = ["--max-send-buffer", "262144"];
+    let node = Node::start_in(&redis, &server, std::slice::from_ref(&server), &args);
+    let pid = node.pid().unwrap();
+    let im = helper(&redis, &node);
+    let mut readers: Vec<Client> = (1..=3)
+        .map(|id| Client::connect(&im.prev_connect_server(id, "r").unwrap()).unwrap())
+        .collect();
+    let _slow: Vec<std::net::TcpStream> = (1000..1000 + SLOW)
+        .map(|id| connect_slow_reader(&server, &im.prev_connect_server(id, "slow").unwrap()))
+        .collect();
+    assert!(wait_until(PROMPTLY, || im
+        .get_client_list_by_online()
+        .unwrap()
+        .len()
+        == 3 + SLOW as usize));
+
+    let rss_before = rss_kib(pid);
+    let storming = std::sync::atomic::AtomicBool::new(true);
+    let message = "x".repeat(1000);
+    let (received, peak) = std::thread::scope(|scope| {
+        let peak = scope.spawn(|| {
+            let mut peak = 0;
+            while storming.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        let counters: Vec<_> = readers
+            .iter_mut()
+            .map(|reader| {
+                scope.spawn(move || {
+                    (0..MESSAGES)
+                        .take_while(|_| reader.recv_text(PROMPTLY).is_some())
+                        .count()
+                })
+            })
+            .collect();
+        for _ in 0..MESSAGES {
+            im.send_broadcast_message(&message).unwrap();
+            std::thread::sleep(Duration::from_millis(1)); // at most ~1,000 broadcasts/s
+        }
+        let received: Vec<usize> = counters.into_iter().map(|c| c.join().unwrap()).collect();
+        storming.store(false, std::sync::atomic::Ordering::Relaxed);
+        (received, peak.join().unwrap())
+    });
+    assert_eq!(
+        received,
+        vec![MESSAGES; 3],
+        "readers that keep up lose nothing"
+    );
+    assert!(
+        wait_until(PROMPTLY, || im.get_client_list_by_online().unwrap().len()
+            == 3),
+        "every reader that stopped was closed (offline)"
+    );
+    // Unbounded, the node would hold ~1.5 MB for each of the 1,000 (1.5 GB); the
+    // cap bounds it by 256 KiB each, and closing frees it.
+    let grown = peak.saturating_sub(rss_before);
+    let bound = SLOW as u64 * CAP / 1024 + 64 * 1024;
+    assert!(grown < bound, "peak growth {grown} KiB, bound {bound} KiB");
 }

@@ -4,7 +4,7 @@
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::conn::{Conn, Phase, Session};
+use super::conn::{Conn, IoStep, Phase, Session};
 use super::mailbox::ConnId;
 use super::timer::Tick;
 
@@ -105,16 +105,21 @@ impl Connections {
     }
 
     /// Appends `bytes` to the connection's unsent bytes, unless the queue is
-    /// not empty and would then hold more than `limit` bytes: a reader that
-    /// keeps up always gets a message, however large, and a queue never holds
-    /// more than `limit` plus one message.
+    /// not empty and would then hold more than `limit` bytes even after the
+    /// socket took what it could: a reader that keeps up always gets a
+    /// message, however large, and a queue never holds more than `limit` plus
+    /// one message.
     pub fn queue(&mut self, key: u32, bytes: &[u8], limit: usize) -> Result<(), Overflow> {
         let Some(conn) = self.slab.get_mut(key as usize) else {
             return Ok(());
         };
-        if !conn.out.is_empty() && conn.out.len() + bytes.len() > limit {
+        let over = |conn: &Conn| !conn.out.is_empty() && conn.out.len() + bytes.len() > limit;
+        // The queue may be long only because this loop turn has not flushed
+        // yet: let the socket take what it can before calling the reader slow.
+        if over(conn) && (conn.flush() == IoStep::Closed || over(conn)) {
             return Err(Overflow);
         }
+        reserve_within(&mut conn.out, bytes.len(), limit);
         conn.out.extend_from_slice(bytes);
         self.mark_dirty(key);
         Ok(())
@@ -148,5 +153,43 @@ impl Connections {
             list.clear();
             self.dirty = list;
         }
+    }
+}
+
+/// Makes room for `extra` more bytes in `out`, doubling its capacity as `Vec`
+/// does but never past `limit` plus the new bytes: a queue capped at `limit`
+/// never holds an allocation twice that size.
+fn reserve_within(out: &mut Vec<u8>, extra: usize, limit: usize) {
+    let needed = out.len() + extra;
+    if needed > out.capacity() {
+        let target = (out.capacity() * 2).clamp(needed, (limit + extra).max(needed));
+        out.reserve_exact(target - out.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserve_within;
+
+    #[test]
+    fn queues_grow_by_doubling_but_not_past_the_cap() {
+        let mut out = Vec::new();
+        let mut reallocations = 0;
+        // `queue` lets a queue reach the cap plus one message, no further.
+        while out.len() < 64 * 1024 {
+            let capacity = out.capacity();
+            reserve_within(&mut out, 100, 64 * 1024);
+            out.extend_from_slice(&[0; 100]);
+            reallocations += usize::from(out.capacity() != capacity);
+            assert!(
+                out.capacity() <= 64 * 1024 + 200,
+                "capacity {}",
+                out.capacity()
+            );
+        }
+        assert!(
+            reallocations < 20,
+            "amortised: {reallocations} reallocations"
+        );
     }
 }

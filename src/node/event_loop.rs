@@ -37,7 +37,7 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 /// Most reads of one socket per readiness event before other sockets get a turn.
 pub(super) const READS_PER_TURN: usize = 16;
 /// Most mailbox messages handled per iteration before sockets get a turn.
-const MESSAGES_PER_TURN: usize = 8192;
+const MESSAGES_PER_TURN: usize = 1024;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 
