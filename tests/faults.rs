@@ -135,28 +135,8 @@ fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything(
     let rss_before = rss_kib(node.pid().unwrap());
     const MESSAGES: usize = 4000;
     let message = "x".repeat(8000);
-    let readers_done = std::thread::scope(|scope| {
-        let counters: Vec<_> = readers
-            .iter_mut()
-            .map(|reader| {
-                scope.spawn(move || {
-                    (0..MESSAGES)
-                        .take_while(|_| reader.recv_text(PROMPTLY).is_some())
-                        .count()
-                })
-            })
-            .collect();
-        for n in 0..MESSAGES {
-            im.send_broadcast_message(&message).unwrap();
-            if n % 4 == 0 {
-                std::thread::sleep(Duration::from_millis(1)); // at most ~32 MB/s
-            }
-        }
-        counters
-            .into_iter()
-            .map(|c| c.join().unwrap())
-            .collect::<Vec<_>>()
-    });
+    // Pace: at most ~32 MB/s.
+    let readers_done = broadcast_while_counting(&im, &mut readers, MESSAGES, &message, 4);
     assert_eq!(
         readers_done,
         vec![MESSAGES; 3],
@@ -229,7 +209,9 @@ fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with
 
     let rss_before = rss_kib(pid);
     let storming = std::sync::atomic::AtomicBool::new(true);
-    let message = "x".repeat(1000);
+    // 3 MB per reader: well past the cap plus what the kernel buffers for a
+    // reader that never reads.
+    let message = "x".repeat(2000);
     let (received, peak) = std::thread::scope(|scope| {
         let peak = scope.spawn(|| {
             let mut peak = 0;
@@ -239,21 +221,8 @@ fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with
             }
             peak
         });
-        let counters: Vec<_> = readers
-            .iter_mut()
-            .map(|reader| {
-                scope.spawn(move || {
-                    (0..MESSAGES)
-                        .take_while(|_| reader.recv_text(PROMPTLY).is_some())
-                        .count()
-                })
-            })
-            .collect();
-        for _ in 0..MESSAGES {
-            im.send_broadcast_message(&message).unwrap();
-            std::thread::sleep(Duration::from_millis(1)); // at most ~1,000 broadcasts/s
-        }
-        let received: Vec<usize> = counters.into_iter().map(|c| c.join().unwrap()).collect();
+        // Pace: at most ~1,000 broadcasts/s.
+        let received = broadcast_while_counting(&im, &mut readers, MESSAGES, &message, 1);
         storming.store(false, std::sync::atomic::Ordering::Relaxed);
         (received, peak.join().unwrap())
     });
@@ -267,9 +236,40 @@ fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with
             == 3),
         "every reader that stopped was closed (offline)"
     );
-    // Unbounded, the node would hold ~1.5 MB for each of the 1,000 (1.5 GB); the
+    // Unbounded, the node would hold ~3 MB for each of the 1,000 (3 GB); the
     // cap bounds it by 256 KiB each, and closing frees it.
     let grown = peak.saturating_sub(rss_before);
     let bound = SLOW as u64 * CAP / 1024 + 64 * 1024;
     assert!(grown < bound, "peak growth {grown} KiB, bound {bound} KiB");
+}
+
+/// Broadcasts `message` `count` times, sleeping 1 ms after every `pace`-th,
+/// while each reader counts what it receives (stopping at the first silence
+/// of `PROMPTLY`); returns each reader's count.
+fn broadcast_while_counting(
+    im: &ImHelper,
+    readers: &mut [Client],
+    count: usize,
+    message: &str,
+    pace: usize,
+) -> Vec<usize> {
+    std::thread::scope(|scope| {
+        let counters: Vec<_> = readers
+            .iter_mut()
+            .map(|reader| {
+                scope.spawn(move || {
+                    (0..count)
+                        .take_while(|_| reader.recv_text(PROMPTLY).is_some())
+                        .count()
+                })
+            })
+            .collect();
+        for n in 0..count {
+            im.send_broadcast_message(message).unwrap();
+            if n % pace == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        counters.into_iter().map(|c| c.join().unwrap()).collect()
+    })
 }
