@@ -74,7 +74,7 @@
 //! | `pool.rs` | connections with timeouts, a small idle pool, reconnects |
 //! | `scripts.rs` | the join/leave Lua scripts |
 //! | `connect.rs` | `select_server`, `prev_connect_server` (tokens) |
-//! | `messages.rs` | `send_message`, channel and broadcast messages, the checked publish |
+//! | `messages.rs` | `send_message` and its batch form `send_messages`, channel and broadcast messages, the checked publish |
 //! | `presence.rs` | online reads and `force_offline` |
 //! | `channels.rs` | channel membership: join, leave, reads |
 //! | `events.rs` | [`EventBus`], [`EventStream`] and their event types |
@@ -101,4 +101,5 @@ pub use channels::ChanInfo;
 pub use error::{Error, Result};
 pub use events::{ClientEvent, EventBus, EventStream, PresenceEvent};
 pub use helper::ImHelper;
+pub use messages::DirectMessage;
 pub use options::ImHelperOptions;

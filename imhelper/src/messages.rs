@@ -8,6 +8,20 @@ use crate::helper::ImHelper;
 use crate::payload;
 use crate::routing;
 
+/// One message of an [`ImHelper::send_messages`] batch: the arguments of
+/// one [`ImHelper::send_message`] call.
+#[derive(Debug)]
+pub struct DirectMessage<'a, T: ?Sized> {
+    /// Who sends it (`0` = the system); receipts go back to this client.
+    pub sender: i64,
+    /// Who receives it, on every socket they have open.
+    pub receivers: &'a [i64],
+    /// What they receive, serialised with serde_json.
+    pub message: &'a T,
+    /// Whether `sender` gets a receipt per receiver.
+    pub receipt: bool,
+}
+
 impl ImHelper {
     /// Sends `message` from `sender` (`0` = the system) to every client in
     /// `receivers`, on every socket they have open.
@@ -43,15 +57,67 @@ impl ImHelper {
         message: &T,
         receipt: bool,
     ) -> Result<()> {
-        let groups = routing::group_by_server(receivers, self.servers.len());
-        if groups.is_empty() {
-            return Ok(());
+        self.send_messages(&[DirectMessage {
+            sender,
+            receivers,
+            message,
+            receipt,
+        }])
+    }
+
+    /// Sends a batch of direct messages in one Redis round trip: each is
+    /// exactly one [`send_message`] call (same grouping, payloads and
+    /// receipts), and all their Send commands go out in one pipeline, in
+    /// order. A service with many messages to push at once (notifications,
+    /// a queue it drains) saves a round trip per message, and Redis a pair
+    /// of syscalls per message.
+    ///
+    /// # Errors
+    /// [`Error::Unrouted`] names every server no node listens for (every
+    /// other command was still published); [`Error::Redis`] (then none or
+    /// only some of the batch may have been published), [`Error::Serialize`]
+    /// (then nothing was).
+    ///
+    /// [`send_message`]: ImHelper::send_message
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{DirectMessage, ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let batch: Vec<DirectMessage<'_, str>> = [7, 8, 9]
+    ///     .iter()
+    ///     .map(|receiver| DirectMessage {
+    ///         sender: 0,
+    ///         receivers: std::slice::from_ref(receiver),
+    ///         message: "your report is ready",
+    ///         receipt: false,
+    ///     })
+    ///     .collect();
+    /// helper.send_messages(&batch)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_messages<T: Serialize + ?Sized>(
+        &self,
+        messages: &[DirectMessage<'_, T>],
+    ) -> Result<()> {
+        let mut commands = Vec::with_capacity(messages.len());
+        for direct in messages {
+            let groups = routing::group_by_server(direct.receivers, self.servers.len());
+            if groups.is_empty() {
+                continue;
+            }
+            let text = payload::message_text(direct.message)?;
+            for (index, ids) in groups {
+                let command = payload::send_command(direct.sender, &ids, &text, direct.receipt)?;
+                commands.push((self.servers[index].as_str(), command));
+            }
         }
-        let text = payload::message_text(message)?;
-        let mut commands = Vec::with_capacity(groups.len());
-        for (index, ids) in groups {
-            let command = payload::send_command(sender, &ids, &text, receipt)?;
-            commands.push((self.servers[index].as_str(), command));
+        if commands.is_empty() {
+            return Ok(());
         }
         self.publish_checked(&commands)
     }
@@ -145,12 +211,12 @@ impl ImHelper {
                 .arg(command);
         }
         let receivers: Vec<i64> = self.pool.run(|c| pipe.query(c))?;
-        let unrouted: Vec<String> = commands
-            .iter()
-            .zip(&receivers)
-            .filter(|(_, &heard_by)| heard_by == 0)
-            .map(|((server, _), _)| (*server).to_string())
-            .collect();
+        let mut unrouted: Vec<String> = Vec::new();
+        for ((server, _), &heard_by) in commands.iter().zip(&receivers) {
+            if heard_by == 0 && !unrouted.iter().any(|known| known == server) {
+                unrouted.push((*server).to_string());
+            }
+        }
         if unrouted.is_empty() {
             Ok(())
         } else {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{helper, Sniffer, QUIET};
-use imhelper::Error;
+use imhelper::{DirectMessage, Error};
 use serde::Serialize;
 use testkit::RedisServer;
 
@@ -124,6 +124,96 @@ fn send_to_an_unwatched_node_is_unrouted_but_the_rest_is_sent() {
             channel("s1:2"),
             r#"{"Item1":5,"Item2":[1,4],"Item3":"\"x\"","Item4":false}"#.to_string()
         )]
+    );
+}
+
+#[test]
+fn a_batch_publishes_what_each_send_message_would_in_order() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    let batch = [
+        DirectMessage {
+            sender: 1,
+            receivers: &[3, 6][..],
+            message: "a",
+            receipt: false,
+        },
+        DirectMessage {
+            sender: 2,
+            receivers: &[][..],
+            message: "nobody",
+            receipt: true,
+        },
+        DirectMessage {
+            sender: 3,
+            receivers: &[4, 5][..],
+            message: "b",
+            receipt: true,
+        },
+        DirectMessage {
+            sender: 4,
+            receivers: &[9][..],
+            message: "c",
+            receipt: false,
+        },
+    ];
+    helper.send_messages(&batch).unwrap();
+    let batched = sniffer.take_exactly(4);
+    for direct in &batch {
+        helper
+            .send_message(
+                direct.sender,
+                direct.receivers,
+                direct.message,
+                direct.receipt,
+            )
+            .unwrap();
+    }
+    let one_by_one = sniffer.take_exactly(4);
+    assert_eq!(batched, one_by_one);
+    assert_eq!(
+        batched
+            .iter()
+            .filter(|(chan, _)| *chan == channel("s0:1"))
+            .map(|(_, payload)| payload.as_str())
+            .collect::<Vec<_>>(),
+        [
+            r#"{"Item1":1,"Item2":[3,6],"Item3":"\"a\"","Item4":false}"#,
+            r#"{"Item1":4,"Item2":[9],"Item3":"\"c\"","Item4":false}"#,
+        ],
+        "one node's commands arrive in batch order"
+    );
+    assert!(sniffer.next(QUIET).is_none());
+}
+
+#[test]
+fn a_batch_names_each_unwatched_node_once_and_sends_the_rest() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &[channel("s1:2")]);
+    let batch: Vec<DirectMessage<'_, str>> = [1, 4, 2, 3, 7]
+        .iter()
+        .map(|receiver| DirectMessage {
+            sender: 0,
+            receivers: std::slice::from_ref(receiver),
+            message: "x",
+            receipt: false,
+        })
+        .collect();
+    match helper.send_messages(&batch) {
+        Err(Error::Unrouted { servers }) => assert_eq!(servers, ["s2:3", "s0:1"]),
+        other => panic!("expected Unrouted, got {other:?}"),
+    }
+    let delivered: Vec<String> = sniffer
+        .take_exactly(3)
+        .into_iter()
+        .map(|(_, payload)| payload)
+        .collect();
+    assert_eq!(
+        delivered,
+        [1, 4, 7]
+            .map(|id| format!(r#"{{"Item1":0,"Item2":[{id}],"Item3":"\"x\"","Item4":false}}"#))
     );
 }
 

@@ -165,6 +165,10 @@ pub struct MessageArgs {
     /// Padding added to each message, in bytes.
     #[arg(long, default_value_t = 0)]
     pub payload_bytes: usize,
+    /// `p2p` only: messages per imhelper call. 1 calls `send_message` per
+    /// message; N calls `send_messages` with N, one Redis round trip each.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch: u64,
     /// Channel name for `fanout` (default: a fresh one per run).
     #[arg(long)]
     pub chan: Option<String>,

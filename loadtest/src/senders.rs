@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imhelper::ImHelper;
+use imhelper::{DirectMessage, ImHelper};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -41,14 +41,17 @@ pub struct SendPlan {
     pub limit: Option<u64>,
     /// Padding bytes per message.
     pub padding: usize,
+    /// Direct messages per imhelper call: 1 calls `send_message`, more call
+    /// `send_messages` with that many (only for [`Audience::Random`]).
+    pub batch: usize,
 }
 
 /// What the senders did.
 #[derive(Debug, Clone, Default)]
 pub struct SendResult {
-    /// Calls that succeeded.
+    /// Messages in calls that succeeded.
     pub sent: u64,
-    /// Calls that failed, by reason.
+    /// Messages in calls that failed, by reason.
     pub errors: BTreeMap<String, u64>,
     /// First and last send (monotonic ns).
     pub first_ns: u64,
@@ -95,8 +98,9 @@ pub fn send(helper: &Arc<ImHelper>, audience: &Audience, plan: &SendPlan) -> Sen
                 seq.clone(),
                 padding.clone(),
             );
-            let per_thread_rate = plan.rate / threads as f64;
-            let limit = plan.limit;
+            // Calls per second for this thread.
+            let per_thread_rate = plan.rate / threads as f64 / plan.batch as f64;
+            let (limit, batch) = (plan.limit, plan.batch);
             std::thread::Builder::new()
                 .name(format!("sender-{n}"))
                 .spawn(move || {
@@ -112,6 +116,7 @@ pub fn send(helper: &Arc<ImHelper>, audience: &Audience, plan: &SendPlan) -> Sen
                         end,
                         interval,
                         limit,
+                        batch,
                         seed: now_ns() ^ n as u64,
                     })
                 })
@@ -145,6 +150,7 @@ struct SenderJob<'a> {
     end: u64,
     interval: Option<f64>,
     limit: Option<u64>,
+    batch: usize,
     seed: u64,
 }
 
@@ -173,34 +179,62 @@ fn sender_thread(job: SenderJob<'_>) -> SendResult {
         if now >= job.end {
             break;
         }
-        let s = job.seq.fetch_add(1, Ordering::Relaxed);
-        if job.limit.is_some_and(|limit| s >= limit) {
+        let batch = match job.audience {
+            Audience::Random(_) => job.batch.max(1) as u64,
+            Audience::Chan(_) | Audience::Broadcast => 1,
+        };
+        let first = job.seq.fetch_add(batch, Ordering::Relaxed);
+        let last = job
+            .limit
+            .map_or(first + batch, |limit| limit.min(first + batch));
+        if first >= last {
             break;
         }
-        let message = Message {
-            t: now_ns(),
-            s,
-            p: job.padding,
-        };
+        let t = now_ns();
+        let probes: Vec<Message> = (first..last)
+            .map(|s| Message {
+                t,
+                s,
+                p: job.padding,
+            })
+            .collect();
         let outcome = match job.audience {
             Audience::Random(ids) => {
-                let receiver = ids[rng.gen_range(0..ids.len())];
-                job.helper.send_message(0, &[receiver], &message, false)
+                let receivers: Vec<i64> = probes
+                    .iter()
+                    .map(|_| ids[rng.gen_range(0..ids.len())])
+                    .collect();
+                match &probes[..] {
+                    [probe] => job.helper.send_message(0, &receivers, probe, false),
+                    _ => job.helper.send_messages(
+                        &probes
+                            .iter()
+                            .zip(&receivers)
+                            .map(|(probe, receiver)| DirectMessage {
+                                sender: 0,
+                                receivers: std::slice::from_ref(receiver),
+                                message: probe,
+                                receipt: false,
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                }
             }
-            Audience::Chan(chan) => job.helper.send_chan_message(0, chan, &message),
-            Audience::Broadcast => job.helper.send_broadcast_message(&message),
+            Audience::Chan(chan) => job.helper.send_chan_message(0, chan, &probes[0]),
+            Audience::Broadcast => job.helper.send_broadcast_message(&probes[0]),
         };
         let done = now_ns();
-        result.call.record_ns(done - message.t);
+        result.call.record_ns(done - t);
+        let count = last - first;
         match outcome {
             Ok(()) => {
-                result.sent += 1;
+                result.sent += count;
                 if result.first_ns == 0 {
-                    result.first_ns = message.t;
+                    result.first_ns = t;
                 }
                 result.last_ns = done;
             }
-            Err(e) => *result.errors.entry(short_error(&e)).or_insert(0) += 1,
+            Err(e) => *result.errors.entry(short_error(&e)).or_insert(0) += count,
         }
     }
     result

@@ -35,6 +35,9 @@ impl Kind {
 
 /// Runs the scenario and emits its report.
 pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
+    if args.batch > 1 && !matches!(kind, Kind::P2p) {
+        bail!("--batch applies to p2p only");
+    }
     let mut s = Session::start(
         kind.name(),
         &args.target,
@@ -48,6 +51,7 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
         args.msg_rate
     };
     s.report.param("senders", args.senders);
+    s.report.param("batch", args.batch);
     s.report.param("msg_rate", rate);
     match args.burst {
         Some(burst) => s.report.param("burst", burst),
@@ -92,6 +96,7 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
         },
         limit: args.burst,
         padding: args.payload_bytes,
+        batch: args.batch as usize,
     };
     let before = s.meter.sample();
     let sent = senders::send(&s.helper, &audience, &plan);
