@@ -172,6 +172,9 @@ fi
 if wants p2p; then
   repeat "$RUNS" "p2p-$CONNS-paced-10k" p2p -n "$CONNS" --msg-rate 10000 --duration "$DUR"
   repeat "$RUNS" "p2p-$CONNS-flat-out" p2p -n "$CONNS" --msg-rate 0 --senders 8 --duration "$DUR"
+  # send_messages: 64 messages per Redis round trip, paced below saturation.
+  repeat "$RUNS" "p2p-$CONNS-batched-100k" p2p -n "$CONNS" --msg-rate 100000 --senders 4 --batch 64 --duration "$DUR"
+  repeat "$RUNS" "p2p-$CONNS-batched-150k" p2p -n "$CONNS" --msg-rate 150000 --senders 4 --batch 64 --duration "$DUR"
 fi
 if wants fanout; then
   repeat "$RUNS" "fanout-$CONNS-paced-2" fanout -n "$CONNS" --msg-rate 2 --duration "$DUR"
