@@ -5,10 +5,11 @@
 //! [`Report::Ready`], then runs one [`Command`] after another; every command
 //! but `Stats` and `Exit` ends with exactly one report naming it.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::stats::ClientStats;
 
 /// What one worker process is given: its clients and how to open them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,7 +56,7 @@ pub enum Command {
     Churn(ChurnPlan),
     /// Report the counters now (answered by [`Report::Stats`]).
     Stats {
-        /// Include the histograms.
+        /// Include the histograms and the failed ids.
         full: bool,
     },
     /// Close every connection with a close handshake (answered by [`Report::Closed`]).
@@ -95,59 +96,16 @@ pub enum Report {
         failures: u64,
     },
     /// Every client of `Connect` opened or failed.
-    Connected(WorkerStats),
+    Connected(ClientStats),
     /// Churn ended and settled; the sockets left open, per client.
     ChurnDone {
         /// Counters.
-        stats: WorkerStats,
+        stats: ClientStats,
         /// `(client id, open sockets)` of every client with an open socket.
         open: Vec<(i64, u32)>,
     },
     /// Answer to `Stats`.
-    Stats(WorkerStats),
+    Stats(ClientStats),
     /// Every connection closed.
-    Closed(WorkerStats),
-}
-
-/// A worker's counters (cumulative since it started).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WorkerStats {
-    /// Connection attempts started.
-    pub attempts: u64,
-    /// Upgrades completed (101 with the right accept key).
-    pub handshakes: u64,
-    /// Attempts that failed, by reason (`http_503`, `connect_refused`, `timeout`, …).
-    pub failures: BTreeMap<String, u64>,
-    /// Connections open now.
-    pub open: u64,
-    /// Open connections the server ended, by how (`server_close_1000`, `eof`, …).
-    pub dropped: BTreeMap<String, u64>,
-    /// Closes this worker started that completed.
-    pub closed: u64,
-    /// Closes that dropped the socket without a close frame (churn).
-    pub abrupt_closes: u64,
-    /// Connects abandoned on purpose after sending the request (churn).
-    pub aborted: u64,
-    /// When the first attempt started (monotonic ns; 0 = none).
-    pub first_connect_ns: u64,
-    /// When the last upgrade completed (monotonic ns).
-    pub last_handshake_ns: u64,
-    /// Time from connect to 101, sparse µs histogram (full reports only).
-    pub handshake_hist: Vec<(u64, u64)>,
-    /// Probe messages received.
-    pub received: u64,
-    /// Payload bytes of all data messages received.
-    pub received_bytes: u64,
-    /// Data messages that carried no probe.
-    pub other_messages: u64,
-    /// First and last probe arrival (monotonic ns).
-    pub first_recv_ns: u64,
-    /// Last probe arrival (monotonic ns).
-    pub last_recv_ns: u64,
-    /// Send-to-delivery latency, sparse µs histogram (full reports only).
-    pub latency_hist: Vec<(u64, u64)>,
-    /// Pings answered.
-    pub pings: u64,
-    /// Clients whose single `Connect` attempt failed.
-    pub failed_ids: Vec<i64>,
+    Closed(ClientStats),
 }

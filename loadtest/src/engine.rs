@@ -26,8 +26,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use slab::Slab;
 
-use crate::control::{ChurnPlan, Command, Report, WorkerConfig, WorkerStats};
-use crate::hist::Latency;
+use crate::control::{ChurnPlan, Command, Report, WorkerConfig};
+use crate::stats::ClientStats;
 use crate::sys::now_ns;
 use crate::tokens::TokenPool;
 use crate::wire::{self, Opcode, WsUrl};
@@ -109,27 +109,6 @@ enum Timer {
     Reconnect(i64),
 }
 
-#[derive(Default)]
-struct Counters {
-    attempts: u64,
-    handshakes: u64,
-    failures: BTreeMap<String, u64>,
-    open: u64,
-    dropped: BTreeMap<String, u64>,
-    closed: u64,
-    abrupt_closes: u64,
-    aborted: u64,
-    first_connect_ns: u64,
-    last_handshake_ns: u64,
-    received: u64,
-    received_bytes: u64,
-    other_messages: u64,
-    first_recv_ns: u64,
-    last_recv_ns: u64,
-    pings: u64,
-    failed_ids: Vec<i64>,
-}
-
 /// One worker's event loop and everything it owns.
 pub struct Engine {
     cfg: WorkerConfig,
@@ -157,9 +136,7 @@ pub struct Engine {
     handshake_timeouts: VecDeque<(u64, usize, u32)>,
     close_timeouts: VecDeque<(u64, usize, u32)>,
     timers: BinaryHeap<Reverse<(u64, Timer)>>,
-    counters: Counters,
-    latency: Latency,
-    handshake_latency: Latency,
+    counters: ClientStats,
     rng: SmallRng,
     report: Box<dyn FnMut(&Report)>,
     primed_failures: u64,
@@ -197,9 +174,7 @@ impl Engine {
             handshake_timeouts: VecDeque::new(),
             close_timeouts: VecDeque::new(),
             timers: BinaryHeap::new(),
-            counters: Counters::default(),
-            latency: Latency::new(),
-            handshake_latency: Latency::new(),
+            counters: ClientStats::default(),
             rng: SmallRng::seed_from_u64(seed),
             report,
             primed_failures: 0,
@@ -656,7 +631,7 @@ impl Engine {
             conn.inbuf = Vec::new();
             conn.state = State::Open;
             let now = now_ns();
-            self.handshake_latency.record_ns(now - conn.started_ns);
+            self.counters.handshake.record_ns(now - conn.started_ns);
             self.in_flight -= 1;
             self.counters.handshakes += 1;
             self.counters.open += 1;
@@ -782,7 +757,7 @@ impl Engine {
             return;
         };
         let now = now_ns();
-        self.latency.record_ns(now.saturating_sub(probe.t));
+        self.counters.latency.record_ns(now.saturating_sub(probe.t));
         self.counters.received += 1;
         if self.counters.first_recv_ns == 0 {
             self.counters.first_recv_ns = now;
@@ -942,40 +917,13 @@ impl Engine {
         }
     }
 
-    fn stats(&self, full: bool) -> WorkerStats {
-        let c = &self.counters;
-        WorkerStats {
-            attempts: c.attempts,
-            handshakes: c.handshakes,
-            failures: c.failures.clone(),
-            open: c.open,
-            dropped: c.dropped.clone(),
-            closed: c.closed,
-            abrupt_closes: c.abrupt_closes,
-            aborted: c.aborted,
-            first_connect_ns: c.first_connect_ns,
-            last_handshake_ns: c.last_handshake_ns,
-            handshake_hist: if full {
-                self.handshake_latency.to_sparse()
-            } else {
-                Vec::new()
-            },
-            received: c.received,
-            received_bytes: c.received_bytes,
-            other_messages: c.other_messages,
-            first_recv_ns: c.first_recv_ns,
-            last_recv_ns: c.last_recv_ns,
-            latency_hist: if full {
-                self.latency.to_sparse()
-            } else {
-                Vec::new()
-            },
-            pings: c.pings,
-            failed_ids: if full {
-                c.failed_ids.clone()
-            } else {
-                Vec::new()
-            },
+    /// The counters to report: all of them when `full`, else without the
+    /// histograms and failed ids.
+    fn stats(&self, full: bool) -> ClientStats {
+        if full {
+            self.counters.clone()
+        } else {
+            self.counters.counters_only()
         }
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::Receiver;
 
-use crate::control::{Command, Report, WorkerConfig, WorkerStats};
+use crate::control::{Command, Report, WorkerConfig};
+use crate::stats::ClientStats;
 
 struct Worker {
     child: Child,
@@ -114,7 +115,7 @@ impl Fleet {
     }
 
     /// Current counters of every worker.
-    pub fn stats(&mut self, full: bool) -> Result<Vec<WorkerStats>> {
+    pub fn stats(&mut self, full: bool) -> Result<Vec<ClientStats>> {
         self.send_all(&Command::Stats { full })?;
         let reports = self.collect(Duration::from_secs(30), |r| matches!(r, Report::Stats(_)))?;
         Ok(reports

@@ -1,8 +1,9 @@
 //! Latency histograms: HDR histograms in microseconds, shipped between
-//! processes as sparse `(value, count)` lists, summarised as percentiles.
+//! processes as sparse `(value, count)` lists (their serde form), summarised
+//! as percentiles.
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Largest latency tracked (µs): ten minutes.
 const MAX_MICROS: u64 = 600_000_000;
@@ -45,6 +46,12 @@ impl Latency {
         self.hist.len()
     }
 
+    /// Adds every value recorded in `other`.
+    pub fn add(&mut self, other: &Latency) {
+        // Same bounds and precision on both sides, so this cannot fail.
+        let _ = self.hist.add(&other.hist);
+    }
+
     /// The recorded values as `(value µs, count)` pairs.
     pub fn to_sparse(&self) -> Vec<(u64, u64)> {
         self.hist
@@ -75,6 +82,20 @@ impl Latency {
             max_ms: self.hist.max() as f64 / 1000.0,
             mean_ms: self.hist.mean() / 1000.0,
         }
+    }
+}
+
+impl Serialize for Latency {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_sparse().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut latency = Latency::new();
+        latency.add_sparse(&Vec::<(u64, u64)>::deserialize(deserializer)?);
+        Ok(latency)
     }
 }
 
@@ -114,6 +135,20 @@ mod tests {
         assert!((sa.p50_ms - sb.p50_ms).abs() < 0.02, "{sa:?} {sb:?}");
         assert!((sa.p99_ms - 9.9).abs() < 0.02);
         assert!((sb.max_ms - 10.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn add_matches_recording_both() {
+        let (mut a, mut b, mut both) = (Latency::new(), Latency::new(), Latency::new());
+        for i in 1..=1_000u64 {
+            a.record_ns(i * 7_000);
+            b.record_ns(i * 3_000);
+            both.record_ns(i * 7_000);
+            both.record_ns(i * 3_000);
+        }
+        a.add(&b);
+        assert_eq!(a.to_sparse(), both.to_sparse());
+        assert_eq!(a.summary(), both.summary());
     }
 
     #[test]

@@ -34,6 +34,7 @@
 //! | `control.rs` | the coordinator ↔ worker messages |
 //! | `fleet.rs` | starting, commanding and collecting the workers |
 //! | `session.rs` | a scenario's shared setup, totals over workers, CPU/memory meter |
+//! | `stats.rs` | the client counters: counted, reported and summed as one type |
 //! | `senders.rs` | paced or flat-out message senders |
 //! | `events.rs` | counting online/offline events |
 //! | `procfs.rs` | `/proc` readers: RSS, CPU per thread, sockstat |
@@ -57,6 +58,7 @@ pub mod report;
 pub mod scenario;
 pub mod senders;
 pub mod session;
+pub mod stats;
 pub mod sys;
 pub mod tokens;
 pub mod wire;

@@ -1,6 +1,6 @@
 //! What every scenario sets up in the coordinator: the `ImHelper`, the
 //! worker fleet, the meter reading the node's (and Redis's) `/proc` figures,
-//! and the totals over all workers.
+//! and fetching the totals over all workers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,12 +10,12 @@ use anyhow::{bail, Context, Result};
 use imhelper::{ImHelper, ImHelperOptions};
 
 use crate::cli::{ClientArgs, OutputArgs, TargetArgs};
-use crate::control::{Command, Report, WorkerConfig, WorkerStats};
+use crate::control::{Command, Report, WorkerConfig};
 use crate::fleet::Fleet;
-use crate::hist::Latency;
 use crate::plan::{plan, Plan};
 use crate::procfs::{self, ProcSample, Sockstat};
 use crate::report::RunReport;
+use crate::stats::ClientStats;
 use crate::sys::{clock_ticks_per_second, now_ns};
 
 /// A scenario's coordinator state.
@@ -140,7 +140,7 @@ impl Session {
     }
 
     /// Opens every client once (paced) and waits until each opened or failed.
-    pub fn connect_all(&mut self) -> Result<Totals> {
+    pub fn connect_all(&mut self) -> Result<ClientStats> {
         self.fleet.send_all(&Command::Connect)?;
         let pacing = if self.rate > 0.0 {
             self.connections as f64 / self.rate
@@ -151,31 +151,35 @@ impl Session {
         let reports = self
             .fleet
             .collect(limit, |r| matches!(r, Report::Connected(_)))?;
-        Ok(Totals::of(reports.into_iter().filter_map(|r| match r {
-            Report::Connected(s) => Some(s),
-            _ => None,
-        })))
+        Ok(ClientStats::sum(reports.into_iter().filter_map(
+            |r| match r {
+                Report::Connected(s) => Some(s),
+                _ => None,
+            },
+        )))
     }
 
     /// Closes every client with a close handshake; the totals afterwards.
-    pub fn close_all(&mut self) -> Result<Totals> {
+    pub fn close_all(&mut self) -> Result<ClientStats> {
         self.fleet.send_all(&Command::Close)?;
         let reports = self
             .fleet
             .collect(Duration::from_secs(60), |r| matches!(r, Report::Closed(_)))?;
-        Ok(Totals::of(reports.into_iter().filter_map(|r| match r {
-            Report::Closed(s) => Some(s),
-            _ => None,
-        })))
+        Ok(ClientStats::sum(reports.into_iter().filter_map(
+            |r| match r {
+                Report::Closed(s) => Some(s),
+                _ => None,
+            },
+        )))
     }
 
     /// Current totals (with histograms when `full`).
-    pub fn totals(&mut self, full: bool) -> Result<Totals> {
-        Ok(Totals::of(self.fleet.stats(full)?))
+    pub fn totals(&mut self, full: bool) -> Result<ClientStats> {
+        Ok(ClientStats::sum(self.fleet.stats(full)?))
     }
 
     /// Adds the connect figures common to every scenario.
-    pub fn report_connects(&mut self, totals: &Totals) {
+    pub fn report_connects(&mut self, totals: &ClientStats) {
         let r = &mut self.report;
         r.figure("connections_ok", totals.handshakes);
         r.figure("connect_failures", &totals.failures);
@@ -220,105 +224,6 @@ fn arm_watchdog(limit: Duration) {
             eprintln!("freeim-loadtest: the run exceeded --timeout {limit:?}; stopping");
             std::process::exit(3);
         });
-}
-
-/// Every worker's counters added up.
-#[derive(Debug, Default)]
-pub struct Totals {
-    /// Connection attempts.
-    pub attempts: u64,
-    /// Completed upgrades.
-    pub handshakes: u64,
-    /// Failed attempts by reason.
-    pub failures: BTreeMap<String, u64>,
-    /// Open connections.
-    pub open: u64,
-    /// Connections the server ended, by how.
-    pub dropped: BTreeMap<String, u64>,
-    /// Closes started by the clients that completed.
-    pub closed: u64,
-    /// Closes without a close frame.
-    pub abrupt_closes: u64,
-    /// Connects abandoned on purpose.
-    pub aborted: u64,
-    /// First attempt (monotonic ns; 0 = none).
-    pub first_connect_ns: u64,
-    /// Last completed upgrade.
-    pub last_handshake_ns: u64,
-    /// Connect-to-101 times.
-    pub handshake: Latency,
-    /// Probes received.
-    pub received: u64,
-    /// Payload bytes received.
-    pub received_bytes: u64,
-    /// Messages without a probe.
-    pub other_messages: u64,
-    /// First probe arrival.
-    pub first_recv_ns: u64,
-    /// Last probe arrival.
-    pub last_recv_ns: u64,
-    /// Send-to-delivery latency.
-    pub latency: Latency,
-    /// Pings answered.
-    pub pings: u64,
-    /// Clients whose connect failed.
-    pub failed_ids: Vec<i64>,
-}
-
-impl Totals {
-    /// Adds up worker counters.
-    pub fn of(stats: impl IntoIterator<Item = WorkerStats>) -> Totals {
-        let mut t = Totals::default();
-        for s in stats {
-            t.attempts += s.attempts;
-            t.handshakes += s.handshakes;
-            merge(&mut t.failures, s.failures);
-            t.open += s.open;
-            merge(&mut t.dropped, s.dropped);
-            t.closed += s.closed;
-            t.abrupt_closes += s.abrupt_closes;
-            t.aborted += s.aborted;
-            t.first_connect_ns = min_nonzero(t.first_connect_ns, s.first_connect_ns);
-            t.last_handshake_ns = t.last_handshake_ns.max(s.last_handshake_ns);
-            t.handshake.add_sparse(&s.handshake_hist);
-            t.received += s.received;
-            t.received_bytes += s.received_bytes;
-            t.other_messages += s.other_messages;
-            t.first_recv_ns = min_nonzero(t.first_recv_ns, s.first_recv_ns);
-            t.last_recv_ns = t.last_recv_ns.max(s.last_recv_ns);
-            t.latency.add_sparse(&s.latency_hist);
-            t.pings += s.pings;
-            t.failed_ids.extend(s.failed_ids);
-        }
-        t
-    }
-
-    /// Completed upgrades per second, first attempt to last upgrade.
-    pub fn handshakes_per_s(&self) -> f64 {
-        let span = self.last_handshake_ns.saturating_sub(self.first_connect_ns);
-        if span == 0 {
-            return 0.0;
-        }
-        self.handshakes as f64 * 1e9 / span as f64
-    }
-
-    /// Failed attempts, all reasons.
-    pub fn failure_count(&self) -> u64 {
-        self.failures.values().sum()
-    }
-}
-
-fn merge(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
-    for (k, v) in from {
-        *into.entry(k).or_insert(0) += v;
-    }
-}
-
-fn min_nonzero(a: u64, b: u64) -> u64 {
-    match (a, b) {
-        (0, x) | (x, 0) => x,
-        (a, b) => a.min(b),
-    }
 }
 
 /// Reads the node's, Redis's and the load generator's own figures.

@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use crate::cli::ChurnArgs;
 use crate::control::{ChurnPlan, Command, Report};
 use crate::events::EventCounter;
-use crate::session::{CpuUse, Session, Totals};
+use crate::session::{CpuUse, Session};
+use crate::stats::ClientStats;
 use crate::sys::now_ns;
 
 /// How presence disagrees with the sockets: counts of clients.
@@ -73,7 +74,7 @@ pub fn run(args: &ChurnArgs) -> Result<()> {
             }
         }
     }
-    let totals = Totals::of(stats);
+    let totals = ClientStats::sum(stats);
     let range = s.id_range();
 
     let r = &mut s.report;

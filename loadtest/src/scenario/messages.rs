@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use crate::cli::MessageArgs;
 use crate::senders::{self, Audience, SendPlan};
-use crate::session::{CpuUse, Session, Totals};
+use crate::session::{CpuUse, Session};
 use crate::sys::now_ns;
 
 /// Which message scenario.
@@ -198,7 +198,7 @@ fn join_all(s: &Session, chan: &str, ids: &[i64]) -> Result<()> {
 fn drain(s: &mut Session, expected: u64, limit: Duration) -> Result<(u64, f64)> {
     let start = now_ns();
     let deadline = start + limit.as_nanos() as u64;
-    let mut last = Totals::default().received;
+    let mut last = 0;
     let mut last_change = start;
     loop {
         let received = s.totals(false)?.received;
