@@ -153,10 +153,7 @@ fn wss_through_nginx_reaches_both_nodes() {
         format!("127.0.0.1:{}", free_port()),
     ];
     let _nodes: Vec<Node> = (0..2)
-        .map(|i| {
-            let extra = ["--listen", node_addrs[i].as_str()];
-            Node::start_proxied(&redis, &servers[i], &servers, &extra, &node_addrs[i])
-        })
+        .map(|i| Node::start_proxied(&redis, &servers[i], &servers, &node_addrs[i]))
         .collect();
     let _nginx = start_nginx(&dir, public, [&node_addrs[0], &node_addrs[1]]);
 

@@ -266,6 +266,17 @@ fn header(title: &str) -> String {
     )
 }
 
+/// Ends a chart that has nothing to plot with a centred "no data".
+fn finish_empty(mut svg: String) -> String {
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data</text>\n</svg>",
+        W / 2.0,
+        H / 2.0
+    );
+    svg
+}
+
 /// A chart axis: linear from zero, or logarithmic over whole decades.
 #[derive(Debug, Clone, Copy)]
 struct Axis {
@@ -357,13 +368,7 @@ pub fn scatter(
         "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>"
     );
     if points.is_empty() {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data</text>\n</svg>",
-            W / 2.0,
-            H / 2.0
-        );
-        return svg;
+        return finish_empty(svg);
     }
     let xa = Axis::fit(points.iter().map(|p| p.0), log);
     let ya = Axis::fit(points.iter().map(|p| p.1), log);
@@ -449,13 +454,7 @@ pub fn scatter(
 pub fn bar_chart(title: &str, unit: &str, bars: &[(String, f64)]) -> String {
     let mut svg = header(title);
     if bars.is_empty() {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data</text>\n</svg>",
-            W / 2.0,
-            H / 2.0
-        );
-        return svg;
+        return finish_empty(svg);
     }
     let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9);
     let left = 230.0;

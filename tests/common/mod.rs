@@ -60,10 +60,33 @@ impl Node {
 
     /// Starts node `server` of the cluster `servers` with extra arguments.
     pub fn start_in(redis: &RedisServer, server: &str, servers: &[String], extra: &[&str]) -> Node {
-        let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
+        Node::launch(redis, server, server, servers, extra)
+    }
+
+    /// Starts node `server` of `servers` behind a proxy: clients reach it as
+    /// `server`, it listens on `listen`.
+    pub fn start_proxied(
+        redis: &RedisServer,
+        server: &str,
+        servers: &[String],
+        listen: &str,
+    ) -> Node {
+        Node::launch(redis, server, listen, servers, &[])
+    }
+
+    /// Starts node `server` of `servers` listening on `listen`, with two
+    /// loops unless `extra` says otherwise.
+    fn launch(
+        redis: &RedisServer,
+        server: &str,
+        listen: &str,
+        servers: &[String],
+        extra: &[&str],
+    ) -> Node {
+        let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
         let mut args = vec![
             "--listen".to_string(),
-            server.to_string(),
+            listen.to_string(),
             "--redis".into(),
             redis.url(),
             "--server".into(),
@@ -75,34 +98,6 @@ impl Node {
             args.extend(["--threads".to_string(), "2".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut node = Node {
-            server: server.to_string(),
-            port,
-            child: None,
-            args,
-        };
-        node.restart();
-        node
-    }
-
-    /// Starts node `server` of `servers` behind a proxy: clients reach it as
-    /// `server`, it listens on `listen` (also given in `extra` as `--listen`).
-    pub fn start_proxied(
-        redis: &RedisServer,
-        server: &str,
-        servers: &[String],
-        extra: &[&str],
-        listen: &str,
-    ) -> Node {
-        let mut args = vec![
-            "--redis".to_string(),
-            redis.url(),
-            "--server".into(),
-            server.into(),
-        ];
-        args.extend(["--servers".to_string(), servers.join(";")]);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
         let mut node = Node {
             server: server.to_string(),
             port,
