@@ -19,9 +19,25 @@ pub struct Config {
     #[arg(long, env = "FREEIM_LISTEN", default_value = "0.0.0.0:6001")]
     pub listen: SocketAddr,
 
-    /// Redis URL shared by every node and business service.
-    #[arg(long, env = "FREEIM_REDIS", default_value = "redis://127.0.0.1:6379/")]
+    /// Redis URL shared by every node and business service:
+    /// `redis://[user:password@]host:port/db`, `rediss://…` (TLS; add
+    /// `?ssl_ca_certs=/path/ca.pem` for a private CA), `unix:///path`, or
+    /// `redis+sentinel://[user:password@]sentinel:26379,…/master_name/db`.
+    #[arg(
+        long,
+        env = "FREEIM_REDIS",
+        default_value = "redis://127.0.0.1:6379/",
+        hide_env_values = true
+    )]
     pub redis: String,
+
+    /// Longest a silently dead Redis link (no FIN, no RST: a partition, a
+    /// hung proxy) goes unnoticed: the subscriber sends PING after a third
+    /// of it without traffic and reconnects when no answer comes within
+    /// another third. Shorter detects sooner and costs one PING per idle
+    /// third (e.g. `15s`, `3s`).
+    #[arg(long, env = "FREEIM_REDIS_LIVENESS", default_value = "15s", value_parser = parse_duration)]
+    pub redis_liveness: Duration,
 
     /// This node's name in the cluster (`host:port` as clients reach it);
     /// defaults to the listen address.
@@ -100,8 +116,10 @@ pub struct Config {
 pub struct Settings {
     /// Address to accept on.
     pub listen: SocketAddr,
-    /// Redis URL.
-    pub redis: String,
+    /// Where Redis is (parsed; its `Display` hides passwords).
+    pub redis: redis_link::RedisUrl,
+    /// Longest a silently dead Redis link goes unnoticed.
+    pub redis_liveness: Duration,
     /// This node's name.
     pub server: String,
     /// The cluster, in partition order.
@@ -168,8 +186,11 @@ impl Config {
                 self.path
             ));
         }
-        redis::parse_redis_url(&self.redis)
-            .ok_or_else(|| format!("--redis {:?} is not a redis:// URL", self.redis))?;
+        let redis: redis_link::RedisUrl =
+            self.redis.parse().map_err(|e| format!("--redis: {e}"))?;
+        if self.redis_liveness < Duration::from_millis(300) {
+            return Err("--redis-liveness must be at least 300ms".into());
+        }
         let threads = match self.threads {
             Some(0) => return Err("--threads must be at least 1".into()),
             Some(n) => n,
@@ -198,7 +219,8 @@ impl Config {
         }
         Ok(Settings {
             listen: self.listen,
-            redis: self.redis,
+            redis,
+            redis_liveness: self.redis_liveness,
             server,
             servers,
             path: self.path,

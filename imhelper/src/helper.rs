@@ -70,9 +70,10 @@ impl ImHelper {
     /// ```
     pub fn new(options: ImHelperOptions) -> Result<ImHelper> {
         options.validate()?;
-        let client = redis::Client::open(options.redis_url.as_str()).map_err(|e| {
-            Error::Config(format!("redis_url {:?} is invalid: {e}", options.redis_url))
-        })?;
+        let url: redis_link::RedisUrl = options
+            .redis_url
+            .parse()
+            .map_err(|e| Error::Config(format!("redis_url is invalid: {e}")))?;
         let mut distinct_servers: Vec<String> = Vec::with_capacity(options.servers.len());
         for server in &options.servers {
             if !distinct_servers.contains(server) {
@@ -81,7 +82,7 @@ impl ImHelper {
         }
         Ok(ImHelper {
             keys: Keys::new(&options.path),
-            pool: Pool::new(Connector::new(client, options.io_timeout)),
+            pool: Pool::new(Connector::new(url, options.io_timeout)),
             scripts: Scripts::new(),
             servers: options.servers,
             distinct_servers,

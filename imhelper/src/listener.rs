@@ -76,7 +76,7 @@ impl Listener {
             Err(_) => {
                 listener.stop();
                 Err(Error::Redis(RedisError::from((
-                    ErrorKind::ClientError,
+                    ErrorKind::Client,
                     "the event thread ended before it subscribed",
                 ))))
             }

@@ -17,7 +17,8 @@
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+use redis::{Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+use redis_link::RedisUrl;
 
 use crate::error::{Error, Result};
 
@@ -28,26 +29,23 @@ const MAX_IDLE: usize = 8;
 /// Opens connections with the connect/read/write timeout applied.
 #[derive(Clone, Debug)]
 pub(crate) struct Connector {
-    client: Client,
+    url: RedisUrl,
     io_timeout: Duration,
 }
 
 impl Connector {
-    pub(crate) fn new(client: Client, io_timeout: Duration) -> Connector {
-        Connector { client, io_timeout }
+    pub(crate) fn new(url: RedisUrl, io_timeout: Duration) -> Connector {
+        Connector { url, io_timeout }
     }
 
     pub(crate) fn io_timeout(&self) -> Duration {
         self.io_timeout
     }
 
-    /// A fresh connection. Connecting is bounded by the timeout; so is every
-    /// later read and write.
+    /// A fresh connection to the primary (resolved anew: DNS, Sentinel).
+    /// Connecting is bounded by the timeout; so is every later read and write.
     pub(crate) fn connect(&self) -> RedisResult<Connection> {
-        let connection = self.client.get_connection_with_timeout(self.io_timeout)?;
-        connection.set_read_timeout(Some(self.io_timeout))?;
-        connection.set_write_timeout(Some(self.io_timeout))?;
-        Ok(connection)
+        self.url.connect(self.io_timeout)
     }
 }
 
@@ -124,7 +122,7 @@ impl Pool {
 fn still_in_sync(err: &RedisError) -> bool {
     !matches!(
         err.kind(),
-        ErrorKind::IoError | ErrorKind::ParseError | ErrorKind::ClientError
+        ErrorKind::Io | ErrorKind::Parse | ErrorKind::Client
     )
 }
 
@@ -142,9 +140,12 @@ mod tests {
 
     #[test]
     fn error_replies_keep_the_connection() {
-        let reply = RedisError::from((ErrorKind::ResponseError, "WRONGTYPE"));
+        let reply = RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+        ));
         assert!(still_in_sync(&reply));
-        let conversion = RedisError::from((ErrorKind::TypeError, "not an int"));
+        let conversion = RedisError::from((ErrorKind::UnexpectedReturnType, "not an int"));
         assert!(still_in_sync(&conversion));
     }
 
@@ -154,8 +155,8 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let client = Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        let pool = Pool::new(Connector::new(client, Duration::from_millis(200)));
+        let url = format!("redis://127.0.0.1:{port}/").parse().unwrap();
+        let pool = Pool::new(Connector::new(url, Duration::from_millis(200)));
         let result = pool.run(|c| redis::cmd("PING").query::<String>(c));
         assert!(matches!(result, Err(crate::Error::Redis(_))));
         assert_eq!(pool.idle_count(), 0);

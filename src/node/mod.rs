@@ -57,10 +57,9 @@ pub fn run(settings: Settings) -> Result<(), String> {
     let worker = if settings.echo {
         WorkerHandle::detached()
     } else {
-        let redis =
-            redis::Client::open(settings.redis.as_str()).map_err(|e| format!("--redis: {e}"))?;
         let context = store::Context {
-            client: redis,
+            redis: settings.redis.clone(),
+            liveness: settings.redis_liveness,
             names: names.clone(),
             router: router.clone(),
             metrics: metrics.clone(),

@@ -22,7 +22,9 @@ pub use worker::{socket_name, HeldSocket, Job, WorkerHandle};
 #[derive(Clone)]
 pub struct Context {
     /// Where Redis is.
-    pub client: redis::Client,
+    pub redis: redis_link::RedisUrl,
+    /// Longest a silently dead link may go unnoticed (`--redis-liveness`).
+    pub liveness: std::time::Duration,
     /// Key and channel names.
     pub names: Arc<Names>,
     /// The event loops' mailboxes.

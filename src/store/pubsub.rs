@@ -1,65 +1,56 @@
-//! The subscriber's pub/sub connection: a plain socket to Redis that reads as
-//! much as the kernel has, then hands every complete message in it to the
-//! caller at once. One `read` can thus carry hundreds of commands, which the
-//! subscriber posts to the event loops with one wake-up per loop.
+//! The subscriber's pub/sub connection: a raw stream to Redis (TCP, TLS or
+//! Unix, from `redis-link`) that reads as much as the kernel has, then hands
+//! every complete message in it to the caller at once. One `read` can thus
+//! carry hundreds of commands, which the subscriber posts to the event loops
+//! with one wake-up per loop.
+//!
+//! Liveness: a subscribed connection carries nothing while nobody publishes,
+//! so silence alone proves nothing. After a third of the liveness bound
+//! without a byte, the connection sends `PING` (allowed in subscribed mode);
+//! if another third passes without a byte, the link is declared dead with
+//! [`io::ErrorKind::TimedOut`], and the caller reconnects.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use redis::{ConnectionAddr, ConnectionInfo};
+use redis_link::{RedisUrl, Stream};
 
 use super::resp::{parse_reply, Push, Reply};
 
 /// Bytes read per `read` call at first; grows for larger messages.
 const READ_CHUNK: usize = 64 * 1024;
 
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
 /// A subscribed connection.
 pub struct PubSubConnection {
     stream: Stream,
     buf: Vec<u8>,
     filled: usize,
+    /// Timeouts send `PING` (once subscribed; while opening they fail).
+    probing: bool,
+    /// A `PING` went out and no byte has come back since.
+    ping_outstanding: bool,
 }
 
 impl PubSubConnection {
-    /// Connects (authenticating when `info` has a password) and subscribes to
-    /// `channels`, waiting at most `timeout` for each step.
-    pub fn open(info: &ConnectionInfo, channels: &[String], timeout: Duration) -> io::Result<Self> {
-        let stream = match &info.addr {
-            ConnectionAddr::Tcp(host, port) => {
-                let addr = (host.as_str(), *port)
-                    .to_socket_addrs()?
-                    .next()
-                    .ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::NotFound, "no address for Redis host")
-                    })?;
-                let stream = TcpStream::connect_timeout(&addr, timeout)?;
-                stream.set_nodelay(true)?;
-                Stream::Tcp(stream)
-            }
-            ConnectionAddr::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "TLS Redis URLs are not supported",
-                ))
-            }
-        };
+    /// Connects (authenticating when the URL has a password), subscribes to
+    /// `channels`, waiting at most `timeout` for each step, and then proves
+    /// the link alive within `liveness` (see the module docs).
+    pub fn open(
+        url: &RedisUrl,
+        channels: &[String],
+        timeout: Duration,
+        liveness: Duration,
+    ) -> io::Result<Self> {
         let mut conn = PubSubConnection {
-            stream,
+            stream: url.connect_stream(timeout)?,
             buf: vec![0; READ_CHUNK],
             filled: 0,
+            probing: false,
+            ping_outstanding: false,
         };
-        conn.set_read_timeout(Some(timeout))?;
-        if let Some(password) = &info.redis.password {
+        if let Some((username, password)) = url.auth() {
             let mut auth: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(username) = &info.redis.username {
+            if let Some(username) = username {
                 auth.push(username.as_bytes());
             }
             auth.push(password.as_bytes());
@@ -70,8 +61,8 @@ impl PubSubConnection {
         subscribe.extend(channels.iter().map(|c| c.as_bytes()));
         conn.write_command(&subscribe)?;
         conn.expect_replies(channels.len())?;
-        // Commands arrive whenever business services send them.
-        conn.set_read_timeout(None)?;
+        conn.stream.set_timeout(Some(liveness / 3))?;
+        conn.probing = true;
         Ok(conn)
     }
 
@@ -117,16 +108,28 @@ impl PubSubConnection {
         Ok(())
     }
 
-    /// One `read` into the free end of the buffer (grown when full).
+    /// One `read` into the free end of the buffer (grown when full). A read
+    /// that times out sends `PING` the first time and fails the second.
     fn fill(&mut self) -> io::Result<()> {
         if self.filled == self.buf.len() {
             let len = self.buf.len() * 2;
             self.buf.resize(len, 0);
         }
-        let free = &mut self.buf[self.filled..];
-        let n = match &mut self.stream {
-            Stream::Tcp(stream) => stream.read(free)?,
-            Stream::Unix(stream) => stream.read(free)?,
+        let n = loop {
+            match self.stream.read(&mut self.buf[self.filled..]) {
+                Ok(n) => break n,
+                Err(e) if is_timeout(&e) && self.probing && !self.ping_outstanding => {
+                    self.write_command(&[b"PING"])?;
+                    self.ping_outstanding = true;
+                }
+                Err(e) if is_timeout(&e) && self.probing => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no answer to PING: the link to Redis is dead",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
         };
         if n == 0 {
             return Err(io::Error::new(
@@ -134,6 +137,7 @@ impl PubSubConnection {
                 "Redis closed the connection",
             ));
         }
+        self.ping_outstanding = false;
         self.filled += n;
         Ok(())
     }
@@ -145,24 +149,16 @@ impl PubSubConnection {
             command.extend_from_slice(arg);
             command.extend_from_slice(b"\r\n");
         }
-        match &mut self.stream {
-            Stream::Tcp(stream) => stream.write_all(&command),
-            Stream::Unix(stream) => stream.write_all(&command),
-        }
+        self.stream.write_all(&command)?;
+        self.stream.flush()
     }
+}
 
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match &self.stream {
-            Stream::Tcp(stream) => {
-                stream.set_read_timeout(timeout)?;
-                stream.set_write_timeout(timeout)
-            }
-            Stream::Unix(stream) => {
-                stream.set_read_timeout(timeout)?;
-                stream.set_write_timeout(timeout)
-            }
-        }
-    }
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn invalid(error: impl ToString) -> io::Error {

@@ -24,7 +24,8 @@ use crate::throttle::Throttle;
 type Ready = crossbeam_channel::Sender<io::Result<()>>;
 
 struct Subscriber {
-    client: redis::Client,
+    redis: redis_link::RedisUrl,
+    liveness: Duration,
     names: Arc<Names>,
     router: Router,
     metrics: Arc<Metrics>,
@@ -40,7 +41,8 @@ struct Subscriber {
 /// backoff, for the life of the process.
 pub fn start(context: Context) -> Result<(), String> {
     let subscriber = Subscriber {
-        client: context.client,
+        redis: context.redis,
+        liveness: context.liveness,
         names: context.names,
         router: context.router,
         metrics: context.metrics,
@@ -85,11 +87,11 @@ impl Subscriber {
         let commands = self.names.server_channel(self.names.server());
         let chan_changes = self.names.chan_changed_channel();
         let channels = [commands, chan_changes.clone()];
-        let info = self.client.get_connection_info().clone();
-        let mut conn = match PubSubConnection::open(&info, &channels, IO_TIMEOUT) {
-            Ok(conn) => conn,
-            Err(e) => return e,
-        };
+        let mut conn =
+            match PubSubConnection::open(&self.redis, &channels, IO_TIMEOUT, self.liveness) {
+                Ok(conn) => conn,
+                Err(e) => return e,
+            };
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
         self.metrics
@@ -215,10 +217,7 @@ impl Subscriber {
     }
 
     fn connect_member_reader(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(IO_TIMEOUT)?;
-        conn.set_read_timeout(Some(IO_TIMEOUT))?;
-        conn.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(conn)
+        self.redis.connect(IO_TIMEOUT)
     }
 
     /// A command named a client this node does not own: the sender's

@@ -143,7 +143,7 @@ struct Worker {
     names: Arc<Names>,
     router: Router,
     metrics: Arc<Metrics>,
-    client: redis::Client,
+    redis: redis_link::RedisUrl,
     scripts: Scripts,
     link: Option<Link>,
     backoff: Duration,
@@ -160,7 +160,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         names: context.names,
         router: context.router,
         metrics: context.metrics,
-        client: context.client,
+        redis: context.redis,
         scripts: Scripts::new(),
         link: None,
         backoff: BACKOFF_MIN,
@@ -218,9 +218,7 @@ impl Worker {
     }
 
     fn connect(&self) -> redis::RedisResult<Link> {
-        let mut conn = self.client.get_connection_with_timeout(IO_TIMEOUT)?;
-        conn.set_read_timeout(Some(IO_TIMEOUT))?;
-        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut conn = self.redis.connect(IO_TIMEOUT)?;
         let mut load = |source: &str| -> redis::RedisResult<String> {
             redis::cmd("SCRIPT")
                 .arg("LOAD")

@@ -1,0 +1,157 @@
+//! [`Stream`]: a raw byte stream to the primary (TCP, TLS over TCP, or a
+//! Unix socket), for callers that speak RESP themselves, such as the node's
+//! pub/sub reader, which reads many messages per `read`.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::io::tcp::socket2::SockRef;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use crate::address::RedisUrl;
+use crate::connect::{keepalive, user_timeout, Primary};
+
+/// A connected byte stream to the primary; not yet authenticated (see
+/// [`RedisUrl::auth`]).
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// A Unix socket.
+    Unix(UnixStream),
+}
+
+impl RedisUrl {
+    /// Opens a raw stream to the primary (resolved as in
+    /// [`connect`](RedisUrl::connect)), with keepalive, `TCP_NODELAY`, and
+    /// `timeout` as its read and write timeout; for TLS the handshake is
+    /// done before this returns.
+    ///
+    /// # Errors
+    /// Resolution, connect, certificate or handshake failures.
+    pub fn connect_stream(&self, timeout: Duration) -> io::Result<Stream> {
+        let primary = self.primary(timeout).map_err(io::Error::other)?;
+        let mut stream = match primary {
+            Primary::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
+            Primary::Tcp(host, port) => {
+                let tcp = connect_tcp(&host, port, timeout)?;
+                match &self.tls {
+                    None => Stream::Tcp(tcp),
+                    Some(tls) => {
+                        let config = client_config(tls.ca_pem.as_deref().map(Vec::as_slice))?;
+                        let name = ServerName::try_from(host.clone()).map_err(io::Error::other)?;
+                        let session =
+                            ClientConnection::new(config, name).map_err(io::Error::other)?;
+                        Stream::Tls(Box::new(StreamOwned::new(session, tcp)))
+                    }
+                }
+            }
+        };
+        stream.set_timeout(Some(timeout))?;
+        if let Stream::Tls(tls) = &mut stream {
+            while tls.conn.is_handshaking() {
+                tls.conn.complete_io(&mut tls.sock)?;
+            }
+        }
+        Ok(stream)
+    }
+}
+
+impl Stream {
+    /// Sets the read and write timeout (`None` blocks forever).
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(tcp) => set_tcp_timeout(tcp, timeout),
+            Stream::Tls(tls) => set_tcp_timeout(&tls.sock, timeout),
+            Stream::Unix(unix) => {
+                unix.set_read_timeout(timeout)?;
+                unix.set_write_timeout(timeout)
+            }
+        }
+    }
+}
+
+fn set_tcp_timeout(tcp: &TcpStream, timeout: Option<Duration>) -> io::Result<()> {
+    tcp.set_read_timeout(timeout)?;
+    tcp.set_write_timeout(timeout)
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+/// Connects to the first address of `host` that answers, re-resolving the
+/// name now; sets keepalive, `TCP_USER_TIMEOUT` and `TCP_NODELAY`.
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last_error = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                let socket = SockRef::from(&tcp);
+                socket.set_tcp_keepalive(&keepalive())?;
+                socket.set_tcp_user_timeout(Some(user_timeout()))?;
+                return Ok(tcp);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"))
+    }))
+}
+
+/// A rustls configuration trusting `ca_pem`, or the system's roots.
+fn client_config(ca_pem: Option<&[u8]>) -> io::Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                roots
+                    .add(cert.map_err(io::Error::other)?)
+                    .map_err(io::Error::other)?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    Ok(Arc::new(
+        ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
