@@ -20,6 +20,29 @@ pub const LAG_BUCKETS: [f64; 10] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
 ];
 
+/// The node's long-lived Redis connections, in the order of their labels.
+pub const REDIS_ROLES: [&str; 2] = ["worker", "subscriber"];
+
+/// Kinds of Redis worker jobs, as the `kind` label names them.
+pub const JOB_KINDS: [&str; 5] = [
+    "claim_token",
+    "socket_opened",
+    "socket_closed",
+    "publish",
+    "presence_snapshot",
+];
+
+/// What one Redis connection role counts.
+#[derive(Default)]
+pub struct RoleMetrics {
+    /// The connection is up and, for the subscriber, proven alive.
+    pub up: AtomicBool,
+    /// Times it was re-established after a loss.
+    pub reconnects: AtomicU64,
+    /// Times it was declared dead for not answering in time (a silent link).
+    pub liveness_failures: AtomicU64,
+}
+
 /// What one event loop counts.
 #[derive(Default)]
 pub struct LoopCounters {
@@ -88,12 +111,17 @@ pub struct Metrics {
     pub bad_commands: AtomicU64,
     /// Commands naming clients that belong to another node.
     pub misrouted_commands: AtomicU64,
-    /// Times a Redis connection was re-established after a loss.
-    pub redis_reconnects: AtomicU64,
-    /// The worker's Redis connection is up.
-    pub worker_redis_up: AtomicBool,
-    /// The subscriber's Redis subscription is up.
-    pub subscriber_redis_up: AtomicBool,
+    /// The worker's connection (token claims, presence, receipts).
+    pub worker: RoleMetrics,
+    /// The subscriber's pub/sub connection (commands to this node).
+    pub subscriber: RoleMetrics,
+    /// Worker jobs sent to Redis again after a failure, by [`JOB_KINDS`] index.
+    pub jobs_retried: [AtomicU64; JOB_KINDS.len()],
+    /// Worker jobs that finally failed, by [`JOB_KINDS`] index.
+    pub jobs_failed: [AtomicU64; JOB_KINDS.len()],
+    /// Times the subscription was lost while up: commands published until it
+    /// was back reached nobody on this node.
+    pub delivery_gaps: AtomicU64,
 }
 
 impl Metrics {
@@ -107,16 +135,25 @@ impl Metrics {
             commands: AtomicU64::new(0),
             bad_commands: AtomicU64::new(0),
             misrouted_commands: AtomicU64::new(0),
-            redis_reconnects: AtomicU64::new(0),
-            worker_redis_up: AtomicBool::new(false),
-            subscriber_redis_up: AtomicBool::new(false),
+            worker: RoleMetrics::default(),
+            subscriber: RoleMetrics::default(),
+            jobs_retried: Default::default(),
+            jobs_failed: Default::default(),
+            delivery_gaps: AtomicU64::new(0),
         }
     }
 
-    /// Whether both Redis connections are up.
+    /// Whether both Redis connections are up (the subscriber proven alive).
     pub fn redis_up(&self) -> bool {
-        self.worker_redis_up.load(Ordering::Relaxed)
-            && self.subscriber_redis_up.load(Ordering::Relaxed)
+        self.roles()
+            .all(|(_, role)| role.up.load(Ordering::Relaxed))
+    }
+
+    /// Each role with its label.
+    fn roles(&self) -> impl Iterator<Item = (&'static str, &RoleMetrics)> {
+        REDIS_ROLES
+            .into_iter()
+            .zip([&self.worker, &self.subscriber])
     }
 
     fn sum(&self, counter: impl Fn(&LoopCounters) -> &AtomicU64) -> u64 {
@@ -215,16 +252,61 @@ impl Metrics {
             self.misrouted_commands.load(Ordering::Relaxed),
         );
         metric(
+            "freeim_redis_delivery_gaps_total",
+            "counter",
+            "Subscriptions lost while up: commands published meanwhile reached nobody here.",
+            self.delivery_gaps.load(Ordering::Relaxed),
+        );
+        let mut labelled =
+            |name: &str,
+             kind: &str,
+             help: &str,
+             values: &mut dyn Iterator<Item = (&str, &str, u64)>| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (label, value_name, value) in values {
+                    let _ = writeln!(out, "{name}{{{label}=\"{value_name}\"}} {value}");
+                }
+            };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        labelled(
+            "freeim_redis_up",
+            "gauge",
+            "1 while the Redis connection of this role is up (the subscriber's proven alive).",
+            &mut self
+                .roles()
+                .map(|(r, m)| ("role", r, u64::from(m.up.load(Ordering::Relaxed)))),
+        );
+        labelled(
             "freeim_redis_reconnects_total",
             "counter",
             "Redis connections re-established after a loss.",
-            self.redis_reconnects.load(Ordering::Relaxed),
+            &mut self.roles().map(|(r, m)| ("role", r, load(&m.reconnects))),
         );
-        metric(
-            "freeim_redis_up",
-            "gauge",
-            "1 when both Redis connections are up.",
-            u64::from(self.redis_up()),
+        labelled(
+            "freeim_redis_liveness_failures_total",
+            "counter",
+            "Redis connections declared dead for not answering in time.",
+            &mut self
+                .roles()
+                .map(|(r, m)| ("role", r, load(&m.liveness_failures))),
+        );
+        labelled(
+            "freeim_redis_jobs_retried_total",
+            "counter",
+            "Redis worker jobs sent again after a failure.",
+            &mut JOB_KINDS
+                .iter()
+                .zip(&self.jobs_retried)
+                .map(|(k, v)| ("kind", *k, load(v))),
+        );
+        labelled(
+            "freeim_redis_jobs_failed_total",
+            "counter",
+            "Redis worker jobs that finally failed.",
+            &mut JOB_KINDS
+                .iter()
+                .zip(&self.jobs_failed)
+                .map(|(k, v)| ("kind", *k, load(v))),
         );
 
         let _ = writeln!(
@@ -274,6 +356,8 @@ mod tests {
         assert!(text.contains("freeim_upgrades_refused_total{status=\"401\"} 1\n"));
         assert!(text.contains("freeim_command_lag_seconds_bucket{le=\"0.0005\"} 1\n"));
         assert!(text.contains("freeim_command_lag_seconds_bucket{le=\"+Inf\"} 2\n"));
-        assert!(text.contains("freeim_redis_up 0\n"));
+        assert!(text.contains("freeim_redis_up{role=\"worker\"} 0\n"));
+        assert!(text.contains("freeim_redis_up{role=\"subscriber\"} 0\n"));
+        assert!(text.contains("freeim_redis_jobs_failed_total{kind=\"claim_token\"} 0\n"));
     }
 }

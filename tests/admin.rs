@@ -68,5 +68,10 @@ fn metrics_count_connections_pushes_and_refusals_and_healthz_follows_redis() {
     assert!(wait_until(PROMPTLY, || get(admin, "/healthz").0 == 503));
     redis.restart();
     assert!(wait_until(PROMPTLY, || get(admin, "/healthz").0 == 200));
-    assert!(metric(&get(admin, "/metrics").1, "freeim_redis_reconnects_total") >= 1);
+    assert!(
+        metric(
+            &get(admin, "/metrics").1,
+            "freeim_redis_reconnects_total{role=\"subscriber\"}"
+        ) >= 1
+    );
 }

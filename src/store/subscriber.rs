@@ -68,9 +68,7 @@ impl Subscriber {
         let mut first = Some(ready);
         loop {
             let error = self.listen(&mut first, &mut backoff);
-            self.metrics
-                .subscriber_redis_up
-                .store(false, Ordering::Relaxed);
+            self.metrics.subscriber.up.store(false, Ordering::Relaxed);
             if let Some(ready) = first.take() {
                 let _ = ready.send(Err(error));
                 return;
@@ -94,9 +92,7 @@ impl Subscriber {
             };
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
-        self.metrics
-            .subscriber_redis_up
-            .store(true, Ordering::Relaxed);
+        self.metrics.subscriber.up.store(true, Ordering::Relaxed);
         match first.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
@@ -104,7 +100,8 @@ impl Subscriber {
             None => {
                 log::info!("Redis subscriber reconnected");
                 self.metrics
-                    .redis_reconnects
+                    .subscriber
+                    .reconnects
                     .fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -171,10 +171,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         .connect()
         .map_err(|e| format!("cannot reach Redis: {e}"))?;
     worker.link = Some(link);
-    worker
-        .metrics
-        .worker_redis_up
-        .store(true, Ordering::Relaxed);
+    worker.metrics.worker.up.store(true, Ordering::Relaxed);
     let own = worker.names.server().to_string();
     let reaped = worker
         .reap(&own, true)
@@ -244,9 +241,10 @@ impl Worker {
                     log::info!("Redis worker reconnected: restoring this node's presence");
                     self.backoff = BACKOFF_MIN;
                     self.link = Some(link);
-                    self.metrics.worker_redis_up.store(true, Ordering::Relaxed);
+                    self.metrics.worker.up.store(true, Ordering::Relaxed);
                     self.metrics
-                        .redis_reconnects
+                        .worker
+                        .reconnects
                         .fetch_add(1, Ordering::Relaxed);
                     self.next_lease = Instant::now();
                     self.router.post_all(|| LoopMsg::ReportPresence);
@@ -258,7 +256,7 @@ impl Worker {
     }
 
     fn lost(&mut self, error: &redis::RedisError) {
-        self.metrics.worker_redis_up.store(false, Ordering::Relaxed);
+        self.metrics.worker.up.store(false, Ordering::Relaxed);
         if self.link.take().is_some() || self.backoff == BACKOFF_MIN {
             log::warn!("Redis worker lost its connection: {error}");
         }
