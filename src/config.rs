@@ -81,6 +81,15 @@ pub struct Config {
     #[arg(long, env = "FREEIM_MAX_SEND_BUFFER", default_value_t = 1 << 20)]
     pub max_send_buffer: usize,
 
+    /// Most receipt bytes one Send command may make this node publish
+    /// (receivers here × (message bytes + 128)). Receipts go back through
+    /// the sender's node's subscription, and one send with receipts to
+    /// 100,000 receivers would publish hundreds of MB into it, past Redis's
+    /// pub/sub output-buffer limit. A command over the budget is delivered
+    /// without receipts, counted (`freeim_receipts_refused_total`) and logged.
+    #[arg(long, env = "FREEIM_MAX_RECEIPT_BYTES", default_value_t = 4 << 20)]
+    pub max_receipt_bytes: usize,
+
     /// Time a connection may take to complete its upgrade (e.g. `10s`, `500ms`).
     #[arg(long, env = "FREEIM_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
@@ -138,6 +147,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Most unsent bytes per connection.
     pub max_send_buffer: usize,
+    /// Receipt budget of one Send command, in bytes.
+    pub max_receipt_bytes: usize,
     /// Upgrade deadline.
     pub handshake_timeout: Duration,
     /// Ping after this much silence; `None` when heartbeats are off.
@@ -230,6 +241,7 @@ impl Config {
             max_header_bytes: self.max_header_bytes,
             max_message_bytes: self.max_message_bytes,
             max_send_buffer: self.max_send_buffer.max(4096),
+            max_receipt_bytes: self.max_receipt_bytes,
             handshake_timeout: self.handshake_timeout,
             heartbeat_interval: Some(self.heartbeat_interval).filter(|d| !d.is_zero()),
             heartbeat_timeout: self.heartbeat_timeout,

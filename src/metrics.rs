@@ -119,6 +119,8 @@ pub struct Metrics {
     pub jobs_retried: [AtomicU64; JOB_KINDS.len()],
     /// Worker jobs that finally failed, by [`JOB_KINDS`] index.
     pub jobs_failed: [AtomicU64; JOB_KINDS.len()],
+    /// Send commands delivered without their receipts: over `--max-receipt-bytes`.
+    pub receipts_refused: AtomicU64,
     /// Times the subscription was lost while up: commands published until it
     /// was back reached nobody on this node.
     pub delivery_gaps: AtomicU64,
@@ -140,6 +142,7 @@ impl Metrics {
             jobs_retried: Default::default(),
             jobs_failed: Default::default(),
             delivery_gaps: AtomicU64::new(0),
+            receipts_refused: AtomicU64::new(0),
         }
     }
 
@@ -250,6 +253,12 @@ impl Metrics {
             "counter",
             "Commands for clients another node owns.",
             self.misrouted_commands.load(Ordering::Relaxed),
+        );
+        metric(
+            "freeim_receipts_refused_total",
+            "counter",
+            "Send commands delivered without receipts: over --max-receipt-bytes.",
+            self.receipts_refused.load(Ordering::Relaxed),
         );
         metric(
             "freeim_redis_delivery_gaps_total",

@@ -2,29 +2,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use common::*;
 use imhelper::{ImHelper, ImHelperOptions};
-
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
-fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
-        .parse()
-        .unwrap()
-}
 
 #[test]
 fn metrics_count_connections_pushes_and_refusals_and_healthz_follows_redis() {
@@ -49,28 +28,28 @@ fn metrics_count_connections_pushes_and_refusals_and_healthz_follows_redis() {
     );
 
     assert!(wait_until(PROMPTLY, || {
-        metric(&get(admin, "/metrics").1, "freeim_connections_open") == 1
+        admin_metric(&admin_get(admin, "/metrics").1, "freeim_connections_open") == 1
     }));
-    let (status, body) = get(admin, "/metrics");
+    let (status, body) = admin_get(admin, "/metrics");
     assert_eq!(status, 200);
-    assert_eq!(metric(&body, "freeim_clients_online"), 1);
-    assert_eq!(metric(&body, "freeim_upgrades_accepted_total"), 1);
-    assert_eq!(metric(&body, "freeim_messages_pushed_total"), 1);
+    assert_eq!(admin_metric(&body, "freeim_clients_online"), 1);
+    assert_eq!(admin_metric(&body, "freeim_upgrades_accepted_total"), 1);
+    assert_eq!(admin_metric(&body, "freeim_messages_pushed_total"), 1);
     assert_eq!(
-        metric(&body, "freeim_upgrades_refused_total{status=\"401\"}"),
+        admin_metric(&body, "freeim_upgrades_refused_total{status=\"401\"}"),
         1
     );
-    assert!(metric(&body, "freeim_command_lag_seconds_count") >= 1);
-    assert_eq!(get(admin, "/healthz"), (200, "ok\n".into()));
-    assert_eq!(get(admin, "/nope").0, 404);
+    assert!(admin_metric(&body, "freeim_command_lag_seconds_count") >= 1);
+    assert_eq!(admin_get(admin, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(admin_get(admin, "/nope").0, 404);
 
     redis.kill();
-    assert!(wait_until(PROMPTLY, || get(admin, "/healthz").0 == 503));
+    assert!(wait_until(PROMPTLY, || admin_get(admin, "/healthz").0 == 503));
     redis.restart();
-    assert!(wait_until(PROMPTLY, || get(admin, "/healthz").0 == 200));
+    assert!(wait_until(PROMPTLY, || admin_get(admin, "/healthz").0 == 200));
     assert!(
-        metric(
-            &get(admin, "/metrics").1,
+        admin_metric(
+            &admin_get(admin, "/metrics").1,
             "freeim_redis_reconnects_total{role=\"subscriber\"}"
         ) >= 1
     );

@@ -13,6 +13,9 @@
 ///     Ok(()) => {}
 ///     Err(Error::Unrouted { servers }) => eprintln!("no node is running for {servers:?}"),
 ///     Err(Error::Redis(e)) => eprintln!("Redis is unreachable: {e}"),
+///     Err(Error::PoolExhausted { max_connections, waited }) => {
+///         eprintln!("all {max_connections} connections stayed busy for {waited:?}; shed load")
+///     }
 ///     Err(other) => return Err(other),
 /// }
 /// # Ok(())
@@ -21,8 +24,9 @@
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
     /// The options (or an argument) are invalid: no servers, a path without
-    /// a leading `/`, an unparsable Redis URL, a zero timeout, an empty
-    /// channel name for a channel message.
+    /// a leading `/`, an unparsable Redis URL, a zero timeout or pool wait,
+    /// `max_connections` 0, a liveness under 300 ms, an empty channel name
+    /// for a channel message.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Redis could not be reached, timed out, or refused the command.
@@ -42,6 +46,40 @@ pub enum Error {
     Unrouted {
         /// The servers (as named in the options) whose channel nobody heard.
         servers: Vec<String>,
+    },
+    /// All [`max_connections`](crate::ImHelperOptions::max_connections)
+    /// connections stayed in use for the whole
+    /// [`pool_wait`](crate::ImHelperOptions::pool_wait): more calls run at
+    /// once than the pool allows, and those ahead did not finish in time
+    /// (Redis is slow or paused, or the load is too high). Nothing was sent
+    /// to Redis for this call, so it is safe to retry or shed. Counted in
+    /// [`PoolStats::pool_exhausted`](crate::PoolStats::pool_exhausted).
+    #[error(
+        "all {max_connections} Redis connections stayed busy for {waited:?}; the call was not sent"
+    )]
+    PoolExhausted {
+        /// The configured cap, all of it in use.
+        max_connections: usize,
+        /// How long the call waited for a connection.
+        waited: std::time::Duration,
+    },
+    /// A send with receipts would make one node publish more receipt bytes
+    /// than [`ImHelperOptions::max_receipt_bytes`](crate::ImHelperOptions::max_receipt_bytes);
+    /// nothing was published. Send without receipts, or to fewer receivers
+    /// at a time.
+    #[error(
+        "receipts for {receivers} receivers on {server} would be ~{receipt_bytes} bytes, over \
+         max_receipt_bytes {max_receipt_bytes}; nothing was sent"
+    )]
+    TooManyReceipts {
+        /// The node whose share is over the budget.
+        server: String,
+        /// Receivers on that node that would each get a receipt.
+        receivers: usize,
+        /// The estimated receipt bytes.
+        receipt_bytes: usize,
+        /// The budget.
+        max_receipt_bytes: usize,
     },
 }
 

@@ -2,13 +2,15 @@
 //! ([`EventStream`]). Both run on the reconnecting thread of `listener.rs`.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
 use crate::error::Result;
 use crate::helper::ImHelper;
-use crate::listener::{Listener, ListenerConfig, Sink};
+use crate::listener::{LinkHealth, Listener, ListenerConfig, Sink};
 
 /// A client whose socket opened or closed, as the node published it: the id
 /// and metadata given to [`ImHelper::prev_connect_server`].
@@ -52,10 +54,23 @@ pub enum PresenceEvent {
 /// own, until stopped or dropped.
 ///
 /// The thread survives Redis outages: it reconnects (50 ms, doubling to at
-/// most 2 s between attempts) and resubscribes. Events published while it
-/// is disconnected are lost (Redis pub/sub keeps nothing). Payloads that are
-/// not `{"Item1":id,"Item2":"meta"}` are skipped. A panicking callback ends
-/// the thread.
+/// most 2 s between attempts) and resubscribes. It also proves the link
+/// alive on a schedule: after a third of
+/// [`ImHelperOptions::liveness`](crate::ImHelperOptions::liveness) without
+/// traffic it sends `PING`, and a link that does not answer within another
+/// third (a hung proxy, a frozen Redis, a NAT that forgot the flow) is
+/// dropped and replaced the same way. Events published while it is
+/// disconnected are lost (Redis pub/sub keeps nothing). Payloads that are
+/// not `{"Item1":id,"Item2":"meta"}` are skipped.
+///
+/// A callback that panics does not end the thread: the panic is caught,
+/// logged as a warning (through the `log` crate) and counted in
+/// [`callback_panics`](EventBus::callback_panics), and later events are
+/// still delivered (unless the program is built with `panic = "abort"`,
+/// where nothing can catch a panic). [`is_connected`](EventBus::is_connected),
+/// [`reconnects`](EventBus::reconnects) and
+/// [`liveness_failures`](EventBus::liveness_failures) tell a service when
+/// to alert.
 ///
 /// # Example
 ///
@@ -75,9 +90,87 @@ pub enum PresenceEvent {
 /// ```
 pub struct EventBus {
     listener: Listener,
+    health: Arc<LinkHealth>,
 }
 
 impl EventBus {
+    /// Whether the thread is subscribed right now; `false` while it
+    /// reconnects (Redis down, or the link found deaf), so events are being
+    /// lost. Alert when it stays `false`.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let bus = helper.event_bus(|_| {}, |_| {})?;
+    /// assert!(bus.is_connected()); // event_bus returns once subscribed
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_connected(&self) -> bool {
+        self.health.is_connected()
+    }
+
+    /// How many times the thread subscribed again after losing the link
+    /// (Redis restarted or unreachable, or the link found deaf).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let bus = helper.event_bus(|_| {}, |_| {})?;
+    /// println!("event link re-established {} times", bus.reconnects());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconnects(&self) -> u64 {
+        self.health.reconnects()
+    }
+
+    /// How many times the link was declared dead because a `PING` went
+    /// unanswered (see [`ImHelperOptions::liveness`](crate::ImHelperOptions::liveness)):
+    /// the link was open but passed nothing on.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let bus = helper.event_bus(|_| {}, |_| {})?;
+    /// if bus.liveness_failures() > 0 {
+    ///     eprintln!("the Redis link went deaf at least once; check the network path");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn liveness_failures(&self) -> u64 {
+        self.health.liveness_failures()
+    }
+
+    /// How many callback calls panicked (each was caught and logged; the
+    /// thread went on with the next event).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let bus = helper.event_bus(|c| assert!(c.client_id >= 0), |_| {})?;
+    /// // … later, in a health check:
+    /// assert_eq!(bus.callback_panics(), 0, "a callback is failing");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn callback_panics(&self) -> u64 {
+        self.health.callback_panics()
+    }
+
     /// Stops the thread and waits for it: once this returns, no callback
     /// runs any more. Dropping the `EventBus` does the same.
     ///
@@ -99,13 +192,21 @@ impl EventBus {
 
 impl fmt::Debug for EventBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventBus").finish_non_exhaustive()
+        f.debug_struct("EventBus")
+            .field("connected", &self.is_connected())
+            .field("reconnects", &self.reconnects())
+            .field("liveness_failures", &self.liveness_failures())
+            .field("callback_panics", &self.callback_panics())
+            .finish_non_exhaustive()
     }
 }
 
-/// Online/offline events as a blocking iterator. Same thread, reconnection
-/// and loss rules as [`EventBus`]; events queue (unbounded) until read.
-/// Dropping the stream stops the thread.
+/// Online/offline events as a blocking iterator. Same thread, reconnection,
+/// liveness and loss rules as [`EventBus`], and the same
+/// [`is_connected`](EventStream::is_connected),
+/// [`reconnects`](EventStream::reconnects) and
+/// [`liveness_failures`](EventStream::liveness_failures); events queue
+/// (unbounded) until read. Dropping the stream stops the thread.
 ///
 /// # Example
 ///
@@ -128,9 +229,64 @@ pub struct EventStream {
     events: Receiver<PresenceEvent>,
     /// Held for its `Drop`, which stops the thread.
     _listener: Listener,
+    health: Arc<LinkHealth>,
 }
 
 impl EventStream {
+    /// Whether the thread is subscribed right now (see
+    /// [`EventBus::is_connected`]).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let events = helper.events()?;
+    /// assert!(events.is_connected());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_connected(&self) -> bool {
+        self.health.is_connected()
+    }
+
+    /// How many times the thread subscribed again after losing the link
+    /// (see [`EventBus::reconnects`]).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let events = helper.events()?;
+    /// println!("{} reconnects", events.reconnects());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconnects(&self) -> u64 {
+        self.health.reconnects()
+    }
+
+    /// How many times the link was declared dead because a `PING` went
+    /// unanswered (see [`EventBus::liveness_failures`]).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use imhelper::{ImHelper, ImHelperOptions};
+    /// # fn main() -> imhelper::Result<()> {
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let events = helper.events()?;
+    /// println!("{} liveness failures", events.liveness_failures());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn liveness_failures(&self) -> u64 {
+        self.health.liveness_failures()
+    }
+
     /// The next event, waiting at most `timeout`; `None` when none came.
     ///
     /// # Example
@@ -166,13 +322,16 @@ impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventStream")
             .field("queued", &self.events.len())
+            .field("connected", &self.is_connected())
             .finish_non_exhaustive()
     }
 }
 
 impl ImHelper {
     /// Starts an [`EventBus`]: `on_online` / `on_offline` run on its thread
-    /// for every event, in the order Redis delivers them.
+    /// for every event, in the order Redis delivers them. A callback that
+    /// panics is caught, logged and counted; the next event is delivered as
+    /// usual. A slow callback delays the events after it (and stopping).
     ///
     /// Returns once subscribed, so every event published afterwards (while
     /// Redis stays up) reaches a callback.
@@ -204,15 +363,29 @@ impl ImHelper {
         on_online: impl Fn(ClientEvent) + Send + 'static,
         on_offline: impl Fn(ClientEvent) + Send + 'static,
     ) -> Result<EventBus> {
+        let health = Arc::new(LinkHealth::default());
+        let counted = Arc::clone(&health);
         let sink: Sink = Box::new(move |event| {
-            match event {
+            let (kind, client_id) = match &event {
+                PresenceEvent::Online(client) => ("online", client.client_id),
+                PresenceEvent::Offline(client) => ("offline", client.client_id),
+            };
+            let delivered = catch_unwind(AssertUnwindSafe(|| match event {
                 PresenceEvent::Online(client) => on_online(client),
                 PresenceEvent::Offline(client) => on_offline(client),
+            }));
+            if let Err(panic) = delivered {
+                counted.count_callback_panic();
+                log::warn!(
+                    "imhelper: the {kind} callback panicked on client {client_id}: {}; \
+                     the event bus goes on with the next event",
+                    panic_message(panic.as_ref())
+                );
             }
             true
         });
-        let listener = Listener::spawn(self.listener_config(), sink)?;
-        Ok(EventBus { listener })
+        let listener = Listener::spawn(self.listener_config(), sink, Arc::clone(&health))?;
+        Ok(EventBus { listener, health })
     }
 
     /// Starts an [`EventStream`]: the same events, read as an iterator.
@@ -243,25 +416,47 @@ impl ImHelper {
     pub fn events(&self) -> Result<EventStream> {
         let (sender, events) = crossbeam_channel::unbounded();
         let sink: Sink = Box::new(move |event| sender.send(event).is_ok());
-        let listener = Listener::spawn(self.listener_config(), sink)?;
+        let health = Arc::new(LinkHealth::default());
+        let listener = Listener::spawn(self.listener_config(), sink, Arc::clone(&health))?;
         Ok(EventStream {
             events,
             _listener: listener,
+            health,
         })
     }
 
     fn listener_config(&self) -> ListenerConfig {
         ListenerConfig {
             connector: self.pool.connector().clone(),
+            liveness: self.liveness,
             online_channel: self.keys.online_event(),
             offline_channel: self.keys.offline_event(),
         }
     }
 }
 
+/// The text a panic was raised with, when it is one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text
+    } else {
+        "(not a string)"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_messages_are_read() {
+        let caught = catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(caught.as_ref()), "boom 1");
+        let caught = catch_unwind(|| std::panic::panic_any(7)).unwrap_err();
+        assert_eq!(panic_message(caught.as_ref()), "(not a string)");
+    }
 
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>() {}

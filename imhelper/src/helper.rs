@@ -2,20 +2,24 @@
 //! pool and the scripts. Its operations live in the files named after them.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::options::ImHelperOptions;
-use crate::pool::{Connector, Pool};
+use crate::pool::{Connector, Pool, PoolStats};
 use crate::scripts::Scripts;
 
 /// A handle on one FreeIM cluster, through its Redis.
 ///
 /// Every call is blocking; each connect, read and write inside it is bounded
-/// by [`ImHelperOptions::io_timeout`].
+/// by [`ImHelperOptions::io_timeout`], and waiting for a free connection by
+/// [`ImHelperOptions::pool_wait`].
 /// `ImHelper` is `Send + Sync`: share one per process (in an `Arc`, or a
-/// `static`) and call it from any number of threads; it keeps a few Redis
-/// connections for reuse.
+/// `static`) and call it from any number of threads; it keeps its Redis
+/// connections for reuse and never holds more than
+/// [`ImHelperOptions::max_connections`] open, however many threads call at
+/// once ([`stats`](ImHelper::stats) shows them).
 ///
 /// # Example
 ///
@@ -47,6 +51,10 @@ pub struct ImHelper {
     pub(crate) keys: Keys,
     pub(crate) pool: Pool,
     pub(crate) scripts: Scripts,
+    /// The event threads' liveness bound.
+    pub(crate) liveness: Duration,
+    /// Receipt budget of one send, per node.
+    pub(crate) max_receipt_bytes: usize,
 }
 
 impl ImHelper {
@@ -55,8 +63,9 @@ impl ImHelper {
     ///
     /// # Errors
     /// [`Error::Config`] when `servers` is empty or has a blank name, `path`
-    /// does not start with `/`, `redis_url` does not parse, or `io_timeout`
-    /// is zero.
+    /// does not start with `/`, `redis_url` does not parse, `io_timeout` or
+    /// `pool_wait` is zero, `max_connections` is 0, or `liveness` is under
+    /// 300 ms.
     ///
     /// # Example
     ///
@@ -80,10 +89,17 @@ impl ImHelper {
                 distinct_servers.push(server.clone());
             }
         }
+        let pool = Pool::new(
+            Connector::new(url, options.io_timeout),
+            options.max_connections,
+            options.effective_pool_wait(),
+        );
         Ok(ImHelper {
             keys: Keys::new(&options.path),
-            pool: Pool::new(Connector::new(url, options.io_timeout)),
+            pool,
             scripts: Scripts::new(),
+            liveness: options.liveness,
+            max_receipt_bytes: options.max_receipt_bytes,
             servers: options.servers,
             distinct_servers,
             path: options.path,
@@ -108,6 +124,31 @@ impl ImHelper {
     pub fn prefix(&self) -> &str {
         self.keys.prefix()
     }
+
+    /// The connection pool's state and counters, for dashboards and
+    /// alerts: connections open and idle now, calls waiting, connections
+    /// opened in total, calls retried, stale idle connections replaced,
+    /// calls failed with [`Error::PoolExhausted`]. Cheap (one short lock).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// helper.has_online(1)?;
+    /// let stats = helper.stats();
+    /// println!(
+    ///     "redis connections: {}/{} open, {} idle; {} opened, {} exhausted",
+    ///     stats.open, stats.max_connections, stats.idle, stats.opened, stats.pool_exhausted
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
 }
 
 impl fmt::Debug for ImHelper {
@@ -116,7 +157,10 @@ impl fmt::Debug for ImHelper {
             .field("servers", &self.servers)
             .field("path", &self.path)
             .field("prefix", &self.keys.prefix())
+            .field("redis_url", &self.pool.connector().url())
             .field("io_timeout", &self.pool.connector().io_timeout())
+            .field("max_connections", &self.pool.max_connections())
+            .field("liveness", &self.liveness)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +174,14 @@ mod tests {
     #[test]
     fn helper_is_send_and_sync() {
         assert_send_sync::<ImHelper>();
+    }
+
+    #[test]
+    fn debug_shows_no_password() {
+        let options = ImHelperOptions::new("redis://:s3cret@127.0.0.1/", vec!["a:1".into()]);
+        let shown = format!("{:?}", ImHelper::new(options).unwrap());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains(":***@"), "{shown}");
     }
 
     #[test]

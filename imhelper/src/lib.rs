@@ -7,6 +7,12 @@
 //! holds each receiver, keeps channel membership in Redis with atomic Lua
 //! scripts, reads presence, and listens to the nodes' online/offline events.
 //!
+//! Redis is named by one URL, in the same forms the nodes take: plain
+//! `redis://`, TLS `rediss://` (with `?ssl_ca_certs=` for a private CA),
+//! `unix://`, and `redis+sentinel://` / `rediss+sentinel://` (see
+//! [`ImHelperOptions::redis_url`] and the [`redis_link`] crate docs).
+//! Passwords in it are never logged.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -58,6 +64,23 @@
 //! [`Error::Redis`] within about [`ImHelperOptions::io_timeout`], and calls
 //! work again on their own once Redis is back.
 //!
+//! One `ImHelper` never holds more than [`ImHelperOptions::max_connections`]
+//! Redis connections (default 16), however many threads call it at once.
+//! Calls beyond that wait in line; one that gets no connection within
+//! [`ImHelperOptions::pool_wait`] fails with [`Error::PoolExhausted`]
+//! without having sent anything, so it can be retried or shed.
+//! [`ImHelper::stats`] shows the pool ([`PoolStats`]).
+//!
+//! # Bounded in time
+//!
+//! No call hangs: waiting for a connection is bounded by `pool_wait`, an
+//! idle connection unused for over 10 s must answer `PING` within 1 s
+//! before reuse (else a fresh one is opened), and every connect, read and
+//! write by `io_timeout`. The event thread proves its link alive every
+//! [`ImHelperOptions::liveness`] / 3 of silence with `PING`, and replaces a
+//! link that stops answering (see [`EventBus`]); a panicking callback is
+//! caught, logged and counted, and later events are still delivered.
+//!
 //! # Layout
 //!
 //! One job per file:
@@ -65,20 +88,20 @@
 //! | file | job |
 //! |---|---|
 //! | `lib.rs` | crate docs and re-exports |
-//! | `options.rs` | [`ImHelperOptions`] and its validation |
+//! | `options.rs` | [`ImHelperOptions`], their defaults and validation |
 //! | `error.rs` | [`Error`] and [`Result`] |
-//! | `helper.rs` | the [`ImHelper`] value: construction, prefix |
+//! | `helper.rs` | the [`ImHelper`] value: construction, prefix, [`stats`](ImHelper::stats) |
 //! | `keys.rs` | names of every Redis key and pub/sub channel |
 //! | `routing.rs` | `select_server` arithmetic, receiver de-duplication and grouping (pure) |
 //! | `payload.rs` | wire payload builders and the event parser (pure, unit-tested) |
-//! | `pool.rs` | connections with timeouts, a small idle pool, reconnects |
+//! | `pool.rs` | the bounded connection pool: at most `max_connections`, waiting in line up to `pool_wait`, idle checks, the one safe retry, [`PoolStats`] |
 //! | `scripts.rs` | the join/leave Lua scripts |
 //! | `connect.rs` | `select_server`, `prev_connect_server` (tokens) |
 //! | `messages.rs` | `send_message` and its batch form `send_messages`, channel and broadcast messages, the checked publish |
 //! | `presence.rs` | online reads and `force_offline` |
 //! | `channels.rs` | channel membership: join, leave, reads |
-//! | `events.rs` | [`EventBus`], [`EventStream`] and their event types |
-//! | `listener.rs` | the reconnecting subscriber thread behind both event forms |
+//! | `events.rs` | [`EventBus`], [`EventStream`], their event types, caught callback panics, link health getters |
+//! | `listener.rs` | the subscriber thread behind both event forms: PING liveness, reconnects with backoff, link health counters |
 
 #![deny(missing_docs)]
 
@@ -103,3 +126,4 @@ pub use events::{ClientEvent, EventBus, EventStream, PresenceEvent};
 pub use helper::ImHelper;
 pub use messages::DirectMessage;
 pub use options::ImHelperOptions;
+pub use pool::PoolStats;

@@ -36,7 +36,9 @@ impl ImHelper {
     /// # Errors
     /// [`Error::Unrouted`] when no node listens for one of the targeted
     /// servers (the other servers still got their part); [`Error::Redis`],
-    /// [`Error::Serialize`].
+    /// [`Error::Serialize`]; [`Error::TooManyReceipts`] (nothing sent) when
+    /// `receipt` is set for more receivers than
+    /// [`max_receipt_bytes`](crate::ImHelperOptions::max_receipt_bytes) allows.
     ///
     /// # Example
     ///
@@ -76,7 +78,7 @@ impl ImHelper {
     /// [`Error::Unrouted`] names every server no node listens for (every
     /// other command was still published); [`Error::Redis`] (then none or
     /// only some of the batch may have been published), [`Error::Serialize`]
-    /// (then nothing was).
+    /// and [`Error::TooManyReceipts`] (then nothing was).
     ///
     /// [`send_message`]: ImHelper::send_message
     ///
@@ -112,6 +114,9 @@ impl ImHelper {
             }
             let text = payload::message_text(direct.message)?;
             for (index, ids) in groups {
+                if direct.receipt {
+                    self.check_receipts(direct.sender, &ids, &text, index)?;
+                }
                 let command = payload::send_command(direct.sender, &ids, &text, direct.receipt)?;
                 commands.push((self.servers[index].as_str(), command));
             }
@@ -120,6 +125,25 @@ impl ImHelper {
             return Ok(());
         }
         self.publish_checked(&commands)
+    }
+
+    /// Fails when the receipts `ids` would earn exceed the budget (see
+    /// [`ImHelperOptions::max_receipt_bytes`](crate::ImHelperOptions::max_receipt_bytes)).
+    fn check_receipts(&self, sender: i64, ids: &[i64], text: &str, server: usize) -> Result<()> {
+        if sender == 0 {
+            return Ok(()); // the system gets no receipts
+        }
+        let receivers = ids.iter().filter(|&&id| id != sender).count();
+        let receipt_bytes = receivers.saturating_mul(text.len() + payload::RECEIPT_OVERHEAD);
+        if receipt_bytes <= self.max_receipt_bytes {
+            return Ok(());
+        }
+        Err(Error::TooManyReceipts {
+            server: self.servers[server].clone(),
+            receivers,
+            receipt_bytes,
+            max_receipt_bytes: self.max_receipt_bytes,
+        })
     }
 
     /// Sends `message` from `sender` to every member of channel `chan`

@@ -1,4 +1,5 @@
-//! [`ImHelperOptions`]: where Redis is, which nodes make up the cluster.
+//! [`ImHelperOptions`]: where Redis is, which nodes make up the cluster, and
+//! the bounds every call and the event thread keep.
 
 use std::time::Duration;
 
@@ -9,6 +10,20 @@ pub(crate) const DEFAULT_PATH: &str = "/ws";
 
 /// The default connect/read/write timeout for Redis.
 pub(crate) const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default cap on Redis connections one `ImHelper` holds open.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// The default receipt budget of one send, per node (as the node's own
+/// `--max-receipt-bytes` default).
+pub(crate) const DEFAULT_MAX_RECEIPT_BYTES: usize = 4 << 20;
+
+/// The default liveness bound of the event thread's subscriber connection.
+pub(crate) const DEFAULT_LIVENESS: Duration = Duration::from_secs(15);
+
+/// The shortest liveness bound accepted: a third of it is the event
+/// thread's PING schedule, which must stay above its 100 ms poll.
+pub(crate) const MIN_LIVENESS: Duration = Duration::from_millis(300);
 
 /// How to reach Redis and the ImServer cluster.
 ///
@@ -25,12 +40,29 @@ pub(crate) const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// let mut options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["10.0.0.1:6001".into()]);
 /// options.path = "/chat".to_string();
 /// options.io_timeout = Duration::from_secs(2);
+/// options.max_connections = 32;
+/// options.pool_wait = Some(Duration::from_millis(500));
+/// options.liveness = Duration::from_secs(6);
 /// assert_eq!(options.servers, ["10.0.0.1:6001"]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImHelperOptions {
-    /// The Redis URL, e.g. `redis://127.0.0.1:6379/` or
-    /// `redis://:password@host:6379/0`.
+    /// Where Redis is, in one of the URL forms of the [`redis_link`] crate
+    /// (its crate docs have the full table), the same forms the nodes take:
+    ///
+    /// * `redis://[[user]:password@]host[:port][/db]`: one server (port 6379
+    ///   by default), e.g. `redis://127.0.0.1:6379/` or
+    ///   `redis://:password@host:6379/0`;
+    /// * `rediss://…`: the same over TLS; add `?ssl_ca_certs=/path/ca.pem`
+    ///   to trust that CA instead of the system's roots;
+    /// * `unix:///path/to/redis.sock`: a Unix socket;
+    /// * `redis+sentinel://[[user]:password@]host:port[,host:port…]/master_name[/db]`
+    ///   (`rediss+sentinel://…` with TLS): the primary those Redis Sentinels
+    ///   name, looked up again on every reconnect so a failover is followed;
+    ///   `?sentinel_password=…` when the sentinels need one.
+    ///
+    /// Passwords are never logged nor shown in errors or `Debug` output of
+    /// [`ImHelper`](crate::ImHelper).
     pub redis_url: String,
     /// The cluster's nodes as `host:port`, in the cluster's order.
     pub servers: Vec<String>,
@@ -39,6 +71,34 @@ pub struct ImHelperOptions {
     /// Connect, read and write timeout for every Redis round-trip, so no call
     /// hangs while Redis is down or frozen. Default 5 s; must not be zero.
     pub io_timeout: Duration,
+    /// The most Redis connections this helper holds open at once, counting
+    /// idle ones, ones in use and ones being opened (the event threads'
+    /// subscriber connections are not counted: one each). Calls beyond it
+    /// wait for a free connection, in arrival order. Default 16; at least 1.
+    pub max_connections: usize,
+    /// The longest a call waits for a free connection when
+    /// `max_connections` are all in use; it then fails with
+    /// [`Error::PoolExhausted`](crate::Error::PoolExhausted). `None` (the
+    /// default) means the same as `io_timeout`; `Some` must not be zero.
+    pub pool_wait: Option<Duration>,
+    /// How quickly the event thread ([`EventBus`](crate::EventBus),
+    /// [`EventStream`](crate::EventStream)) notices a dead subscriber link,
+    /// even one that is still open but passes nothing on (a hung proxy, a
+    /// frozen Redis): after `liveness / 3` without a byte it sends `PING`,
+    /// and when another `liveness / 3` passes without a byte it drops the
+    /// connection, reconnects and resubscribes. Default 15 s; at least
+    /// 300 ms.
+    pub liveness: Duration,
+    /// The most receipt bytes one send with `receipt` may ask one node to
+    /// publish, estimated as receivers on that node (other than the sender)
+    /// × (message JSON bytes + 128). Receipts travel back through the
+    /// sender's node's Redis subscription, and a send with receipts to
+    /// 100,000 receivers would push hundreds of MB into it, past Redis's
+    /// pub/sub output-buffer limit: such a send fails with
+    /// [`Error::TooManyReceipts`](crate::Error::TooManyReceipts) before
+    /// anything is published. Default 4 MiB, the nodes' own default
+    /// (`--max-receipt-bytes`), beyond which they deliver without receipts.
+    pub max_receipt_bytes: usize,
     /// Clients reach the nodes through a TLS-terminating proxy (e.g. nginx):
     /// `prev_connect_server` returns `wss://` URLs instead of `ws://`.
     /// The `servers` names are then the proxy's `host:port` for each node.
@@ -47,7 +107,8 @@ pub struct ImHelperOptions {
 }
 
 impl ImHelperOptions {
-    /// Options with the default path (`/ws`) and I/O timeout (5 s).
+    /// Options with the defaults: path `/ws`, I/O timeout 5 s, at most 16
+    /// connections, pool wait = the I/O timeout, liveness 15 s, `ws://`.
     ///
     /// # Example
     ///
@@ -58,6 +119,10 @@ impl ImHelperOptions {
     /// let options = ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]);
     /// assert_eq!(options.path, "/ws");
     /// assert_eq!(options.io_timeout, Duration::from_secs(5));
+    /// assert_eq!(options.max_connections, 16);
+    /// assert_eq!(options.pool_wait, None);
+    /// assert_eq!(options.liveness, Duration::from_secs(15));
+    /// assert_eq!(options.max_receipt_bytes, 4 << 20);
     /// ```
     pub fn new(redis_url: impl Into<String>, servers: Vec<String>) -> Self {
         ImHelperOptions {
@@ -65,12 +130,23 @@ impl ImHelperOptions {
             servers,
             path: DEFAULT_PATH.to_string(),
             io_timeout: DEFAULT_IO_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            pool_wait: None,
+            liveness: DEFAULT_LIVENESS,
+            max_receipt_bytes: DEFAULT_MAX_RECEIPT_BYTES,
             secure: false,
         }
     }
 
+    /// The longest a call waits for a free connection: `pool_wait`, or
+    /// `io_timeout` when unset.
+    pub(crate) fn effective_pool_wait(&self) -> Duration {
+        self.pool_wait.unwrap_or(self.io_timeout)
+    }
+
     /// Checks everything that can be checked without Redis. The URL itself
-    /// is checked by `redis::Client::open` in `ImHelper::new`.
+    /// is checked by parsing it as a `redis_link::RedisUrl` in
+    /// `ImHelper::new`.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.servers.is_empty() {
             return Err(Error::Config("servers must list at least one node".into()));
@@ -92,6 +168,18 @@ impl ImHelperOptions {
         }
         if self.io_timeout.is_zero() {
             return Err(Error::Config("io_timeout must not be zero".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Config("max_connections must be at least 1".into()));
+        }
+        if self.pool_wait.is_some_and(|wait| wait.is_zero()) {
+            return Err(Error::Config("pool_wait must not be zero".into()));
+        }
+        if self.liveness < MIN_LIVENESS {
+            return Err(Error::Config(format!(
+                "liveness must be at least {MIN_LIVENESS:?}, not {:?}",
+                self.liveness
+            )));
         }
         Ok(())
     }
@@ -138,5 +226,34 @@ mod tests {
         let mut o = options();
         o.io_timeout = Duration::ZERO;
         assert!(matches!(o.validate(), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn rejects_an_empty_pool() {
+        let mut o = options();
+        o.max_connections = 0;
+        assert!(matches!(o.validate(), Err(Error::Config(_))));
+        o.max_connections = 1;
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn pool_wait_defaults_to_the_io_timeout_and_must_not_be_zero() {
+        let mut o = options();
+        o.io_timeout = Duration::from_secs(2);
+        assert_eq!(o.effective_pool_wait(), Duration::from_secs(2));
+        o.pool_wait = Some(Duration::from_millis(250));
+        assert_eq!(o.effective_pool_wait(), Duration::from_millis(250));
+        o.pool_wait = Some(Duration::ZERO);
+        assert!(matches!(o.validate(), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn rejects_a_liveness_below_300_ms() {
+        let mut o = options();
+        o.liveness = Duration::from_millis(299);
+        assert!(matches!(o.validate(), Err(Error::Config(_))));
+        o.liveness = Duration::from_millis(300);
+        assert!(o.validate().is_ok());
     }
 }

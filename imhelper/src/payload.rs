@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::events::ClientEvent;
 
+/// Bytes a node's receipt adds to the message it carries back (the Send
+/// command and receipt JSON around it): the estimate behind
+/// `max_receipt_bytes`, the same the node uses for `--max-receipt-bytes`.
+pub(crate) const RECEIPT_OVERHEAD: usize = 128;
+
 /// Prefix of a channel (or broadcast) message on a node's command channel.
 pub(crate) const CHAN_MESSAGE_PREFIX: &str = "__FreeIM__(ChanMessage)";
 

@@ -1,30 +1,59 @@
-//! Redis connections: opened with timeouts, kept in a small idle pool,
-//! dropped after I/O errors so the next call reconnects.
+//! Redis connections: a bounded pool of connections opened with timeouts,
+//! checked before reuse after a long idle spell, dropped after I/O errors so
+//! the next call reconnects.
 //!
-//! A call takes an idle connection (or opens one), runs its commands, and
-//! gives the connection back. Opening and every command are bounded by the
-//! I/O timeout, so while Redis is down calls fail fast with `Error::Redis`,
-//! and they work again as soon as Redis is back.
+//! # Bound
+//!
+//! At most `max_connections` connections are open at any moment, counting
+//! idle ones, ones in use and ones being opened. A call takes an idle
+//! connection, or opens one while fewer than the cap are open, or else waits
+//! in line (first come, first served: a call that arrives later never
+//! overtakes a waiting one) for at most `pool_wait`; then it fails with
+//! `Error::PoolExhausted` without having sent anything. Connections go back
+//! to the pool after the call, so a steady load reuses the same few.
+//!
+//! # Failures
+//!
+//! Opening and every command are bounded by the I/O timeout, so while Redis
+//! is down calls fail fast with `Error::Redis`, and they work again as soon
+//! as Redis is back.
+//!
+//! An idle connection unused for longer than [`IDLE_CHECK_AFTER`] may have
+//! died silently meanwhile (a NAT or proxy forgot the flow, a firewall
+//! dropped it): before reuse it must answer `PING` within
+//! [`CHECK_TIMEOUT`] (or the I/O timeout, if shorter), else it is dropped
+//! and the call opens a fresh connection instead, on the same place in the
+//! pool.
 //!
 //! One retry: after Redis restarts, every idle connection is dead, and the
 //! first command on one fails with a dropped-connection error (EOF, reset,
 //! broken pipe) without the new server ever seeing it. Such a failure on a
-//! *reused* connection empties the pool and runs the call once more on a fresh
-//! connection. Any other error (a timeout, a refused connect, a Redis error
-//! reply) is returned as is: a timed-out command may have run, so it is never
-//! repeated.
+//! *reused* connection drops every idle connection and runs the call once
+//! more on a fresh connection. Any other error (a timeout, a refused
+//! connect, a Redis error reply) is returned as is: a timed-out command may
+//! have run, so it is never repeated.
+//!
+//! So a call takes at most: `pool_wait` + the check (≤ 1 s) + a connect +
+//! its round trips, and with the retry one more connect and its round
+//! trips, each connect and read bounded by the I/O timeout.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use redis::{Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 use redis_link::RedisUrl;
 
 use crate::error::{Error, Result};
 
-/// Idle connections kept for reuse; calls beyond this many at once open
-/// extra connections that are closed after use.
-const MAX_IDLE: usize = 8;
+/// An idle connection unused for longer than this is checked with `PING`
+/// before it serves a call (10 s).
+pub(crate) const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
+
+/// The longest that check waits for `PONG` (1 s, or the I/O timeout if
+/// shorter); a slower answer counts as a dead connection.
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Opens connections with the connect/read/write timeout applied.
 #[derive(Clone, Debug)]
@@ -42,6 +71,10 @@ impl Connector {
         self.io_timeout
     }
 
+    pub(crate) fn url(&self) -> &RedisUrl {
+        &self.url
+    }
+
     /// A fresh connection to the primary (resolved anew: DNS, Sentinel).
     /// Connecting is bounded by the timeout; so is every later read and write.
     pub(crate) fn connect(&self) -> RedisResult<Connection> {
@@ -49,22 +82,138 @@ impl Connector {
     }
 }
 
-/// A connector plus the idle connections it opened.
+/// The pool's counters, as [`ImHelper::stats`](crate::ImHelper::stats)
+/// reports them.
+///
+/// # Example
+///
+/// ```
+/// use imhelper::{ImHelper, ImHelperOptions};
+///
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// let stats = helper.stats();
+/// assert_eq!((stats.open, stats.idle, stats.opened), (0, 0, 0)); // nothing opened yet
+/// assert!(stats.open <= stats.max_connections);
+/// # Ok::<(), imhelper::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The cap: [`ImHelperOptions::max_connections`](crate::ImHelperOptions::max_connections).
+    pub max_connections: usize,
+    /// Connections open now: idle, in use, or being opened. Never above
+    /// `max_connections`.
+    pub open: usize,
+    /// Of those, idle ones waiting for a call.
+    pub idle: usize,
+    /// Calls waiting for a connection now.
+    pub waiting: usize,
+    /// Connections opened since the helper was created. Growing while
+    /// `open` stays put means connections keep failing (Redis restarts, a
+    /// flaky network).
+    pub opened: u64,
+    /// Calls that ran a second time, on a fresh connection, because the
+    /// reused one had been dropped (see "Failures" in the pool docs).
+    pub retried: u64,
+    /// Idle connections that failed the check before reuse and were
+    /// replaced.
+    pub stale_replaced: u64,
+    /// Calls that failed with [`Error::PoolExhausted`].
+    pub pool_exhausted: u64,
+}
+
+/// A connector plus the connections it opened, at most `max_connections`.
 pub(crate) struct Pool {
     connector: Connector,
-    idle: Mutex<Vec<Connection>>,
+    max_connections: usize,
+    wait: Duration,
+    /// [`IDLE_CHECK_AFTER`]; shorter in tests.
+    idle_check_after: Duration,
+    state: Mutex<State>,
+    /// Signalled whenever a connection is freed, a place opens up, or the
+    /// head of the line changes.
+    changed: Condvar,
+    opened: AtomicU64,
+    retried: AtomicU64,
+    stale_replaced: AtomicU64,
+    exhausted: AtomicU64,
+}
+
+struct State {
+    /// Most recently returned last (reused first).
+    idle: Vec<Idle>,
+    /// Idle + in use + being opened.
+    open: usize,
+    /// Tickets of the waiting calls, in arrival order.
+    line: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+impl State {
+    /// An idle connection (`Some(Some(_))`), or a place to open one
+    /// (`Some(None)`, already counted in `open`), or nothing.
+    fn take(&mut self, max_connections: usize) -> Option<Option<Idle>> {
+        if let Some(idle) = self.idle.pop() {
+            return Some(Some(idle));
+        }
+        if self.open < max_connections {
+            self.open += 1;
+            return Some(None);
+        }
+        None
+    }
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
 }
 
 impl Pool {
-    pub(crate) fn new(connector: Connector) -> Pool {
+    pub(crate) fn new(connector: Connector, max_connections: usize, wait: Duration) -> Pool {
         Pool {
             connector,
-            idle: Mutex::new(Vec::with_capacity(MAX_IDLE)),
+            max_connections: max_connections.max(1),
+            wait,
+            idle_check_after: IDLE_CHECK_AFTER,
+            state: Mutex::new(State {
+                idle: Vec::with_capacity(max_connections),
+                open: 0,
+                line: VecDeque::new(),
+                next_ticket: 0,
+            }),
+            changed: Condvar::new(),
+            opened: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            stale_replaced: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn connector(&self) -> &Connector {
         &self.connector
+    }
+
+    pub(crate) fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let (open, idle, waiting) = {
+            let state = self.state.lock();
+            (state.open, state.idle.len(), state.line.len())
+        };
+        PoolStats {
+            max_connections: self.max_connections,
+            open,
+            idle,
+            waiting,
+            opened: self.opened.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            stale_replaced: self.stale_replaced.load(Ordering::Relaxed),
+            pool_exhausted: self.exhausted.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `op` on a pooled connection (see the module docs for the one
@@ -74,44 +223,152 @@ impl Pool {
         &self,
         mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> Result<T> {
-        let pooled = self.idle.lock().pop();
-        let reused = pooled.is_some();
-        let mut connection = match pooled {
+        let (mut place, idle) = self.acquire()?;
+        let reusable = idle.and_then(|idle| self.checked(idle));
+        let reused = reusable.is_some();
+        let mut connection = match reusable {
             Some(connection) => connection,
-            None => self.connector.connect()?,
+            None => self.open()?,
         };
         match op(&mut connection) {
             Err(err) if reused && err.is_connection_dropped() => {
                 drop(connection);
-                let stale = std::mem::take(&mut *self.idle.lock());
-                drop(stale);
-                let mut fresh = self.connector.connect()?;
+                self.drop_idle();
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                let mut fresh = self.open()?;
                 let outcome = op(&mut fresh);
-                self.finish(fresh, outcome)
+                place.finish(fresh, outcome)
             }
-            outcome => self.finish(connection, outcome),
+            outcome => place.finish(connection, outcome),
         }
     }
 
-    /// Gives the connection back unless the outcome says it is broken.
-    fn finish<T>(&self, connection: Connection, outcome: RedisResult<T>) -> Result<T> {
+    /// A place in the pool, with an idle connection when there is one;
+    /// waits in line for at most `wait`.
+    fn acquire(&self) -> Result<(Place<'_>, Option<Idle>)> {
+        let started = Instant::now();
+        let mut state = self.state.lock();
+        if state.line.is_empty() {
+            if let Some(idle) = state.take(self.max_connections) {
+                return Ok((self.place(), idle));
+            }
+        }
+        let deadline = started + self.wait;
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.line.push_back(ticket);
+        loop {
+            if state.line.front() == Some(&ticket) {
+                if let Some(idle) = state.take(self.max_connections) {
+                    state.line.pop_front();
+                    drop(state);
+                    // The next in line may find a connection too.
+                    self.changed.notify_all();
+                    return Ok((self.place(), idle));
+                }
+            }
+            if Instant::now() >= deadline {
+                state.line.retain(|&waiting| waiting != ticket);
+                drop(state);
+                self.changed.notify_all();
+                self.exhausted.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::PoolExhausted {
+                    max_connections: self.max_connections,
+                    waited: started.elapsed(),
+                });
+            }
+            self.changed.wait_until(&mut state, deadline);
+        }
+    }
+
+    fn place(&self) -> Place<'_> {
+        Place {
+            pool: self,
+            keep: None,
+        }
+    }
+
+    /// A fresh connection (for a place already counted in `open`).
+    fn open(&self) -> RedisResult<Connection> {
+        let connection = self.connector.connect()?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(connection)
+    }
+
+    /// The idle connection, if it was used recently or answers `PING` in
+    /// time now; `None` (and it is closed) otherwise.
+    fn checked(&self, idle: Idle) -> Option<Connection> {
+        if idle.since.elapsed() <= self.idle_check_after {
+            return Some(idle.connection);
+        }
+        let mut connection = idle.connection;
+        let io_timeout = self.connector.io_timeout();
+        let alive = connection
+            .set_read_timeout(Some(CHECK_TIMEOUT.min(io_timeout)))
+            .and_then(|()| redis::cmd("PING").query::<String>(&mut connection))
+            .and_then(|_| connection.set_read_timeout(Some(io_timeout)))
+            .is_ok();
+        if alive {
+            Some(connection)
+        } else {
+            self.stale_replaced.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    /// Closes every idle connection (after one turned out dead, the others,
+    /// from the same time, likely are too).
+    fn drop_idle(&self) {
+        let stale = {
+            let mut state = self.state.lock();
+            let stale = std::mem::take(&mut state.idle);
+            state.open -= stale.len();
+            stale
+        };
+        if !stale.is_empty() {
+            self.changed.notify_all();
+        }
+        drop(stale);
+    }
+}
+
+/// One call's place among the `max_connections`: counted in `open` until
+/// dropped, when the connection kept by [`finish`](Place::finish) goes back
+/// to the idle list, or the place frees up (also when the call fails or
+/// panics half-way).
+struct Place<'a> {
+    pool: &'a Pool,
+    keep: Option<Connection>,
+}
+
+impl Place<'_> {
+    /// Keeps the connection for the next call unless the outcome says it is
+    /// broken; returns the outcome.
+    fn finish<T>(&mut self, connection: Connection, outcome: RedisResult<T>) -> Result<T> {
         let keep = match &outcome {
             Ok(_) => true,
             Err(err) => still_in_sync(err),
         };
         if keep && connection.is_open() {
-            let mut idle = self.idle.lock();
-            if idle.len() < MAX_IDLE {
-                idle.push(connection);
-            }
+            self.keep = Some(connection);
         }
         outcome.map_err(Error::from)
     }
+}
 
-    /// Idle connections right now (for tests).
-    #[cfg(test)]
-    pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().len()
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.pool.state.lock();
+            match self.keep.take() {
+                Some(connection) => state.idle.push(Idle {
+                    connection,
+                    since: Instant::now(),
+                }),
+                None => state.open -= 1,
+            }
+        }
+        self.pool.changed.notify_all();
     }
 }
 
@@ -129,6 +386,17 @@ fn still_in_sync(err: &RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use testkit::{Forwarder, RedisServer};
+
+    fn pool(url: &str, max_connections: usize, io_timeout: Duration) -> Pool {
+        let url = url.parse().unwrap();
+        Pool::new(Connector::new(url, io_timeout), max_connections, io_timeout)
+    }
+
+    fn ping(pool: &Pool) -> Result<String> {
+        pool.run(|c| redis::cmd("PING").query::<String>(c))
+    }
 
     #[test]
     fn io_errors_drop_the_connection() {
@@ -150,15 +418,136 @@ mod tests {
     }
 
     #[test]
-    fn refused_connect_leaves_nothing_idle() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
+    fn refused_connect_frees_its_place() {
+        let port = testkit::free_port();
+        let pool = pool(
+            &format!("redis://127.0.0.1:{port}/"),
+            1,
+            Duration::from_millis(200),
+        );
+        for _ in 0..3 {
+            // With one place, a leaked place would make the next call wait
+            // and fail with PoolExhausted instead.
+            assert!(matches!(ping(&pool), Err(Error::Redis(_))));
+        }
+        let stats = pool.stats();
+        assert_eq!((stats.open, stats.idle, stats.opened), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_connection_is_reused() {
+        let redis = RedisServer::start();
+        let pool = pool(&redis.url(), 4, Duration::from_secs(2));
+        for _ in 0..10 {
+            assert_eq!(ping(&pool).unwrap(), "PONG");
+        }
+        let stats = pool.stats();
+        assert_eq!((stats.open, stats.idle, stats.opened), (1, 1, 1));
+    }
+
+    #[test]
+    fn waiting_calls_are_served_in_arrival_order() {
+        let redis = RedisServer::start();
+        let pool = Arc::new(pool(&redis.url(), 1, Duration::from_secs(5)));
+        ping(&pool).unwrap();
+        let (held_tx, held_rx) = crossbeam_channel::bounded(0);
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+        let holder = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                pool.run(|c| {
+                    held_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    redis::cmd("PING").query::<String>(c)
+                })
+            })
         };
-        let url = format!("redis://127.0.0.1:{port}/").parse().unwrap();
-        let pool = Pool::new(Connector::new(url, Duration::from_millis(200)));
-        let result = pool.run(|c| redis::cmd("PING").query::<String>(c));
-        assert!(matches!(result, Err(crate::Error::Redis(_))));
-        assert_eq!(pool.idle_count(), 0);
+        held_rx.recv().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..4 {
+            let shared = Arc::clone(&pool);
+            let order = Arc::clone(&order);
+            waiters.push(std::thread::spawn(move || {
+                shared.run(|c| {
+                    order.lock().push(i);
+                    redis::cmd("PING").query::<String>(c)
+                })
+            }));
+            assert!(testkit::wait_until(Duration::from_secs(5), || {
+                pool.stats().waiting == i + 1
+            }));
+        }
+        release_tx.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        for waiter in waiters {
+            waiter.join().unwrap().unwrap();
+        }
+        assert_eq!(*order.lock(), [0, 1, 2, 3]);
+        assert_eq!(pool.stats().opened, 1);
+    }
+
+    #[test]
+    fn a_stale_idle_connection_closed_by_redis_is_replaced_before_use() {
+        let redis = RedisServer::start();
+        let mut pool = pool(&redis.url(), 2, Duration::from_secs(2));
+        pool.idle_check_after = Duration::ZERO;
+        ping(&pool).unwrap();
+        // SKIPME is on by default: only the pool's connection goes.
+        assert_eq!(
+            redis.raw_command(&["CLIENT", "KILL", "TYPE", "normal"]),
+            ":1"
+        );
+        assert_eq!(ping(&pool).unwrap(), "PONG");
+        let stats = pool.stats();
+        assert_eq!(stats.stale_replaced, 1);
+        assert_eq!(stats.retried, 0, "the check caught it, not the retry");
+        assert_eq!((stats.open, stats.opened), (1, 2));
+    }
+
+    #[test]
+    fn a_deaf_idle_connection_is_replaced_within_the_check_timeout() {
+        let redis = RedisServer::start();
+        let forwarder = Forwarder::start(redis.port());
+        let io_timeout = Duration::from_secs(5);
+        let mut pool = pool(&forwarder.url(), 2, io_timeout);
+        pool.idle_check_after = Duration::ZERO;
+        ping(&pool).unwrap();
+        forwarder.freeze();
+        let started = Instant::now();
+        // Without the check this would time out after io_timeout and fail.
+        assert_eq!(ping(&pool).unwrap(), "PONG");
+        let took = started.elapsed();
+        assert!(
+            took < CHECK_TIMEOUT + Duration::from_millis(1500),
+            "{took:?}"
+        );
+        assert!(took >= CHECK_TIMEOUT, "{took:?}");
+        assert_eq!(pool.stats().stale_replaced, 1);
+        assert_eq!(forwarder.accepted(), 2);
+    }
+
+    #[test]
+    fn recent_idle_connections_are_not_checked() {
+        let redis = RedisServer::start();
+        let pool = pool(&redis.url(), 2, Duration::from_secs(2));
+        assert_eq!(redis.raw_command(&["CONFIG", "RESETSTAT"]), "+OK");
+        ping(&pool).unwrap();
+        ping(&pool).unwrap();
+        let calls: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(
+                &mut redis::Client::open(redis.url())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap(),
+            )
+            .unwrap();
+        let pings = calls
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .unwrap();
+        assert_eq!(pings, "2", "only the calls' own PINGs: {calls}");
     }
 }

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{helper, publish, subscribers, PATIENCE, QUIET};
+use common::{helper, helper_on, info_field, publish, subscribers, PATIENCE, QUIET};
 use crossbeam_channel::Receiver;
 use imhelper::{ClientEvent, Error, ImHelper, PresenceEvent};
-use testkit::{wait_until, RedisServer};
+use testkit::{wait_until, Forwarder, RedisServer};
 
 const ONLINE: &str = "evt_im_v2_wsOnline";
 const OFFLINE: &str = "evt_im_v2_wsOffline";
@@ -243,4 +243,139 @@ fn a_callback_may_drop_its_own_bus() {
     publish(&redis, ONLINE, r#"{"Item1":1,"Item2":""}"#);
     done_rx.recv_timeout(PATIENCE).unwrap();
     assert!(wait_until(PATIENCE, || subscribers(&redis, ONLINE) == 0));
+}
+
+#[test]
+fn a_deaf_link_is_noticed_by_ping_and_replaced() {
+    const LIVENESS: Duration = Duration::from_secs(1);
+    let redis = RedisServer::start();
+    let forwarder = Forwarder::start(redis.port());
+    let helper = helper_on(&forwarder.url(), &["n:1"], |o| o.liveness = LIVENESS);
+    let (bus, rx) = bus(&helper);
+    assert!(bus.is_connected());
+    publish(&redis, ONLINE, r#"{"Item1":1,"Item2":"before"}"#);
+    assert_eq!(
+        rx.recv_timeout(PATIENCE).unwrap(),
+        PresenceEvent::Online(client(1, "before"))
+    );
+
+    // The link stays open but passes nothing on: no error ever comes, and
+    // Redis still counts the old subscription. Only PING can tell.
+    forwarder.freeze();
+    let frozen = Instant::now();
+    let mut sent = 0;
+    let heard = loop {
+        assert!(
+            frozen.elapsed() < Duration::from_secs(5),
+            "no event heard {:?} after the freeze ({sent} published); {bus:?}",
+            frozen.elapsed()
+        );
+        sent += 1;
+        publish(
+            &redis,
+            OFFLINE,
+            &format!(r#"{{"Item1":{sent},"Item2":"after"}}"#),
+        );
+        if let Ok(event) = rx.recv_timeout(Duration::from_millis(100)) {
+            break event;
+        }
+    };
+    let took = frozen.elapsed();
+    eprintln!("deaf link replaced: first event heard {took:?} after the freeze; {bus:?}");
+    let PresenceEvent::Offline(heard) = heard else {
+        panic!("expected an offline event, got {heard:?}");
+    };
+    assert_eq!(heard.client_meta, "after");
+    // Nothing is declared dead before a PING went unanswered for a third.
+    assert!(took >= LIVENESS / 2, "{took:?}");
+    assert!(bus.liveness_failures() >= 1, "{bus:?}");
+    assert!(bus.reconnects() >= 1, "{bus:?}");
+    assert!(bus.is_connected());
+    assert_eq!(forwarder.accepted(), 2, "one new connection, not a storm");
+}
+
+#[test]
+fn a_quiet_healthy_link_is_pinged_not_dropped() {
+    let redis = RedisServer::start();
+    let helper = helper_on(&redis.url(), &["n:1"], |o| {
+        o.liveness = Duration::from_millis(300); // PING every 100 ms of silence
+    });
+    let (bus, rx) = bus(&helper);
+    std::thread::sleep(Duration::from_millis(1500));
+    let pings: u64 = info_field(&redis, "commandstats", "cmdstat_ping")
+        .strip_prefix("calls=")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap();
+    assert!(pings >= 5, "{pings} PINGs in 1.5 s of silence");
+    assert_eq!(
+        (bus.liveness_failures(), bus.reconnects()),
+        (0, 0),
+        "{bus:?}"
+    );
+    assert!(bus.is_connected());
+    publish(&redis, ONLINE, r#"{"Item1":4,"Item2":"still here"}"#);
+    assert_eq!(
+        rx.recv_timeout(PATIENCE).unwrap(),
+        PresenceEvent::Online(client(4, "still here"))
+    );
+}
+
+#[test]
+fn a_panicking_callback_does_not_end_the_bus() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let tx2 = tx.clone();
+    let bus = helper
+        .event_bus(
+            move |c| {
+                assert_ne!(c.client_id, 1, "the test's callback panics on client 1");
+                tx.send(PresenceEvent::Online(c)).unwrap();
+            },
+            move |c| tx2.send(PresenceEvent::Offline(c)).unwrap(),
+        )
+        .unwrap();
+    publish(&redis, ONLINE, r#"{"Item1":1,"Item2":"boom"}"#);
+    publish(&redis, ONLINE, r#"{"Item1":2,"Item2":"next"}"#);
+    publish(&redis, OFFLINE, r#"{"Item1":2,"Item2":"next"}"#);
+    assert_eq!(
+        rx.recv_timeout(PATIENCE).unwrap(),
+        PresenceEvent::Online(client(2, "next"))
+    );
+    assert_eq!(
+        rx.recv_timeout(PATIENCE).unwrap(),
+        PresenceEvent::Offline(client(2, "next"))
+    );
+    assert_eq!(bus.callback_panics(), 1);
+    assert!(bus.is_connected());
+    assert_eq!(
+        subscribers(&redis, ONLINE),
+        1,
+        "same subscription, no reconnect"
+    );
+    assert_eq!(bus.reconnects(), 0);
+}
+
+#[test]
+fn is_connected_follows_a_redis_outage() {
+    let mut redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    let mut events = helper.events().unwrap();
+    assert!(events.is_connected());
+    redis.kill();
+    assert!(wait_until(PATIENCE, || !events.is_connected()));
+    redis.restart();
+    assert!(wait_until(PATIENCE, || events.is_connected()));
+    assert_eq!(events.reconnects(), 1);
+    assert_eq!(
+        events.liveness_failures(),
+        0,
+        "a closed link is not a deaf one"
+    );
+    publish_until_heard(&redis, ONLINE, r#"{"Item1":5,"Item2":"back"}"#);
+    assert_eq!(
+        events.recv_timeout(PATIENCE),
+        Some(PresenceEvent::Online(client(5, "back")))
+    );
 }

@@ -300,3 +300,28 @@ fn unserialisable_message_is_a_serialize_error() {
         Err(Error::Serialize(_))
     ));
 }
+
+#[test]
+fn receipts_over_the_budget_are_refused_before_anything_is_published() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &SERVERS);
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    // 100,000 receivers × 2 KB would be ~220 MB of receipts.
+    let many: Vec<i64> = (0..100_000).collect();
+    let big = "x".repeat(2048);
+    let refused = helper.send_message(9, &many, &big, true);
+    let Err(Error::TooManyReceipts {
+        receivers,
+        max_receipt_bytes,
+        ..
+    }) = refused
+    else {
+        panic!("expected TooManyReceipts, got {refused:?}");
+    };
+    assert_eq!(max_receipt_bytes, 4 << 20);
+    assert!(receivers > 33_000, "{receivers}");
+    // The same send without receipts, and the system's own sends, go out.
+    helper.send_message(0, &many, &big, true).unwrap();
+    helper.send_message(9, &many, &big, false).unwrap();
+    assert_eq!(sniffer.take_exactly(6).len(), 6);
+}

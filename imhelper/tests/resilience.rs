@@ -113,6 +113,7 @@ fn idle_connections_from_before_a_restart_are_replaced_silently() {
     // No call in between: every pooled connection is dead, yet the first
     // call after the restart succeeds.
     helper.join_chan(7, &["c"]).unwrap();
+    assert_eq!(helper.stats().retried, 1, "{:?}", helper.stats());
     assert_eq!(helper.get_chan_client_list("c").unwrap(), vec![7]);
     for _ in 0..10 {
         assert!(!helper.has_online(7).unwrap());

@@ -220,11 +220,33 @@ fn parse_unix(rest: &str) -> Result<RedisUrl, AddressError> {
     })
 }
 
+/// Percent-decodes a user name, password or path segment; None when empty.
+/// Not form decoding: `+` is a plus here and `&` an ampersand (only query
+/// strings are form-encoded).
 fn decode(text: &str) -> Option<String> {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .filter(|_| !text.is_empty())
+    if text.is_empty() {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        match (bytes[i], hex) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).unwrap_or_default();
+                decoded.push(u8::from_str_radix(hex, 16).unwrap_or_default());
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&decoded).into_owned())
 }
 
 fn host_port(text: &str, default_port: u16) -> Result<(String, u16), AddressError> {
@@ -353,6 +375,9 @@ mod tests {
         let url = parse("redis://:only@h:1/");
         assert_eq!(url.auth(), Some((None, "only")));
         assert_eq!(url.to_string(), "redis://:***@h:1/0");
+        // User info is percent-encoded, not form-encoded.
+        let url = parse("redis://a+b:c+d&e%2B%2f%zz%@h:1/");
+        assert_eq!(url.auth(), Some((Some("a+b"), "c+d&e+/%zz%")));
     }
 
     #[test]

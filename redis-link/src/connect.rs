@@ -18,10 +18,9 @@ use redis::{
 use crate::address::{Credentials, Place, RedisUrl};
 
 /// TCP keepalive on every Redis socket: the first probe after this much
-/// silence, then probes [`KEEPALIVE_INTERVAL`] apart, [`KEEPALIVE_RETRIES`]
-/// of them; with `TCP_USER_TIMEOUT` ([`USER_TIMEOUT`]) unacknowledged data
-/// fails the socket too. Together they close a connection whose peer host
-/// vanished (no FIN, no RST) in about 11 s. They cannot see a peer that is
+/// silence, then 3 probes 2 s apart; with `TCP_USER_TIMEOUT` (10 s)
+/// unacknowledged data fails the socket too. Together they close a
+/// connection whose peer host vanished (no FIN, no RST) in about 11 s. They cannot see a peer that is
 /// alive at TCP level but no longer forwards (a hung proxy): callers prove
 /// that with their own request/answer deadline (PING).
 pub const KEEPALIVE: Duration = Duration::from_secs(5);
@@ -72,6 +71,9 @@ impl RedisUrl {
             unreachable!("ask_sentinels on a URL without sentinels");
         };
         let mut last_error = None;
+        // Sentinels usually agree: a primary that failed once is not tried
+        // again in the same call (a hung one would cost a timeout each).
+        let mut tried = Vec::new();
         for (host, port) in sentinels {
             let sentinel = Primary::Tcp(host.clone(), *port);
             let asked = self
@@ -97,6 +99,10 @@ impl RedisUrl {
                     continue;
                 }
             };
+            if tried.contains(&primary) {
+                continue;
+            }
+            tried.push(primary.clone());
             match self.open(primary.clone(), timeout).and_then(|mut c| {
                 is_master(&mut c)?;
                 Ok(c)

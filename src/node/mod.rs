@@ -60,6 +60,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
         let context = store::Context {
             redis: settings.redis.clone(),
             liveness: settings.redis_liveness,
+            max_receipt_bytes: settings.max_receipt_bytes,
             names: names.clone(),
             router: router.clone(),
             metrics: metrics.clone(),

@@ -25,6 +25,8 @@ pub struct Context {
     pub redis: redis_link::RedisUrl,
     /// Longest a silently dead link may go unnoticed (`--redis-liveness`).
     pub liveness: std::time::Duration,
+    /// Receipt budget of one Send command (`--max-receipt-bytes`).
+    pub max_receipt_bytes: usize,
     /// Key and channel names.
     pub names: Arc<Names>,
     /// The event loops' mailboxes.

@@ -10,7 +10,7 @@
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::chan_cache::{ChanCache, Members};
 use super::pubsub::PubSubConnection;
@@ -21,11 +21,16 @@ use crate::node::mailbox::{Frame, LoopMsg, Router, Wakes};
 use crate::protocol::{decode_command, ChanMessage, Command, Names};
 use crate::throttle::Throttle;
 
+/// Bytes a receipt adds to the message it carries back (FreeIM's Send
+/// command and receipt JSON around it), for `--max-receipt-bytes`.
+const RECEIPT_OVERHEAD: usize = 128;
+
 type Ready = crossbeam_channel::Sender<io::Result<()>>;
 
 struct Subscriber {
     redis: redis_link::RedisUrl,
     liveness: Duration,
+    max_receipt_bytes: usize,
     names: Arc<Names>,
     router: Router,
     metrics: Arc<Metrics>,
@@ -34,6 +39,7 @@ struct Subscriber {
     /// cannot run commands); made when first needed.
     member_reader: Option<redis::Connection>,
     misrouted: Throttle,
+    receipts_refused: Throttle,
 }
 
 /// Subscribes on its own thread, returning once the subscription is live (or
@@ -43,12 +49,14 @@ pub fn start(context: Context) -> Result<(), String> {
     let subscriber = Subscriber {
         redis: context.redis,
         liveness: context.liveness,
+        max_receipt_bytes: context.max_receipt_bytes,
         names: context.names,
         router: context.router,
         metrics: context.metrics,
         chan_cache: ChanCache::default(),
         member_reader: None,
         misrouted: Throttle::new(Duration::from_secs(10)),
+        receipts_refused: Throttle::new(Duration::from_secs(10)),
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -66,22 +74,51 @@ impl Subscriber {
     fn run(mut self, ready: Ready) {
         let mut backoff = BACKOFF_MIN;
         let mut first = Some(ready);
+        // Since when commands published to this node reach nobody.
+        let mut gap_since = None;
         loop {
-            let error = self.listen(&mut first, &mut backoff);
-            self.metrics.subscriber.up.store(false, Ordering::Relaxed);
+            let error = self.listen(&mut first, &mut backoff, &mut gap_since);
+            let was_up = self.metrics.subscriber.up.swap(false, Ordering::Relaxed);
             if let Some(ready) = first.take() {
                 let _ = ready.send(Err(error));
                 return;
             }
-            log::warn!("Redis subscriber: {error}; reconnecting in {backoff:?}");
+            if was_up {
+                self.report_lost(&error);
+                gap_since = Some(Instant::now());
+            } else {
+                log::warn!("Redis subscriber: {error}; reconnecting in {backoff:?}");
+            }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
+    /// The subscription was lost while up: a delivery gap opens (Redis
+    /// pub/sub keeps nothing for a subscriber that is not there).
+    fn report_lost(&self, error: &io::Error) {
+        let metrics = &self.metrics;
+        if error.kind() == io::ErrorKind::TimedOut {
+            metrics
+                .subscriber
+                .liveness_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        metrics.delivery_gaps.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "delivery gap: lost the Redis subscription ({error}); commands published to this \
+             node until it is back reach nobody here"
+        );
+    }
+
     /// Connects, subscribes, and handles messages until the connection fails;
     /// returns the failure.
-    fn listen(&mut self, first: &mut Option<Ready>, backoff: &mut Duration) -> io::Error {
+    fn listen(
+        &mut self,
+        first: &mut Option<Ready>,
+        backoff: &mut Duration,
+        gap_since: &mut Option<Instant>,
+    ) -> io::Error {
         let commands = self.names.server_channel(self.names.server());
         let chan_changes = self.names.chan_changed_channel();
         let channels = [commands, chan_changes.clone()];
@@ -98,11 +135,20 @@ impl Subscriber {
                 let _ = ready.send(Ok(()));
             }
             None => {
-                log::info!("Redis subscriber reconnected");
+                match gap_since.take() {
+                    Some(since) => log::warn!(
+                        "Redis subscriber back: the delivery gap lasted {:?}",
+                        since.elapsed()
+                    ),
+                    None => log::info!("Redis subscriber reconnected"),
+                }
                 self.metrics
                     .subscriber
                     .reconnects
                     .fetch_add(1, Ordering::Relaxed);
+                // Redis may be another server now (a failover, a restart):
+                // make its presence agree with the sockets held.
+                self.router.post_all(|| LoopMsg::ReportPresence);
             }
         }
         *backoff = BACKOFF_MIN;
@@ -142,8 +188,10 @@ impl Subscriber {
                 if let Some(&stray) = receivers.iter().find(|id| !self.names.owns(**id)) {
                     self.report_misrouted(stray);
                 }
+                let receipt =
+                    send.receipt && self.receipts_fit(send.sender, &receivers, send.text.len());
                 let frame = Arc::new(Frame::text(&send.text));
-                let (sender, receipt) = (send.sender, send.receipt);
+                let sender = send.sender;
                 self.router
                     .push_to_clients(sender, receivers, frame, receipt, wakes);
             }
@@ -186,16 +234,17 @@ impl Subscriber {
                 .arg(self.names.chan_key(chan))
                 .query(reader)
         };
-        // A failed connection is dropped; the next read makes a new one.
-        let ids = match self
+        // A failed connection is dropped and the read tried once more on a
+        // fresh one (HKEYS is read-only, so repeating it is safe).
+        let mut attempt = || match self
             .member_reader
             .take()
-            .map_or_else(|| self.connect_member_reader(), Ok)
+            .map_or_else(|| self.redis.connect(IO_TIMEOUT), Ok)
         {
             Ok(mut reader) => read(&mut reader).map(|ids| (ids, reader)),
             Err(e) => Err(e),
         };
-        let ids = match ids {
+        let ids = match attempt().or_else(|_| attempt()) {
             Ok((ids, reader)) => {
                 self.member_reader = Some(reader);
                 ids
@@ -213,8 +262,26 @@ impl Subscriber {
         Some(self.router.partition(local))
     }
 
-    fn connect_member_reader(&self) -> redis::RedisResult<redis::Connection> {
-        self.redis.connect(IO_TIMEOUT)
+    /// Whether the receipts a Send asks for fit `--max-receipt-bytes`:
+    /// one per receiver other than the sender, each about the message plus
+    /// [`RECEIPT_OVERHEAD`] bytes. Over budget is counted and logged.
+    fn receipts_fit(&mut self, sender: i64, receivers: &[i64], text_len: usize) -> bool {
+        let count = receivers.iter().filter(|&&r| r != sender).count();
+        let bytes = count.saturating_mul(text_len + RECEIPT_OVERHEAD);
+        if bytes <= self.max_receipt_bytes {
+            return true;
+        }
+        self.metrics
+            .receipts_refused
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = self.receipts_refused.allow() {
+            log::warn!(
+                "delivered a message from {sender} to {count} receivers without receipts: they \
+                 would publish ~{bytes} bytes, over --max-receipt-bytes {} (+{suppressed} more)",
+                self.max_receipt_bytes
+            );
+        }
+        false
     }
 
     /// A command named a client this node does not own: the sender's

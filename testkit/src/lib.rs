@@ -1,12 +1,33 @@
 //! Test harness shared by the workspace's integration tests.
 //!
-//! Everything here starts *real* processes: [`RedisServer`] runs the machine's
-//! `redis-server` on a free loopback port and stops it when dropped. Tests never
-//! talk to a mock.
+//! Everything here starts *real* processes on free loopback ports and stops
+//! them when dropped. Tests never talk to a mock.
+//!
+//! | item | file | what |
+//! |---|---|---|
+//! | [`RedisServer`] | `lib.rs` | the machine's `redis-server`, plain TCP |
+//! | [`raw_command`] | `resp.rs` | one command over a raw RESP connection |
+//! | [`Forwarder`] | `forwarder.rs` | a TCP forwarder that can go silent (hung proxy, forgotten NAT flow) |
+//! | [`SentinelSet`] | `sentinel.rs` | a primary, a replica and three `redis-sentinel`s; kill the primary, wait for the failover |
+//! | [`TlsRedis`] | `tls.rs` | a TLS-only, password-protected `redis-server` with a throwaway CA |
+//!
+//! Config files, certificates and server data go to a fresh directory under
+//! the system's temp dir, removed on drop.
 
 #![deny(missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod forwarder;
+mod resp;
+mod scratch;
+mod sentinel;
+mod tls;
+
+pub use forwarder::Forwarder;
+pub use resp::raw_command;
+pub use sentinel::SentinelSet;
+pub use tls::TlsRedis;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +36,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Extra command-line arguments, passed again on [`restart`](Self::restart).
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -24,12 +47,19 @@ impl RedisServer {
     /// # Panics
     /// When `redis-server` is not installed or does not come up within 10 s.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(Vec::new())
+    }
+
+    /// [`start`](Self::start) with extra `redis-server` arguments (after the
+    /// harness's own, so they win).
+    pub(crate) fn start_with(args: Vec<String>) -> RedisServer {
         // Another process may take the port between `free_port` and the
         // server's bind: then the server exits at once, and we try another.
         for _ in 0..5 {
             let mut server = RedisServer {
                 port: free_port(),
                 child: None,
+                args: args.clone(),
             };
             if server.try_start() {
                 return server;
@@ -75,6 +105,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -98,19 +129,21 @@ impl RedisServer {
         false
     }
 
+    /// Whether the process runs (it was started and not killed).
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Runs one command through a raw RESP connection and returns the reply's
-    /// first line (enough for assertions on integers, strings and errors).
+    /// first line (enough for assertions on integers, strings and errors);
+    /// see [`raw_command`].
     pub fn raw_command(&self, args: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect redis");
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{}\r\n", arg.len(), arg));
-        }
-        stream.write_all(request.as_bytes()).expect("write redis");
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read redis");
-        line.trim_end().to_string()
+        raw_command(self.port, args)
     }
 }
 

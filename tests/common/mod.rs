@@ -60,7 +60,13 @@ impl Node {
 
     /// Starts node `server` of the cluster `servers` with extra arguments.
     pub fn start_in(redis: &RedisServer, server: &str, servers: &[String], extra: &[&str]) -> Node {
-        Node::launch(redis, server, server, servers, extra)
+        Node::launch(&redis.url(), server, server, servers, extra)
+    }
+
+    /// Starts node `server` of `servers` on the Redis at `redis_url` (any
+    /// form `--redis` takes: a forwarder, Sentinel, TLS).
+    pub fn start_on(redis_url: &str, server: &str, servers: &[String], extra: &[&str]) -> Node {
+        Node::launch(redis_url, server, server, servers, extra)
     }
 
     /// Starts node `server` of `servers` behind a proxy: clients reach it as
@@ -71,13 +77,13 @@ impl Node {
         servers: &[String],
         listen: &str,
     ) -> Node {
-        Node::launch(redis, server, listen, servers, &[])
+        Node::launch(&redis.url(), server, listen, servers, &[])
     }
 
     /// Starts node `server` of `servers` listening on `listen`, with two
     /// loops unless `extra` says otherwise.
     fn launch(
-        redis: &RedisServer,
+        redis_url: &str,
         server: &str,
         listen: &str,
         servers: &[String],
@@ -88,7 +94,7 @@ impl Node {
             "--listen".to_string(),
             listen.to_string(),
             "--redis".into(),
-            redis.url(),
+            redis_url.to_string(),
             "--server".into(),
             server.to_string(),
             "--servers".into(),
@@ -775,4 +781,26 @@ pub fn assert_refuses_to_start(args: &[&str], needle: &str) {
         "{args:?}: {:?} does not mention {needle:?}",
         lines[0]
     );
+}
+
+/// `GET path` on a node's admin endpoint: (status, body).
+pub fn admin_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(PROMPTLY)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// The value of metric `name` (with its labels, e.g. `x{role="worker"}`) in
+/// a `/metrics` body.
+pub fn admin_metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+        .parse()
+        .unwrap()
 }

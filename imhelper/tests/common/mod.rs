@@ -30,6 +30,34 @@ pub fn helper(redis: &RedisServer, servers: &[&str]) -> ImHelper {
     ImHelper::new(options).expect("valid options")
 }
 
+/// An `ImHelper` on any Redis URL (a forwarder's, say) for a cluster of
+/// `servers`, with the tests' I/O timeout and then `configure`'s changes.
+pub fn helper_on(
+    url: &str,
+    servers: &[&str],
+    configure: impl FnOnce(&mut ImHelperOptions),
+) -> ImHelper {
+    let mut options = ImHelperOptions::new(url, servers.iter().map(|s| s.to_string()).collect());
+    options.io_timeout = IO_TIMEOUT;
+    configure(&mut options);
+    ImHelper::new(options).expect("valid options")
+}
+
+/// A field of `INFO section` (e.g. `total_connections_received` in
+/// `stats`), read through a fresh raw connection.
+pub fn info_field(redis: &RedisServer, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(&mut raw(redis))
+        .unwrap();
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}: {info}"))
+        .trim()
+        .to_string()
+}
+
 /// A plain connection for arranging and inspecting Redis state.
 pub fn raw(redis: &RedisServer) -> redis::Connection {
     let client = redis::Client::open(redis.url()).unwrap();
