@@ -18,7 +18,8 @@
 //!
 //! Errors are `{"error": "<one line>"}`: `400` bad input, `403` not a
 //! member, `404` unknown path, `405` wrong method, `413` body too large,
-//! `503` Redis unreachable or no node running for the client's server.
+//! `503` Redis unreachable, every Redis connection busy, or no node running
+//! for the client's server.
 
 use std::sync::Arc;
 
@@ -104,6 +105,7 @@ impl From<imhelper::Error> for ApiError {
                     servers.join(", ")
                 ),
             ),
+            imhelper::Error::PoolExhausted { .. } => (503, error.to_string()),
             other => (500, other.to_string()),
         };
         ApiError { status, message }

@@ -54,7 +54,7 @@ pub enum PresenceEvent {
 /// own, until stopped or dropped.
 ///
 /// The thread survives Redis outages: it reconnects (50 ms, doubling to at
-/// most 2 s between attempts) and resubscribes. It also proves the link
+/// most 1 s between attempts) and resubscribes. It also proves the link
 /// alive on a schedule: after a third of
 /// [`ImHelperOptions::liveness`](crate::ImHelperOptions::liveness) without
 /// traffic it sends `PING`, and a link that does not answer within another

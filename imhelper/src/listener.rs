@@ -5,7 +5,7 @@
 //! `evt_{prefix}Offline`. Reads wait at most [`POLL`] so the thread notices a
 //! stop request quickly. When the connection fails (Redis killed, restarted,
 //! unreachable) the thread reconnects and resubscribes, waiting 50 ms, then
-//! twice as long after each failed attempt, up to 2 s; a successful
+//! twice as long after each failed attempt, up to 1 s; a successful
 //! subscription resets the wait. Events published while no subscription
 //! exists are lost: that is Redis pub/sub.
 //!
@@ -52,7 +52,7 @@ use crate::pool::Connector;
 /// First wait before a reconnect attempt.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest a read blocks before the stop flag is checked again.
 const POLL: Duration = Duration::from_millis(100);
 

@@ -6,8 +6,11 @@
 //!
 //! Liveness: a subscribed connection carries nothing while nobody publishes,
 //! so silence alone proves nothing. After a third of the liveness bound
-//! without a byte, the connection sends `PING` (allowed in subscribed mode);
-//! if another third passes without a byte, the link is declared dead with
+//! without a byte, the connection sends `PING` (allowed in subscribed mode).
+//! An answer within [`GRACE`] keeps the link confirmed; later than that,
+//! [`PubSubConnection::read`] reports [`Liveness::Unconfirmed`] (the node's
+//! `/healthz` turns 503) until a byte arrives; and when another third of
+//! the bound passes without one, the link is declared dead with
 //! [`io::ErrorKind::TimedOut`], and the caller reconnects.
 
 use std::io::{self, Read, Write};
@@ -20,15 +23,40 @@ use super::resp::{parse_reply, Push, Reply};
 /// Bytes read per `read` call at first; grows for larger messages.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How long a `PING` may go unanswered before the link counts as
+/// unconfirmed (a round trip, with room for a busy Redis).
+const GRACE: Duration = Duration::from_millis(100);
+
+/// What a [`PubSubConnection::read`] knows of the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// Bytes came, or a `PING` was answered in time.
+    Confirmed,
+    /// A `PING` has gone unanswered for longer than [`GRACE`].
+    Unconfirmed,
+}
+
+/// Where the liveness probe stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// Subscribing: a timeout is a failure.
+    Opening,
+    /// Waiting for traffic; a timeout sends `PING`.
+    Idle,
+    /// `PING` sent, within the grace period.
+    Pinged,
+    /// `PING` unanswered past the grace period; a timeout is a dead link.
+    Overdue,
+}
+
 /// A subscribed connection.
 pub struct PubSubConnection {
     stream: Stream,
     buf: Vec<u8>,
     filled: usize,
-    /// Timeouts send `PING` (once subscribed; while opening they fail).
-    probing: bool,
-    /// A `PING` went out and no byte has come back since.
-    ping_outstanding: bool,
+    probe: Probe,
+    /// A third of the liveness bound.
+    probe_after: Duration,
 }
 
 impl PubSubConnection {
@@ -45,8 +73,8 @@ impl PubSubConnection {
             stream: url.connect_stream(timeout)?,
             buf: vec![0; READ_CHUNK],
             filled: 0,
-            probing: false,
-            ping_outstanding: false,
+            probe: Probe::Opening,
+            probe_after: liveness / 3,
         };
         if let Some((username, password)) = url.auth() {
             let mut auth: Vec<&[u8]> = vec![b"AUTH"];
@@ -61,15 +89,19 @@ impl PubSubConnection {
         subscribe.extend(channels.iter().map(|c| c.as_bytes()));
         conn.write_command(&subscribe)?;
         conn.expect_replies(channels.len())?;
-        conn.stream.set_timeout(Some(liveness / 3))?;
-        conn.probing = true;
+        conn.stream.set_timeout(Some(conn.probe_after))?;
+        conn.probe = Probe::Idle;
         Ok(conn)
     }
 
     /// Blocks until data arrives, then calls `on_message(channel, payload)`
-    /// for every complete message received. Fails when the connection does.
-    pub fn read(&mut self, mut on_message: impl FnMut(&[u8], &[u8])) -> io::Result<()> {
-        self.fill()?;
+    /// for every complete message received; returns early, without data,
+    /// when the link turns [`Liveness::Unconfirmed`]. Fails when the
+    /// connection does or is declared dead.
+    pub fn read(&mut self, mut on_message: impl FnMut(&[u8], &[u8])) -> io::Result<Liveness> {
+        if !self.fill()? {
+            return Ok(Liveness::Unconfirmed);
+        }
         let mut at = 0;
         while let Some((reply, used)) = parse_reply(&self.buf[at..self.filled]).map_err(invalid)? {
             if let Reply::Error(text) = reply {
@@ -82,7 +114,7 @@ impl PubSubConnection {
         }
         self.buf.copy_within(at..self.filled, 0);
         self.filled -= at;
-        Ok(())
+        Ok(Liveness::Confirmed)
     }
 
     /// Reads replies until `count` have arrived; an error reply fails.
@@ -108,27 +140,39 @@ impl PubSubConnection {
         Ok(())
     }
 
-    /// One `read` into the free end of the buffer (grown when full). A read
-    /// that times out sends `PING` the first time and fails the second.
-    fn fill(&mut self) -> io::Result<()> {
+    /// One `read` into the free end of the buffer (grown when full), moving
+    /// the liveness probe on at each timeout (see the module docs). `false`
+    /// when the link just turned unconfirmed and nothing was read.
+    fn fill(&mut self) -> io::Result<bool> {
         if self.filled == self.buf.len() {
             let len = self.buf.len() * 2;
             self.buf.resize(len, 0);
         }
         let n = loop {
-            match self.stream.read(&mut self.buf[self.filled..]) {
+            let error = match self.stream.read(&mut self.buf[self.filled..]) {
                 Ok(n) => break n,
-                Err(e) if is_timeout(&e) && self.probing && !self.ping_outstanding => {
+                Err(e) if is_timeout(&e) => e,
+                Err(e) => return Err(e),
+            };
+            match self.probe {
+                Probe::Opening => return Err(error),
+                Probe::Idle => {
                     self.write_command(&[b"PING"])?;
-                    self.ping_outstanding = true;
+                    self.stream.set_timeout(Some(GRACE.min(self.probe_after)))?;
+                    self.probe = Probe::Pinged;
                 }
-                Err(e) if is_timeout(&e) && self.probing => {
+                Probe::Pinged => {
+                    let rest = self.probe_after.saturating_sub(GRACE).max(GRACE);
+                    self.stream.set_timeout(Some(rest))?;
+                    self.probe = Probe::Overdue;
+                    return Ok(false);
+                }
+                Probe::Overdue => {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "no answer to PING: the link to Redis is dead",
                     ))
                 }
-                Err(e) => return Err(e),
             }
         };
         if n == 0 {
@@ -137,9 +181,12 @@ impl PubSubConnection {
                 "Redis closed the connection",
             ));
         }
-        self.ping_outstanding = false;
+        if matches!(self.probe, Probe::Pinged | Probe::Overdue) {
+            self.stream.set_timeout(Some(self.probe_after))?;
+            self.probe = Probe::Idle;
+        }
         self.filled += n;
-        Ok(())
+        Ok(true)
     }
 
     fn write_command(&mut self, args: &[&[u8]]) -> io::Result<()> {

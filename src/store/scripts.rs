@@ -43,16 +43,58 @@ local function uncount(prefix, online, id)
 end
 "#;
 
-/// One socket closed.
-/// KEYS: Online, Node{self}. ARGV: id, event json, offline channel, prefix, socket.
-/// The socket is uncounted only if Redis knew it (so a close while Redis was
-/// away, or restarted empty, cannot drive `Online` below the truth).
-const SOCKET_CLOSED: &str = r#"
-redis.call('PUBLISH', ARGV[3], ARGV[2])
-if redis.call('HDEL', KEYS[2], ARGV[5]) == 1 then
-  uncount(ARGV[4], KEYS[1], ARGV[1])
+/// One socket opened: count it and announce it, once.
+/// KEYS: Node{self}, Online. ARGV: socket, id, event json, online channel.
+/// Returns 1 when the socket was new, 0 when Redis already knew it.
+///
+/// Idempotent, so the worker may send it again whenever a first send's
+/// outcome was lost: only the send that adds the socket's field to
+/// `Node{self}` counts it in `Online` and publishes the online event, and a
+/// repeat (or a presence snapshot that already restored the socket) finds the
+/// field and does nothing.
+const SOCKET_OPENED: &str = r#"
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('PUBLISH', ARGV[4], ARGV[3])
+  return 1
 end
-return 1
+return 0
+"#;
+
+/// One socket closed.
+/// KEYS: Online, Node{self}. ARGV: id, event json, offline channel, prefix,
+/// socket, announce.
+/// Returns 1 when Redis knew the socket, 0 when not.
+///
+/// The socket is uncounted only if Redis knew it (so a close while Redis was
+/// away, or restarted empty, cannot drive `Online` below the truth), and its
+/// offline event is published only then too, which makes a repeated send
+/// harmless: the repeat finds no field and neither uncounts nor announces.
+///
+/// One path needs the event although Redis does not know the socket: Redis
+/// restarted empty (or failed over to a replica that missed the open),
+/// subscribers saw the socket's online event before that, and the socket
+/// closes after the worker reconnected but before its loop's presence
+/// snapshot restored it. The worker knows that window (its new connection
+/// reached a Redis process with another `run_id`, and the loop's snapshot
+/// has not been applied since) and sets `announce` to `1` there, for a first
+/// send only; the offline event is then published even when the field is
+/// missing. Everywhere else a missing field means the event was already
+/// published (a repeat, or a node that reaped this one's sockets) or the
+/// online event never was (an open that finally failed), and publishing
+/// would duplicate an event or send one without its pair.
+/// Writes come before the publish, so a command refused at its first write
+/// (`READONLY` after a failover) has done nothing.
+const SOCKET_CLOSED: &str = r#"
+local known = redis.call('HDEL', KEYS[2], ARGV[5]) == 1
+if known or ARGV[6] == '1' then
+  redis.call('PUBLISH', ARGV[3], ARGV[2])
+end
+if known then
+  uncount(ARGV[4], KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 "#;
 
 /// Takes back every socket a node held, publishing each one's offline event.
@@ -77,6 +119,8 @@ return #held / 2
 /// unreachable (or restarted empty). Sockets of the loop that Redis knows but
 /// the loop no longer holds closed meanwhile: uncounted, offline event.
 /// Sockets the loop holds that Redis does not know: counted, online event.
+/// Idempotent: a repeat finds Redis agreeing and changes nothing, so the
+/// worker may send it again when a first send's outcome was lost.
 /// KEYS: Node{self}, Online.
 /// ARGV: prefix, online channel, offline channel, the loop's socket-name
 /// prefix, then triples (socket, id, event) of the sockets it holds.
@@ -110,6 +154,8 @@ return 1
 
 /// The scripts' sources, ready for `SCRIPT LOAD`.
 pub struct Scripts {
+    /// See [`SOCKET_OPENED`].
+    pub socket_opened: String,
     /// See [`SOCKET_CLOSED`].
     pub socket_closed: String,
     /// See [`REAP_NODE`].
@@ -122,6 +168,7 @@ impl Scripts {
     /// Assembles every script with its shared functions.
     pub fn new() -> Scripts {
         Scripts {
+            socket_opened: SOCKET_OPENED.to_string(),
             socket_closed: format!("{LEAVE_ALL}{UNCOUNT}{SOCKET_CLOSED}"),
             reap_node: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{REAP_NODE}"),
             restore_presence: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{RESTORE_PRESENCE}"),

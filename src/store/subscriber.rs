@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chan_cache::{ChanCache, Members};
-use super::pubsub::PubSubConnection;
+use super::pubsub::{Liveness, PubSubConnection};
 use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
 use crate::metrics::Metrics;
@@ -40,6 +40,8 @@ struct Subscriber {
     member_reader: Option<redis::Connection>,
     misrouted: Throttle,
     receipts_refused: Throttle,
+    /// The subscription is (or was, until the current failure) live.
+    subscribed: bool,
 }
 
 /// Subscribes on its own thread, returning once the subscription is live (or
@@ -57,6 +59,7 @@ pub fn start(context: Context) -> Result<(), String> {
         member_reader: None,
         misrouted: Throttle::new(Duration::from_secs(10)),
         receipts_refused: Throttle::new(Duration::from_secs(10)),
+        subscribed: false,
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -78,7 +81,8 @@ impl Subscriber {
         let mut gap_since = None;
         loop {
             let error = self.listen(&mut first, &mut backoff, &mut gap_since);
-            let was_up = self.metrics.subscriber.up.swap(false, Ordering::Relaxed);
+            self.metrics.subscriber.up.store(false, Ordering::Relaxed);
+            let was_up = std::mem::take(&mut self.subscribed);
             if let Some(ready) = first.take() {
                 let _ = ready.send(Err(error));
                 return;
@@ -130,6 +134,7 @@ impl Subscriber {
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
         self.metrics.subscriber.up.store(true, Ordering::Relaxed);
+        self.subscribed = true;
         match first.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
@@ -164,8 +169,15 @@ impl Subscriber {
             });
             // Everything this read carried is queued: one wake per loop.
             self.router.wake(&mut wakes);
-            if let Err(e) = read {
-                return e;
+            match read {
+                Ok(liveness) => {
+                    let confirmed = liveness == Liveness::Confirmed;
+                    self.metrics
+                        .subscriber
+                        .up
+                        .store(confirmed, Ordering::Relaxed);
+                }
+                Err(e) => return e,
             }
         }
     }

@@ -5,28 +5,76 @@
 //! back to the loop that needs it. A connection storm therefore costs one
 //! round-trip per batch, not per socket. Between batches it keeps this node's
 //! presence lease alive and reaps the presence of nodes whose lease lapsed.
+//!
+//! # Failures
+//!
+//! No job is dropped silently. Every job is one command, so every reply
+//! answers one job; when a pipeline fails, the jobs answered before the
+//! failure keep their answers and each of the others goes where the retry
+//! policy (`retry.rs`, with its table) sends it:
+//! - sent again once, at once, on a fresh connection (a client waiting on
+//!   its token gets one such attempt before its 503);
+//! - receipts, while Redis cannot be reached at all, held (bounded) and
+//!   published once a connection is back;
+//! - presence jobs left to the presence snapshot that every loop sends after
+//!   a reconnect (a failed pipeline always drops the connection, so a
+//!   reconnect, and with it a snapshot, always follows): the node's sockets
+//!   are the truth, re-asserted, never re-incremented, since every presence
+//!   script is idempotent (`store/scripts.rs`);
+//! - or counted failed by kind (`freeim_redis_jobs_failed_total`) and logged,
+//!   rate-limited (`report.rs`).
+//!
+//! A silent link is noticed by the read timeout (`IO_TIMEOUT`) of the
+//! next request (`freeim_redis_liveness_failures_total{role="worker"}`);
+//! when no job comes, the lease refresh every `LEASE_REFRESH` is that
+//! request, so a link that died silently is given up within about
+//! `LEASE_REFRESH + IO_TIMEOUT` (8 s), ahead of TCP keepalive (about 11 s).
+//!
+//! # Layout
+//!
+//! | file | job |
+//! |---|---|
+//! | `mod.rs` | the jobs, the thread, the connection's upkeep: reconnects, lease, reaping, drain |
+//! | `link.rs` | one connection: scripts loaded on connect, a pipeline exchange that stops at the first failure |
+//! | `pipeline.rs` | a batch as pipelines: one command per job, replies to answers, failures to the retry policy |
+//! | `retry.rs` | pure: a failure's class and what becomes of each job kind |
+//! | `backlog.rs` | receipts held while Redis is unreachable, bounded |
+//! | `report.rs` | retried and failed jobs counted by kind, failures logged rate-limited |
+
+mod backlog;
+mod link;
+mod pipeline;
+mod report;
+mod retry;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use redis::{ConnectionLike, Value};
 
+use self::backlog::Backlog;
+use self::link::Link;
+use self::pipeline::Try;
+use self::report::{Reason, Report};
 use super::scripts::Scripts;
 use super::Context;
 use crate::metrics::Metrics;
-use crate::node::mailbox::{ConnId, LoopMsg, Router, TokenOutcome};
-use crate::protocol::{ClientTicket, Names};
+use crate::node::mailbox::{ConnId, LoopMsg, Router};
+use crate::protocol::Names;
+use crate::throttle::Throttle;
 
 /// Most jobs sent in one pipeline.
 const MAX_BATCH: usize = 2048;
 /// How long this node's presence lease lives without a refresh.
 const LEASE_TTL_SECS: u64 = 15;
-/// How often the lease is refreshed and other nodes' leases are checked.
+/// How often the lease is refreshed and other nodes' leases are checked; with
+/// no jobs, also how often the connection is proven alive.
 const LEASE_REFRESH: Duration = Duration::from_secs(5);
 /// Timeout for connecting to, writing to and reading from Redis.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Shortest time between two lines about a lost link.
+const LINK_LOG_EVERY: Duration = Duration::from_secs(10);
 /// First and longest wait before reconnecting to Redis.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -43,7 +91,8 @@ pub enum Job {
         /// The connection.
         conn: ConnId,
     },
-    /// A socket of `client_id` opened: count it and publish the online event.
+    /// A socket of `client_id` opened: count it and publish the online event
+    /// (once: a repeat finds the socket known and does nothing).
     SocketOpened {
         /// Whose socket.
         client_id: i64,
@@ -53,7 +102,8 @@ pub enum Job {
         socket: String,
     },
     /// A socket closed: uncount it, publish the offline event, and leave every
-    /// channel when it was the client's last socket.
+    /// channel when it was the client's last socket (once: a repeat finds the
+    /// socket gone and does nothing).
     SocketClosed {
         /// Whose socket.
         client_id: i64,
@@ -62,7 +112,8 @@ pub enum Job {
         /// The socket's name in `{prefix}Node{server}`.
         socket: String,
     },
-    /// Publish a payload (receipts).
+    /// Publish a payload (receipts). Not idempotent: never sent twice when
+    /// the first send's outcome is unknown.
     Publish {
         /// The pub/sub channel.
         channel: String,
@@ -111,6 +162,11 @@ fn socket_name_prefix(loop_index: usize) -> String {
     format!("{loop_index}:")
 }
 
+/// The loop a [`socket_name`] belongs to.
+fn socket_loop(socket: &str) -> Option<usize> {
+    socket.split(':').next()?.parse().ok()
+}
+
 /// Submits jobs to the worker; cheap to clone.
 #[derive(Clone)]
 pub struct WorkerHandle {
@@ -130,14 +186,6 @@ impl WorkerHandle {
     }
 }
 
-/// A live Redis connection with the script hashes loaded on it.
-struct Link {
-    conn: redis::Connection,
-    socket_closed: String,
-    reap_node: String,
-    restore_presence: String,
-}
-
 struct Worker {
     jobs: Receiver<Job>,
     names: Arc<Names>,
@@ -149,16 +197,33 @@ struct Worker {
     backoff: Duration,
     retry_at: Instant,
     next_lease: Instant,
+    /// Receipts waiting for a connection.
+    backlog: Backlog<Try>,
+    /// The `run_id` of the Redis server last connected to.
+    run_id: Option<String>,
+    /// Per loop: the worker reconnected to a different Redis server (a
+    /// restart, maybe empty, or a failover) and the loop's presence snapshot
+    /// has not been applied since, so Redis may have lost its sockets; see
+    /// `SOCKET_CLOSED` in `store/scripts.rs`.
+    unrestored: Vec<bool>,
+    report: Report,
+    /// Rate limit of the lines about a lost link.
+    link_log: Throttle,
+    /// The last loss was logged: so are the reconnect and the restores
+    /// that follow it (else they are quiet too).
+    verbose: bool,
 }
 
 /// Connects to Redis, takes back what a previous run of this node left in the
 /// presence hashes, and starts the worker thread.
 pub fn start(context: Context) -> Result<WorkerHandle, String> {
     let (sender, jobs) = crossbeam_channel::unbounded();
+    let loops = context.router.loops();
     let mut worker = Worker {
         jobs,
         names: context.names,
         router: context.router,
+        report: Report::new(context.metrics.clone()),
         metrics: context.metrics,
         redis: context.redis,
         scripts: Scripts::new(),
@@ -166,10 +231,15 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         backoff: BACKOFF_MIN,
         retry_at: Instant::now(),
         next_lease: Instant::now(),
+        backlog: Backlog::new(),
+        run_id: None,
+        unrestored: vec![false; loops],
+        link_log: Throttle::new(LINK_LOG_EVERY),
+        verbose: true,
     };
-    let link = worker
-        .connect()
+    let link = Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT)
         .map_err(|e| format!("cannot reach Redis: {e}"))?;
+    worker.run_id = link.run_id.clone();
     worker.link = Some(link);
     worker.metrics.worker.up.store(true, Ordering::Relaxed);
     let own = worker.names.server().to_string();
@@ -206,7 +276,13 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {
                     self.link();
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.give_up_held();
+                    return self.report.flush_now();
+                }
+            }
+            if self.link.is_some() && !self.backlog.is_empty() {
+                self.pipeline(Vec::new());
             }
             if Instant::now() >= self.next_lease {
                 self.keep_lease();
@@ -214,140 +290,125 @@ impl Worker {
         }
     }
 
-    fn connect(&self) -> redis::RedisResult<Link> {
-        let mut conn = self.redis.connect(IO_TIMEOUT)?;
-        let mut load = |source: &str| -> redis::RedisResult<String> {
-            redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(source)
-                .query(&mut conn)
-        };
-        let socket_closed = load(&self.scripts.socket_closed)?;
-        let reap_node = load(&self.scripts.reap_node)?;
-        let restore_presence = load(&self.scripts.restore_presence)?;
-        Ok(Link {
-            conn,
-            socket_closed,
-            reap_node,
-            restore_presence,
-        })
-    }
-
-    /// The live link, reconnecting (with backoff) when there is none.
+    /// The live link, reconnecting when there is none and the backoff since
+    /// the last failure has passed.
     fn link(&mut self) -> Option<&mut Link> {
         if self.link.is_none() && Instant::now() >= self.retry_at {
-            match self.connect() {
-                Ok(link) => {
-                    log::info!("Redis worker reconnected: restoring this node's presence");
-                    self.backoff = BACKOFF_MIN;
-                    self.link = Some(link);
-                    self.metrics.worker.up.store(true, Ordering::Relaxed);
-                    self.metrics
-                        .worker
-                        .reconnects
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.next_lease = Instant::now();
-                    self.router.post_all(|| LoopMsg::ReportPresence);
-                }
-                Err(e) => self.lost(&e),
-            }
+            self.reconnect();
         }
         self.link.as_mut()
     }
 
-    fn lost(&mut self, error: &redis::RedisError) {
-        self.metrics.worker.up.store(false, Ordering::Relaxed);
-        if self.link.take().is_some() || self.backoff == BACKOFF_MIN {
-            log::warn!("Redis worker lost its connection: {error}");
+    /// The live link, reconnecting at once (whatever the backoff) when there
+    /// is none: for a second send, and for a client waiting on its token.
+    fn link_now(&mut self) -> Option<&mut Link> {
+        if self.link.is_none() {
+            self.reconnect();
         }
+        self.link.as_mut()
+    }
+
+    /// Opens a connection; once it is up, asks every loop for the sockets it
+    /// holds (`LoopMsg::ReportPresence`), whose snapshots make Redis agree
+    /// with them whatever happened meanwhile.
+    fn reconnect(&mut self) {
+        match Link::open(&self.redis, &self.scripts, IO_TIMEOUT) {
+            Ok(link) => {
+                if self.verbose {
+                    log::info!("Redis worker reconnected: restoring this node's presence");
+                }
+                self.backoff = BACKOFF_MIN;
+                self.metrics.worker.up.store(true, Ordering::Relaxed);
+                self.metrics
+                    .worker
+                    .reconnects
+                    .fetch_add(1, Ordering::Relaxed);
+                self.next_lease = Instant::now();
+                if link_changed(&self.run_id, &link.run_id) {
+                    self.unrestored.fill(true);
+                }
+                self.run_id = link.run_id.clone();
+                self.link = Some(link);
+                self.router.post_all(|| LoopMsg::ReportPresence);
+            }
+            Err(e) => {
+                if self.backoff == BACKOFF_MIN {
+                    log::warn!("Redis worker cannot connect: {e}");
+                }
+                self.report.error(&e);
+                self.down();
+            }
+        }
+    }
+
+    /// A request on the link failed: the link is given up (its replies are
+    /// out of step now). A timeout is a silent link: a liveness failure.
+    fn lost(&mut self, error: &redis::RedisError) {
+        let silent = error.is_timeout();
+        if silent {
+            self.metrics
+                .worker
+                .liveness_failures
+                .fetch_add(1, Ordering::Relaxed);
+            self.report
+                .error(format_args!("no answer within {IO_TIMEOUT:?}"));
+        } else {
+            self.report.error(error);
+        }
+        if self.link.take().is_some() {
+            // A link that keeps failing (a flapping proxy) logs a line per
+            // LINK_LOG_EVERY, with how many losses it stands for.
+            self.verbose = match self.link_log.allow() {
+                Some(more) => {
+                    let more = match more {
+                        0 => String::new(),
+                        n => format!(" (+{n} more losses since the last line)"),
+                    };
+                    if silent {
+                        log::warn!("Redis worker: no answer within {IO_TIMEOUT:?}, the link is silent: reconnecting{more}");
+                    } else {
+                        log::warn!("Redis worker lost its connection: {error}{more}");
+                    }
+                    true
+                }
+                None => false,
+            };
+        }
+        self.down();
+    }
+
+    /// No link: the next reconnect waits for the backoff, which grows.
+    fn down(&mut self) {
+        self.link = None;
+        self.metrics.worker.up.store(false, Ordering::Relaxed);
         self.retry_at = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    /// Runs a batch in order: plain jobs as pipelines, with snapshots and
-    /// drains (which need several round-trips) between them.
+    /// Runs a batch in order: jobs as pipelines, with drains (which need
+    /// several round-trips) between them.
     fn execute(&mut self, batch: Vec<Job>) {
         let mut plain = Vec::with_capacity(batch.len());
         for job in batch {
             match job {
-                Job::PresenceSnapshot {
-                    loop_index,
-                    sockets,
-                } => {
-                    self.pipeline(std::mem::take(&mut plain));
-                    if let Err(e) = self.restore(loop_index, &sockets) {
-                        self.lost(&e);
-                    }
-                }
                 Job::Drain { done } => {
                     self.pipeline(std::mem::take(&mut plain));
                     self.drain();
                     let _ = done.send(());
                 }
-                job => plain.push(job),
+                job => plain.extend(Try::new(job)),
             }
         }
         self.pipeline(plain);
     }
 
-    fn pipeline(&mut self, batch: Vec<Job>) {
-        if batch.is_empty() {
-            return;
-        }
-        let names = self.names.clone();
-        let Some(link) = self.link() else {
-            return self.fail(batch);
-        };
-        let mut pipe = redis::pipe();
-        let mut replies = 0;
-        for job in &batch {
-            replies += add_commands(&mut pipe, job, &names, link);
-        }
-        match link
-            .conn
-            .req_packed_commands(&pipe.get_packed_pipeline(), 0, replies)
-        {
-            Ok(values) => self.dispatch(batch, values),
-            Err(e) => {
-                self.lost(&e);
-                self.fail(batch);
-            }
-        }
-    }
-
-    /// Makes Redis agree with the sockets loop `loop_index` holds.
-    fn restore(&mut self, loop_index: usize, sockets: &[HeldSocket]) -> redis::RedisResult<()> {
-        let names = self.names.clone();
-        let Some(link) = self.link() else {
-            return Ok(());
-        };
-        let node = names.server();
-        let mut script = redis::cmd("EVALSHA");
-        script
-            .arg(&link.restore_presence)
-            .arg(2)
-            .arg(names.node_key(node))
-            .arg(names.online_key())
-            .arg(names.prefix())
-            .arg(names.online_event_channel())
-            .arg(names.offline_event_channel())
-            .arg(socket_name_prefix(loop_index));
-        for held in sockets {
-            script
-                .arg(&held.socket)
-                .arg(held.client_id)
-                .arg(held.event.as_ref());
-        }
-        script.query::<()>(&mut link.conn)?;
-        log::info!(
-            "restored the presence of loop {loop_index}: {} sockets held",
-            sockets.len()
-        );
-        Ok(())
-    }
-
     /// Takes this node out of Redis's presence at shutdown.
     fn drain(&mut self) {
+        if !self.backlog.is_empty() && self.link_now().is_some() {
+            self.pipeline(Vec::new());
+        }
+        self.give_up_held();
+        self.report.flush_now();
         let names = self.names.clone();
         if self.link().is_none() {
             return log::warn!(
@@ -371,65 +432,19 @@ impl Worker {
         }
     }
 
-    fn dispatch(&mut self, batch: Vec<Job>, values: Vec<Value>) {
-        let mut values = values.into_iter();
+    /// Receipts still held when the node stops: failed.
+    fn give_up_held(&mut self) {
         let mut wakes = self.router.wakes();
-        for job in batch {
-            match job {
-                Job::ClaimToken {
-                    loop_index, conn, ..
-                } => {
-                    let outcome = match values.next() {
-                        Some(Value::BulkString(json)) => match ClientTicket::parse(&json) {
-                            Ok(ticket) => TokenOutcome::Admitted(ticket),
-                            Err(e) => {
-                                log::warn!(
-                                    "token value is not FreeIM's {{Item1, Item2}} JSON: {e}"
-                                );
-                                TokenOutcome::Refused
-                            }
-                        },
-                        _ => TokenOutcome::Refused,
-                    };
-                    let msg = LoopMsg::TokenChecked { conn, outcome };
-                    self.router.send(loop_index, msg, &mut wakes);
-                }
-                Job::SocketOpened { .. } => check_replies(values.by_ref().take(3)),
-                Job::SocketClosed { .. } | Job::Publish { .. } => {
-                    check_replies(values.by_ref().take(1))
-                }
-                // Run outside pipelines by `execute`; they add no replies.
-                Job::PresenceSnapshot { .. } | Job::Drain { .. } => {}
-            }
+        for held in self.backlog.take_all().collect::<Vec<_>>() {
+            self.give_up(held, Reason::Stopped, &mut wakes);
         }
         self.router.wake(&mut wakes);
-    }
-
-    /// Answers a batch that could not reach Redis.
-    fn fail(&mut self, batch: Vec<Job>) {
-        let mut dropped = 0usize;
-        let mut wakes = self.router.wakes();
-        for job in batch {
-            match job {
-                Job::ClaimToken {
-                    loop_index, conn, ..
-                } => {
-                    let outcome = TokenOutcome::Unavailable;
-                    let msg = LoopMsg::TokenChecked { conn, outcome };
-                    self.router.send(loop_index, msg, &mut wakes);
-                }
-                _ => dropped += 1,
-            }
-        }
-        self.router.wake(&mut wakes);
-        if dropped > 0 {
-            log::warn!("Redis unavailable: dropped {dropped} presence or publish jobs");
-        }
     }
 
     /// Refreshes this node's lease and reaps nodes whose lease lapsed.
     fn keep_lease(&mut self) {
         self.next_lease = Instant::now() + LEASE_REFRESH;
+        self.report.flush();
         let names = self.names.clone();
         let Some(link) = self.link() else { return };
         let lease: redis::RedisResult<()> = redis::cmd("SET")
@@ -471,60 +486,33 @@ impl Worker {
     }
 }
 
-/// Appends `job`'s commands to `pipe`; returns how many replies they produce.
-fn add_commands(pipe: &mut redis::Pipeline, job: &Job, names: &Names, link: &Link) -> usize {
-    match job {
-        Job::ClaimToken { token, .. } => {
-            pipe.cmd("GETDEL").arg(names.token_key(token));
-            1
-        }
-        Job::SocketOpened {
-            client_id,
-            event,
-            socket,
-        } => {
-            pipe.cmd("HSET")
-                .arg(names.node_key(names.server()))
-                .arg(socket)
-                .arg(format!("{client_id}|{event}"));
-            pipe.cmd("HINCRBY")
-                .arg(names.online_key())
-                .arg(client_id)
-                .arg(1);
-            pipe.cmd("PUBLISH")
-                .arg(names.online_event_channel())
-                .arg(event.as_ref());
-            3
-        }
-        Job::SocketClosed {
-            client_id,
-            event,
-            socket,
-        } => {
-            pipe.cmd("EVALSHA")
-                .arg(&link.socket_closed)
-                .arg(2)
-                .arg(names.online_key())
-                .arg(names.node_key(names.server()))
-                .arg(client_id)
-                .arg(event.as_ref())
-                .arg(names.offline_event_channel())
-                .arg(names.prefix())
-                .arg(socket);
-            1
-        }
-        Job::Publish { channel, payload } => {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload);
-            1
-        }
-        Job::PresenceSnapshot { .. } | Job::Drain { .. } => 0,
-    }
+/// Whether a new link reaches a different Redis process than the last one
+/// (an unknown `run_id` counts as different).
+fn link_changed(last: &Option<String>, new: &Option<String>) -> bool {
+    new.is_none() || last != new
 }
 
-fn check_replies(values: impl Iterator<Item = Value>) {
-    for value in values {
-        if let Value::ServerError(e) = value {
-            log::warn!("Redis refused a presence or publish command: {e:?}");
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_or_unknown_run_id_is_a_different_server() {
+        let id = |s: &str| Some(s.to_string());
+        assert!(!link_changed(&id("a"), &id("a")));
+        assert!(link_changed(&id("a"), &id("b")));
+        assert!(link_changed(&id("a"), &None));
+        assert!(link_changed(&None, &id("a")));
+    }
+
+    #[test]
+    fn a_socket_name_tells_its_loop() {
+        let conn = ConnId {
+            key: 17,
+            generation: 3,
+        };
+        assert_eq!(socket_name(2, conn), "2:17:3");
+        assert_eq!(socket_loop(&socket_name(2, conn)), Some(2));
+        assert_eq!(socket_loop("x:1:1"), None);
     }
 }

@@ -1,0 +1,309 @@
+//! A batch of jobs as pipelines. Every job is one command, so reply `i`
+//! answers job `i`; a failed exchange leaves the jobs from the first missing
+//! reply on without an answer, and [`retry`] says what becomes of each: a
+//! second pipeline on a fresh connection (at most one), the receipt backlog,
+//! the next presence snapshot, or a final failure.
+
+use redis::Value;
+
+use super::link::Exchange;
+use super::report::Reason;
+use super::retry::{self, Action, Failure, Kind};
+use super::{socket_loop, socket_name_prefix, Job, Worker};
+use crate::node::mailbox::{LoopMsg, TokenOutcome, Wakes};
+use crate::protocol::ClientTicket;
+
+/// A job on its way to Redis.
+#[derive(Debug)]
+pub(super) struct Try {
+    job: Job,
+    kind: Kind,
+    /// Times it was written to a connection.
+    sends: u8,
+    /// An earlier send may have run it: its answer was lost.
+    uncertain: bool,
+}
+
+impl Try {
+    /// A job not sent yet; `None` for a drain, which is not pipelined.
+    pub(super) fn new(job: Job) -> Option<Try> {
+        let kind = match &job {
+            Job::ClaimToken { .. } => Kind::ClaimToken,
+            Job::SocketOpened { .. } => Kind::SocketOpened,
+            Job::SocketClosed { .. } => Kind::SocketClosed,
+            Job::Publish { .. } => Kind::Publish,
+            Job::PresenceSnapshot { .. } => Kind::PresenceSnapshot,
+            Job::Drain { .. } => return None,
+        };
+        Some(Try {
+            job,
+            kind,
+            sends: 0,
+            uncertain: false,
+        })
+    }
+
+    /// Bytes it holds while it waits in the backlog.
+    fn held_bytes(&self) -> usize {
+        match &self.job {
+            Job::Publish { channel, payload } => channel.len() + payload.len(),
+            _ => 0,
+        }
+    }
+}
+
+impl Worker {
+    /// Sends `jobs` (after the receipts held, if a connection is up) as one
+    /// pipeline, then those that need another send as a second one, on a
+    /// fresh connection; answers every job.
+    pub(super) fn pipeline(&mut self, jobs: Vec<Try>) {
+        let mut round = jobs;
+        let mut first = true;
+        while !round.is_empty() || (first && !self.backlog.is_empty()) {
+            // A waiting client's claim, or a second send, is worth a connect
+            // now; the rest wait out the backoff.
+            let now = !first || round.iter().any(|t| t.kind == Kind::ClaimToken);
+            let up = if now { self.link_now() } else { self.link() }.is_some();
+            if up && first && !self.backlog.is_empty() {
+                let held: Vec<Try> = self.backlog.take_all().collect();
+                for t in &held {
+                    self.report.retried(t.kind);
+                }
+                round.splice(0..0, held);
+            }
+            let Some(exchange) = self.send(&round) else {
+                self.unsent(round);
+                break;
+            };
+            round = self.settle(round, exchange);
+            first = false;
+        }
+        self.report.flush();
+    }
+
+    /// Writes `round` as one pipeline on the live link and reads its
+    /// replies; `None` when there is no link.
+    fn send(&mut self, round: &[Try]) -> Option<Exchange> {
+        let Worker {
+            link,
+            names,
+            unrestored,
+            ..
+        } = self;
+        let link = link.as_mut()?;
+        let mut pipe = redis::pipe();
+        for t in round {
+            match &t.job {
+                Job::ClaimToken { token, .. } => {
+                    pipe.cmd("GETDEL").arg(names.token_key(token));
+                }
+                Job::SocketOpened {
+                    client_id,
+                    event,
+                    socket,
+                } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(&link.socket_opened)
+                        .arg(2)
+                        .arg(names.node_key(names.server()))
+                        .arg(names.online_key())
+                        .arg(socket)
+                        .arg(client_id)
+                        .arg(event.as_ref())
+                        .arg(names.online_event_channel());
+                }
+                Job::SocketClosed {
+                    client_id,
+                    event,
+                    socket,
+                } => {
+                    // See SOCKET_CLOSED: only a first send in the window
+                    // where Redis may have lost the socket announces anyway.
+                    let unrestored = socket_loop(socket)
+                        .and_then(|index| unrestored.get(index).copied())
+                        .unwrap_or(false);
+                    let announce = unrestored && !t.uncertain;
+                    pipe.cmd("EVALSHA")
+                        .arg(&link.socket_closed)
+                        .arg(2)
+                        .arg(names.online_key())
+                        .arg(names.node_key(names.server()))
+                        .arg(client_id)
+                        .arg(event.as_ref())
+                        .arg(names.offline_event_channel())
+                        .arg(names.prefix())
+                        .arg(socket)
+                        .arg(if announce { "1" } else { "0" });
+                }
+                Job::Publish { channel, payload } => {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload);
+                }
+                Job::PresenceSnapshot {
+                    loop_index,
+                    sockets,
+                } => {
+                    let script = pipe
+                        .cmd("EVALSHA")
+                        .arg(&link.restore_presence)
+                        .arg(2)
+                        .arg(names.node_key(names.server()))
+                        .arg(names.online_key())
+                        .arg(names.prefix())
+                        .arg(names.online_event_channel())
+                        .arg(names.offline_event_channel())
+                        .arg(socket_name_prefix(*loop_index));
+                    for held in sockets {
+                        script
+                            .arg(&held.socket)
+                            .arg(held.client_id)
+                            .arg(held.event.as_ref());
+                    }
+                }
+                Job::Drain { .. } => {} // never a Try
+            }
+        }
+        Some(link.exchange(&pipe.get_packed_pipeline(), round.len()))
+    }
+
+    /// Answers the jobs that got a reply, and decides about the others;
+    /// returns the jobs to send again.
+    fn settle(&mut self, round: Vec<Try>, exchange: Exchange) -> Vec<Try> {
+        let Exchange { replies, error } = exchange;
+        let failure = error.as_ref().map(retry::classify);
+        if let Some(error) = &error {
+            self.lost(error);
+        }
+        let mut again = Vec::new();
+        let mut wakes = self.router.wakes();
+        let mut reconnect = false;
+        let mut replies = replies.into_iter();
+        for mut t in round {
+            t.sends += 1;
+            let (action, reason) = match replies.next() {
+                Some(Value::ServerError(refused)) => {
+                    let action = retry::decide_refused(refused.code(), t.sends);
+                    if action == Action::Resend {
+                        reconnect = true;
+                    } else {
+                        self.report.error(format!("{refused:?}"));
+                    }
+                    (action, Reason::Refused)
+                }
+                Some(reply) => {
+                    self.answer(t, reply, &mut wakes);
+                    continue;
+                }
+                None => {
+                    let failure = failure.unwrap_or(Failure::Unknown);
+                    let action = retry::decide(t.kind, failure, t.sends);
+                    t.uncertain = true;
+                    let reason = match failure {
+                        Failure::Unknown if t.kind == Kind::Publish => Reason::OutcomeUnknown,
+                        _ => Reason::Unreachable,
+                    };
+                    (action, reason)
+                }
+            };
+            match action {
+                Action::Resend => {
+                    self.report.retried(t.kind);
+                    again.push(t);
+                }
+                Action::Hold => self.hold(t, &mut wakes),
+                Action::Reconcile => self.report.reconciled(),
+                Action::Fail => self.give_up(t, reason, &mut wakes),
+            }
+        }
+        if reconnect && self.link.take().is_some() {
+            // Replies were all read, so the link is in step; but the refused
+            // commands need a fresh one (scripts reloaded, primary re-resolved).
+            self.metrics
+                .worker
+                .up
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.router.wake(&mut wakes);
+        again
+    }
+
+    /// Decides about jobs that could not be sent: no connection.
+    fn unsent(&mut self, round: Vec<Try>) {
+        let mut wakes = self.router.wakes();
+        for t in round {
+            match retry::decide(t.kind, Failure::NotSent, t.sends) {
+                Action::Hold => self.hold(t, &mut wakes),
+                Action::Reconcile => self.report.reconciled(),
+                Action::Resend | Action::Fail => self.give_up(t, Reason::Unreachable, &mut wakes),
+            }
+        }
+        self.router.wake(&mut wakes);
+    }
+
+    /// Keeps a receipt for the next connection, or fails it past the bound.
+    fn hold(&mut self, t: Try, wakes: &mut Wakes) {
+        let bytes = t.held_bytes();
+        if let Err(t) = self.backlog.push(t, bytes) {
+            self.give_up(t, Reason::BacklogFull, wakes);
+        }
+    }
+
+    /// A job finally failed: counted, and a waiting client answered 503.
+    pub(super) fn give_up(&mut self, t: Try, reason: Reason, wakes: &mut Wakes) {
+        self.report.failed(t.kind, reason);
+        if let Job::ClaimToken {
+            loop_index, conn, ..
+        } = t.job
+        {
+            let outcome = TokenOutcome::Unavailable;
+            let msg = LoopMsg::TokenChecked { conn, outcome };
+            self.router.send(loop_index, msg, wakes);
+        }
+    }
+
+    /// A job's reply (not an error reply) came.
+    fn answer(&mut self, t: Try, reply: Value, wakes: &mut Wakes) {
+        match t.job {
+            Job::ClaimToken {
+                loop_index, conn, ..
+            } => {
+                let outcome = match reply {
+                    Value::BulkString(json) => match ClientTicket::parse(&json) {
+                        Ok(ticket) => TokenOutcome::Admitted(ticket),
+                        Err(e) => {
+                            log::warn!("token value is not FreeIM's {{Item1, Item2}} JSON: {e}");
+                            TokenOutcome::Refused
+                        }
+                    },
+                    Value::Nil if t.uncertain => {
+                        self.report
+                            .failed(Kind::ClaimToken, Reason::TokenMaybeConsumed);
+                        TokenOutcome::Unavailable
+                    }
+                    _ => TokenOutcome::Refused,
+                };
+                let msg = LoopMsg::TokenChecked { conn, outcome };
+                self.router.send(loop_index, msg, wakes);
+            }
+            Job::PresenceSnapshot {
+                loop_index,
+                sockets,
+            } => {
+                if let Some(unrestored) = self.unrestored.get_mut(loop_index) {
+                    *unrestored = false;
+                }
+                let level = if self.verbose {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "restored the presence of loop {loop_index}: {} sockets held",
+                    sockets.len()
+                );
+            }
+            Job::SocketOpened { .. } | Job::SocketClosed { .. } | Job::Publish { .. } => {}
+            Job::Drain { .. } => {}
+        }
+    }
+}
