@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests drive when missing (redis-server,
-# nginx and openssl; the tests start their own instances on free ports), then
-# the whole workspace's tests.
+# Runs every test: installs what the tests drive when missing (redis-server
+# with redis-cli, redis-sentinel, nginx and openssl; the tests start their own
+# instances on free ports), then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-packages.sh
 
 ensure_redis_installed
+ensure_command redis-sentinel redis-sentinel
+ensure_command redis-cli redis-tools
 ensure_command nginx nginx
 ensure_command openssl openssl
 export PATH="$PATH:/usr/sbin"
