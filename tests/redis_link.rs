@@ -128,13 +128,27 @@ fn hgetall_at(port: u16, key: &str) -> HashMap<String, String> {
         .unwrap()
 }
 
-#[test]
-fn a_sentinel_failover_costs_seconds_and_leaves_presence_exact() {
+/// How a failover test replaces the primary.
+enum Failover {
+    /// SIGKILL: the primary is gone; Sentinel promotes the replica after
+    /// `down-after-milliseconds`.
+    Kill,
+    /// `SENTINEL FAILOVER`: the old primary stays up and is demoted; only
+    /// the `+switch-master` announcement (and Sentinel's disconnect of the
+    /// demoted primary's clients) tell the clients.
+    Manual,
+}
+
+/// Two nodes and an `imhelper` (with an event stream) on a Sentinel set,
+/// six clients connected; the primary is replaced as `how` says. Then:
+/// messages flow within 5 s, receipts and events arrive, and the Online and
+/// Node hashes on the new primary equal the sockets held.
+fn failover_scenario(how: Failover) {
     let mut set = testkit::SentinelSet::start("freeim", 1000);
     let servers: Vec<String> = (0..2)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
-    let nodes: Vec<Node> = servers
+    let _nodes: Vec<Node> = servers
         .iter()
         .map(|server| Node::start_on(&set.url(), server, &servers, &[]))
         .collect();
@@ -148,21 +162,37 @@ fn a_sentinel_failover_costs_seconds_and_leaves_presence_exact() {
     assert_eq!(next_events(&mut events, 6).len(), 6);
 
     let old = set.primary_port();
-    set.kill_primary();
-    let killed = Instant::now();
-    let (first, client) = (&mut clients[1].0.clone(), &mut clients[1].1);
-    let (delivered_after, sent, _) =
-        time_to_delivery(&im, client, *first, killed, Duration::from_secs(20));
+    let started = Instant::now();
+    let label = match how {
+        Failover::Kill => {
+            set.kill_primary();
+            "SIGKILL of the primary"
+        }
+        Failover::Manual => {
+            let asked =
+                testkit::raw_command(set.sentinel_ports()[0], &["SENTINEL", "FAILOVER", "freeim"]);
+            assert_eq!(asked, "+OK");
+            "SENTINEL FAILOVER (old primary alive)"
+        }
+    };
     let new = set.wait_for_failover(old, Duration::from_secs(10));
+    let switched = started.elapsed();
+    let (id, client) = (clients[1].0, &mut clients[1].1);
+    let (delivered_after, sent, _) =
+        time_to_delivery(&im, client, id, started, Duration::from_secs(20));
+    // Pub/sub keeps nothing for a subscriber that is away: the event stream
+    // says when it is back.
+    assert!(wait_until(PROMPTLY, || events.is_connected()));
     eprintln!(
-        "Sentinel failover (down-after-milliseconds 1000): first message delivered \
-         {delivered_after:?} after SIGKILL of the primary; {} of {sent} sends before it were \
-         refused or lost",
-        sent - 1
+        "{label}, down-after-milliseconds 1000: new primary answering after {switched:?}; \
+         first message delivered after {delivered_after:?} ({} of {sent} sends before it \
+         refused or lost); imhelper event stream subscribed again after {:?}",
+        sent - 1,
+        started.elapsed()
     );
     assert!(
         delivered_after < Duration::from_secs(5),
-        "first delivery {delivered_after:?} after the kill"
+        "first delivery {delivered_after:?} after the {label}"
     );
 
     // Messages, receipts and events flow; imhelper works without a restart.
@@ -173,13 +203,6 @@ fn a_sentinel_failover_costs_seconds_and_leaves_presence_exact() {
     );
     let receipt = clients[0].1.recv_text(PROMPTLY).expect("a receipt");
     assert!(receipt.contains("after"), "{receipt}");
-    // Pub/sub keeps nothing for a subscriber that is away: the event stream
-    // says when it is back.
-    assert!(wait_until(PROMPTLY, || events.is_connected()));
-    eprintln!(
-        "Sentinel failover: the imhelper event stream was subscribed again {:?} after the kill",
-        killed.elapsed()
-    );
     let _late = connect_as(&im, 21, "late");
     let online = (0..20)
         .find_map(|_| match events.recv_timeout(PROMPTLY) {
@@ -190,8 +213,9 @@ fn a_sentinel_failover_costs_seconds_and_leaves_presence_exact() {
     assert_eq!(online.client_meta, "late");
 
     // Presence on the new primary equals the sockets held: no ghost, none missing.
-    let expected: HashMap<String, String> = (10..16)
-        .chain([21])
+    let held: Vec<i64> = (10..16).chain([21]).collect();
+    let expected: HashMap<String, String> = held
+        .iter()
         .map(|id| (id.to_string(), "1".to_string()))
         .collect();
     assert!(
@@ -203,19 +227,29 @@ fn a_sentinel_failover_costs_seconds_and_leaves_presence_exact() {
         hgetall_at(new, "im_v2_wsOnline")
     );
     for (index, server) in servers.iter().enumerate() {
-        let held = hgetall_at(new, &format!("im_v2_wsNode{server}"));
-        let mut ids: Vec<i64> = held
+        let node_hash = hgetall_at(new, &format!("im_v2_wsNode{server}"));
+        let mut ids: Vec<i64> = node_hash
             .values()
             .map(|v| v.split('|').next().unwrap().parse().unwrap())
             .collect();
         ids.sort_unstable();
-        let want: Vec<i64> = (10..16)
-            .chain([21])
+        let want: Vec<i64> = held
+            .iter()
+            .copied()
             .filter(|id| id % 2 == index as i64)
             .collect();
         assert_eq!(ids, want, "Node hash of {server}");
     }
-    drop(nodes);
+}
+
+#[test]
+fn a_sentinel_failover_after_the_primary_dies_costs_seconds_and_leaves_presence_exact() {
+    failover_scenario(Failover::Kill);
+}
+
+#[test]
+fn a_manual_failover_with_the_old_primary_alive_is_followed() {
+    failover_scenario(Failover::Manual);
 }
 
 #[test]

@@ -431,6 +431,7 @@ impl ImHelper {
             liveness: self.liveness,
             online_channel: self.keys.online_event(),
             offline_channel: self.keys.offline_event(),
+            primary_epoch: Arc::clone(&self.primary_epoch),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! pool and the scripts. Its operations live in the files named after them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -53,6 +55,10 @@ pub struct ImHelper {
     pub(crate) scripts: Scripts,
     /// The event threads' liveness bound.
     pub(crate) liveness: Duration,
+    /// Bumped each time Sentinel announces a new primary.
+    pub(crate) primary_epoch: Arc<AtomicU64>,
+    /// Follows `+switch-master` (Sentinel URLs only); stops when dropped.
+    _failover_watch: Option<redis_link::FailoverWatch>,
     /// Receipt budget of one send, per node.
     pub(crate) max_receipt_bytes: usize,
 }
@@ -89,16 +95,29 @@ impl ImHelper {
                 distinct_servers.push(server.clone());
             }
         }
+        // Bumped on every `+switch-master`: pooled connections and event
+        // links to the old primary are replaced at once.
+        let primary_epoch = Arc::new(AtomicU64::new(0));
+        let bump = Arc::clone(&primary_epoch);
+        let failover_watch = url
+            .watch_failovers(move || {
+                log::warn!("imhelper: Sentinel announced a new primary; reconnecting");
+                bump.fetch_add(1, Ordering::AcqRel);
+            })
+            .map_err(|e| Error::Redis(e.into()))?;
         let pool = Pool::new(
             Connector::new(url, options.io_timeout),
             options.max_connections,
             options.effective_pool_wait(),
+            Arc::clone(&primary_epoch),
         );
         Ok(ImHelper {
             keys: Keys::new(&options.path),
             pool,
             scripts: Scripts::new(),
             liveness: options.liveness,
+            primary_epoch,
+            _failover_watch: failover_watch,
             max_receipt_bytes: options.max_receipt_bytes,
             servers: options.servers,
             distinct_servers,

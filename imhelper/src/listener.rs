@@ -9,40 +9,30 @@
 //! subscription resets the wait. Events published while no subscription
 //! exists are lost: that is Redis pub/sub.
 //!
-//! # Liveness
+//! # Liveness and failovers
 //!
-//! A subscribed connection carries nothing while nobody publishes, so
-//! silence proves nothing, and a link that is open but passes nothing on (a
-//! hung proxy, a NAT that forgot the flow, a frozen Redis) would leave the
-//! thread deaf for good: no error ever comes. So after `liveness / 3`
-//! without a byte the thread sends `PING` (allowed in subscribed mode; RESP2
-//! answers `["pong", ""]`), and when another `liveness / 3` passes without a
-//! byte the link is declared dead: it is dropped, counted in
+//! The subscription is a [`redis_link::Subscription`]: after `liveness / 3`
+//! without a byte it sends `PING`, and when another `liveness / 3` passes
+//! without an answer the link is declared dead: it is dropped, counted in
 //! [`LinkHealth`]'s liveness failures, and the thread reconnects as above.
 //! A deaf link is thus replaced within about `liveness` plus the backoff.
-//!
-//! The connection is a raw [`redis_link::Stream`] rather than a
-//! `redis::Connection`: the `redis` crate's sync `PubSub` can only `PING`
-//! by blocking until the answer (no stop checks meanwhile), and after a
-//! read timeout on `recv_response` it skips the next reply, which in RESP2
-//! subscribed mode would be an event. Commands are still encoded by
-//! `redis::cmd` and replies parsed by `redis::Parser`, which keeps a
-//! partly read reply across read timeouts.
+//! With a Sentinel URL, a `+switch-master` announcement (followed by the
+//! helper's `redis_link::FailoverWatch`) ends the session too, and the
+//! thread resubscribes on the new primary.
 //!
 //! The first subscription happens before `spawn` returns, so events
 //! published after `event_bus()` / `events()` return are delivered, and a
 //! Redis that is down at that moment is reported as an error instead of a
 //! silent, retrying thread.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use redis::{Cmd, ErrorKind, Msg, Parser, RedisError, RedisResult, Value};
-use redis_link::Stream;
+use redis::{ErrorKind, Msg, RedisError, RedisResult};
+use redis_link::Subscription;
 
 use crate::error::{Error, Result};
 use crate::events::PresenceEvent;
@@ -65,6 +55,8 @@ pub(crate) struct ListenerConfig {
     pub(crate) liveness: Duration,
     pub(crate) online_channel: String,
     pub(crate) offline_channel: String,
+    /// Bumped when Sentinel announces a new primary: resubscribe there.
+    pub(crate) primary_epoch: Arc<AtomicU64>,
 }
 
 /// The link's state and counters, shared by the thread and its handle.
@@ -213,7 +205,8 @@ fn run(
 }
 
 /// One connection's life: connect, subscribe, hand events to `sink` until
-/// stopped (`Ok`) or the connection fails or goes deaf (`Err`).
+/// stopped (`Ok`) or the connection fails, goes deaf, or the primary moves
+/// (`Err`).
 fn session(
     config: &ListenerConfig,
     stop: &AtomicBool,
@@ -221,119 +214,38 @@ fn session(
     sink: &mut Sink,
     on_subscribed: &mut dyn FnMut(),
 ) -> RedisResult<()> {
-    let mut link = Subscriber::open(config)?;
-    let probe_after = config.liveness / 3;
-    link.stream.set_timeout(Some(POLL.min(probe_after)))?;
+    let epoch = config.primary_epoch.load(Ordering::Acquire);
+    let mut link = config.connector.url().subscribe(
+        &[&config.online_channel, &config.offline_channel],
+        config.connector.io_timeout(),
+        POLL,
+        config.liveness,
+    )?;
     on_subscribed();
-    let mut last_heard = Instant::now();
-    let mut ping_sent: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Acquire) {
             return Ok(());
         }
-        let value = match link.read() {
-            Ok(value) => value,
-            Err(err) if err.is_timeout() => {
-                match ping_sent {
-                    None if last_heard.elapsed() >= probe_after => {
-                        link.send(&redis::cmd("PING"))?;
-                        ping_sent = Some(Instant::now());
-                    }
-                    Some(sent) if sent.elapsed() >= probe_after => {
-                        health.liveness_failures.fetch_add(1, Ordering::Relaxed);
-                        return Err(RedisError::from(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!(
-                                "no answer to PING within {probe_after:?}: the link to Redis is deaf"
-                            ),
-                        )));
-                    }
-                    _ => {}
-                }
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        // Any reply proves the link alive: an event, the PING's `pong`.
-        last_heard = Instant::now();
-        ping_sent = None;
-        if let Value::ServerError(err) = value {
-            return Err(err.into());
+        if config.primary_epoch.load(Ordering::Acquire) != epoch {
+            return Err(RedisError::from((
+                ErrorKind::Client,
+                "Sentinel announced a new primary",
+            )));
         }
-        let Some(message) = Msg::from_owned_value(value) else {
-            continue; // `pong`
+        let message = match link.next_message() {
+            Ok(Some(message)) => message,
+            Ok(None) => continue,
+            Err(err) => {
+                if Subscription::is_liveness_failure(&err) {
+                    health.liveness_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(err);
+            }
         };
         if let Some(event) = decode(config, &message) {
             if !sink(event) {
                 return Ok(());
             }
-        }
-    }
-}
-
-/// A subscribed connection: a raw stream, `redis::cmd` to encode,
-/// `redis::Parser` to decode.
-struct Subscriber {
-    stream: Stream,
-    parser: Parser,
-}
-
-impl Subscriber {
-    /// Connects (authenticating when the URL has a password; pub/sub is not
-    /// per database, so no `SELECT`), subscribes to both channels, and
-    /// waits for both confirmations, each step bounded by the I/O timeout.
-    fn open(config: &ListenerConfig) -> RedisResult<Subscriber> {
-        let url = config.connector.url();
-        let mut link = Subscriber {
-            stream: url.connect_stream(config.connector.io_timeout())?,
-            parser: Parser::new(),
-        };
-        if let Some((username, password)) = url.auth() {
-            let mut auth = redis::cmd("AUTH");
-            if let Some(username) = username {
-                auth.arg(username);
-            }
-            auth.arg(password);
-            link.send(&auth)?;
-            link.reply()?;
-        }
-        let mut subscribe = redis::cmd("SUBSCRIBE");
-        subscribe
-            .arg(&config.online_channel)
-            .arg(&config.offline_channel);
-        link.send(&subscribe)?;
-        for _ in 0..2 {
-            match link.reply()? {
-                Value::Array(items) if matches!(items.first(), Some(Value::BulkString(kind)) if kind == b"subscribe") =>
-                    {}
-                other => {
-                    return Err(RedisError::from((
-                        ErrorKind::Client,
-                        "unexpected answer to SUBSCRIBE",
-                        format!("{other:?}"),
-                    )))
-                }
-            }
-        }
-        Ok(link)
-    }
-
-    fn send(&mut self, command: &Cmd) -> RedisResult<()> {
-        self.stream.write_all(&command.get_packed_command())?;
-        self.stream.flush()?;
-        Ok(())
-    }
-
-    /// The next reply or message, within the stream's read timeout.
-    fn read(&mut self) -> RedisResult<Value> {
-        self.parser.parse_value(&mut self.stream)
-    }
-
-    /// The next reply, an error reply turned into an error.
-    fn reply(&mut self) -> RedisResult<Value> {
-        match self.read()? {
-            Value::ServerError(err) => Err(err.into()),
-            value => Ok(value),
         }
     }
 }

@@ -39,6 +39,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -130,6 +131,9 @@ pub(crate) struct Pool {
     /// [`IDLE_CHECK_AFTER`]; shorter in tests.
     idle_check_after: Duration,
     state: Mutex<State>,
+    /// Bumped when Sentinel announces a new primary: connections from an
+    /// earlier epoch go to the old primary and are closed, never reused.
+    epoch: Arc<AtomicU64>,
     /// Signalled whenever a connection is freed, a place opens up, or the
     /// head of the line changes.
     changed: Condvar,
@@ -150,11 +154,15 @@ struct State {
 }
 
 impl State {
-    /// An idle connection (`Some(Some(_))`), or a place to open one
-    /// (`Some(None)`, already counted in `open`), or nothing.
-    fn take(&mut self, max_connections: usize) -> Option<Option<Idle>> {
-        if let Some(idle) = self.idle.pop() {
-            return Some(Some(idle));
+    /// An idle connection of `epoch` (`Some(Some(_))`), or a place to open
+    /// one (`Some(None)`, already counted in `open`), or nothing. Idle
+    /// connections of an earlier epoch are closed on the way.
+    fn take(&mut self, max_connections: usize, epoch: u64) -> Option<Option<Idle>> {
+        while let Some(idle) = self.idle.pop() {
+            if idle.epoch == epoch {
+                return Some(Some(idle));
+            }
+            self.open -= 1;
         }
         if self.open < max_connections {
             self.open += 1;
@@ -167,10 +175,19 @@ impl State {
 struct Idle {
     connection: Connection,
     since: Instant,
+    /// The pool's epoch when the connection's call began.
+    epoch: u64,
 }
 
 impl Pool {
-    pub(crate) fn new(connector: Connector, max_connections: usize, wait: Duration) -> Pool {
+    /// A pool of at most `max_connections`, waiting at most `wait` for one;
+    /// `epoch` is bumped by whoever follows failovers.
+    pub(crate) fn new(
+        connector: Connector,
+        max_connections: usize,
+        wait: Duration,
+        epoch: Arc<AtomicU64>,
+    ) -> Pool {
         Pool {
             connector,
             max_connections: max_connections.max(1),
@@ -182,6 +199,7 @@ impl Pool {
                 line: VecDeque::new(),
                 next_ticket: 0,
             }),
+            epoch,
             changed: Condvar::new(),
             opened: AtomicU64::new(0),
             retried: AtomicU64::new(0),
@@ -249,7 +267,7 @@ impl Pool {
         let started = Instant::now();
         let mut state = self.state.lock();
         if state.line.is_empty() {
-            if let Some(idle) = state.take(self.max_connections) {
+            if let Some(idle) = state.take(self.max_connections, self.epoch()) {
                 return Ok((self.place(), idle));
             }
         }
@@ -259,7 +277,7 @@ impl Pool {
         state.line.push_back(ticket);
         loop {
             if state.line.front() == Some(&ticket) {
-                if let Some(idle) = state.take(self.max_connections) {
+                if let Some(idle) = state.take(self.max_connections, self.epoch()) {
                     state.line.pop_front();
                     drop(state);
                     // The next in line may find a connection too.
@@ -285,7 +303,12 @@ impl Pool {
         Place {
             pool: self,
             keep: None,
+            epoch: self.epoch(),
         }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// A fresh connection (for a place already counted in `open`).
@@ -339,6 +362,7 @@ impl Pool {
 struct Place<'a> {
     pool: &'a Pool,
     keep: Option<Connection>,
+    epoch: u64,
 }
 
 impl Place<'_> {
@@ -361,11 +385,12 @@ impl Drop for Place<'_> {
         {
             let mut state = self.pool.state.lock();
             match self.keep.take() {
-                Some(connection) => state.idle.push(Idle {
+                Some(connection) if self.epoch == self.pool.epoch() => state.idle.push(Idle {
                     connection,
                     since: Instant::now(),
+                    epoch: self.epoch,
                 }),
-                None => state.open -= 1,
+                _ => state.open -= 1,
             }
         }
         self.pool.changed.notify_all();
@@ -391,7 +416,12 @@ mod tests {
 
     fn pool(url: &str, max_connections: usize, io_timeout: Duration) -> Pool {
         let url = url.parse().unwrap();
-        Pool::new(Connector::new(url, io_timeout), max_connections, io_timeout)
+        Pool::new(
+            Connector::new(url, io_timeout),
+            max_connections,
+            io_timeout,
+            Arc::default(),
+        )
     }
 
     fn ping(pool: &Pool) -> Result<String> {

@@ -32,13 +32,19 @@
 //! | `address.rs` | [`RedisUrl`]: parsing, validation, redaction |
 //! | `connect.rs` | resolving the primary (Sentinel), `redis::Connection`s with timeouts and keepalive |
 //! | `stream.rs` | [`Stream`]: a raw TCP, TLS or Unix byte stream, for callers with their own RESP reader |
+//! | `subscription.rs` | [`Subscription`]: a pub/sub connection that proves itself alive with `PING` |
+//! | `failover.rs` | [`FailoverWatch`]: following Sentinel's `+switch-master` |
 
 #![deny(missing_docs)]
 
 mod address;
 mod connect;
+mod failover;
 mod stream;
+mod subscription;
 
 pub use address::{AddressError, RedisUrl};
 pub use connect::KEEPALIVE;
-pub use stream::Stream;
+pub use failover::FailoverWatch;
+pub use stream::{Shutdown, Stream};
+pub use subscription::Subscription;

@@ -37,7 +37,13 @@ impl RedisUrl {
     /// Resolution, connect, certificate or handshake failures.
     pub fn connect_stream(&self, timeout: Duration) -> io::Result<Stream> {
         let primary = self.primary(timeout).map_err(io::Error::other)?;
-        let mut stream = match primary {
+        self.stream_to(primary, timeout)
+    }
+
+    /// A raw stream to `server` (a primary or a sentinel), TLS when the URL
+    /// says so.
+    pub(crate) fn stream_to(&self, server: Primary, timeout: Duration) -> io::Result<Stream> {
+        let mut stream = match server {
             Primary::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
             Primary::Tcp(host, port) => {
                 let tcp = connect_tcp(&host, port, timeout)?;
@@ -63,7 +69,40 @@ impl RedisUrl {
     }
 }
 
+/// Shuts a [`Stream`]'s socket down from another thread: its blocked
+/// reads return at once (EOF), so its owner notices and reconnects.
+#[derive(Debug)]
+pub struct Shutdown(ShutdownSocket);
+
+#[derive(Debug)]
+enum ShutdownSocket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Shutdown {
+    /// Shuts both directions down; errors (already closed) are ignored.
+    pub fn shutdown(&self) {
+        let _ = match &self.0 {
+            ShutdownSocket::Tcp(tcp) => tcp.shutdown(std::net::Shutdown::Both),
+            ShutdownSocket::Unix(unix) => unix.shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
 impl Stream {
+    /// A handle that shuts this stream's socket down from another thread.
+    ///
+    /// # Errors
+    /// The socket could not be duplicated (out of file descriptors).
+    pub fn shutdown_handle(&self) -> io::Result<Shutdown> {
+        Ok(Shutdown(match self {
+            Stream::Tcp(tcp) => ShutdownSocket::Tcp(tcp.try_clone()?),
+            Stream::Tls(tls) => ShutdownSocket::Tcp(tls.sock.try_clone()?),
+            Stream::Unix(unix) => ShutdownSocket::Unix(unix.try_clone()?),
+        }))
+    }
+
     /// Sets the read and write timeout (`None` blocks forever).
     pub fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {

@@ -179,3 +179,38 @@ fn an_unknown_master_name_is_an_error() {
     );
     assert!(error.to_string().contains("nobody"), "{error}");
 }
+
+#[test]
+fn a_failover_watch_calls_back_on_switch_master() {
+    let set = SentinelSet::start("watched", 1000);
+    let url = parse(&set.url());
+    let (switched, announcements) = crossbeam_channel::unbounded();
+    let watch = url
+        .watch_failovers(move || {
+            let _ = switched.send(Instant::now());
+        })
+        .unwrap()
+        .expect("a Sentinel URL is watched");
+    // The watch subscribes on its own thread; give it a moment, then ask a
+    // sentinel for a failover while the old primary stays alive.
+    std::thread::sleep(Duration::from_millis(500));
+    let old = set.primary_port();
+    let asked = Instant::now();
+    let answer = testkit::raw_command(
+        set.sentinel_ports()[1],
+        &["SENTINEL", "FAILOVER", "watched"],
+    );
+    assert_eq!(answer, "+OK");
+    let at = announcements
+        .recv_timeout(Duration::from_secs(15))
+        .expect("a +switch-master callback");
+    let new = set.wait_for_failover(old, Duration::from_secs(5));
+    assert_ne!(new, old);
+    eprintln!(
+        "+switch-master reached the watch {:?} after SENTINEL FAILOVER",
+        at - asked
+    );
+    let stopped = Instant::now();
+    watch.stop();
+    assert!(stopped.elapsed() < Duration::from_secs(1));
+}

@@ -54,8 +54,9 @@ pub fn run(settings: Settings) -> Result<(), String> {
     let router = Router::new(mailboxes.into());
     let open_connections = Arc::new(AtomicUsize::new(0));
     let metrics = Arc::new(Metrics::new(settings.threads, open_connections.clone()));
-    let worker = if settings.echo {
-        WorkerHandle::detached()
+    // The Sentinel watch (if any) lives until the node has drained.
+    let (worker, _failover_watch) = if settings.echo {
+        (WorkerHandle::detached(), None)
     } else {
         let context = store::Context {
             redis: settings.redis.clone(),
@@ -66,8 +67,17 @@ pub fn run(settings: Settings) -> Result<(), String> {
             metrics: metrics.clone(),
         };
         let worker = store::worker::start(context.clone())?;
-        store::subscriber::start(context)?;
-        worker
+        let subscriber = store::subscriber::start(context)?;
+        let on_switch = worker.clone();
+        let failover_watch = settings
+            .redis
+            .watch_failovers(move || {
+                log::warn!("Sentinel announced a new primary: reconnecting to it");
+                on_switch.submit(Job::PrimaryChanged);
+                subscriber.resubscribe();
+            })
+            .map_err(|e| format!("cannot start the Sentinel watch thread: {e}"))?;
+        (worker, failover_watch)
     };
     if let Some(admin) = settings.admin {
         crate::admin::start(admin, metrics.clone())?;

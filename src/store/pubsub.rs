@@ -16,7 +16,7 @@
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use redis_link::{RedisUrl, Stream};
+use redis_link::{RedisUrl, Shutdown, Stream};
 
 use super::resp::{parse_reply, Push, Reply};
 
@@ -92,6 +92,13 @@ impl PubSubConnection {
         conn.stream.set_timeout(Some(conn.probe_after))?;
         conn.probe = Probe::Idle;
         Ok(conn)
+    }
+
+    /// A handle that ends a blocked [`read`](Self::read) from another
+    /// thread (it then fails with EOF), e.g. when Sentinel announces a new
+    /// primary.
+    pub fn shutdown_handle(&self) -> io::Result<Shutdown> {
+        self.stream.shutdown_handle()
     }
 
     /// Blocks until data arrives, then calls `on_message(channel, payload)`

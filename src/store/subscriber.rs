@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chan_cache::{ChanCache, Members};
+use parking_lot::Mutex;
+use redis_link::Shutdown;
+
 use super::pubsub::{Liveness, PubSubConnection};
 use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
@@ -42,12 +45,35 @@ struct Subscriber {
     receipts_refused: Throttle,
     /// The subscription is (or was, until the current failure) live.
     subscribed: bool,
+    /// Ends the current subscription's blocked read from another thread.
+    shutdown: Arc<Mutex<Option<Shutdown>>>,
+}
+
+/// Makes the subscriber thread drop its subscription and subscribe again
+/// (resolving the primary anew); cheap to clone.
+#[derive(Clone)]
+pub struct SubscriberHandle {
+    shutdown: Arc<Mutex<Option<Shutdown>>>,
+}
+
+impl SubscriberHandle {
+    /// Ends the current subscription now (Sentinel announced a new
+    /// primary); the thread reconnects as after any loss.
+    pub fn resubscribe(&self) {
+        if let Some(shutdown) = self.shutdown.lock().as_ref() {
+            shutdown.shutdown();
+        }
+    }
 }
 
 /// Subscribes on its own thread, returning once the subscription is live (or
 /// with the reason it could not be made), and keeps it, reconnecting with
 /// backoff, for the life of the process.
-pub fn start(context: Context) -> Result<(), String> {
+pub fn start(context: Context) -> Result<SubscriberHandle, String> {
+    let shutdown = Arc::new(Mutex::new(None));
+    let handle = SubscriberHandle {
+        shutdown: Arc::clone(&shutdown),
+    };
     let subscriber = Subscriber {
         redis: context.redis,
         liveness: context.liveness,
@@ -60,6 +86,7 @@ pub fn start(context: Context) -> Result<(), String> {
         misrouted: Throttle::new(Duration::from_secs(10)),
         receipts_refused: Throttle::new(Duration::from_secs(10)),
         subscribed: false,
+        shutdown,
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -67,7 +94,7 @@ pub fn start(context: Context) -> Result<(), String> {
         .spawn(move || subscriber.run(ready))
         .map_err(|e| format!("cannot start the Redis subscriber thread: {e}"))?;
     match first.recv_timeout(IO_TIMEOUT * 2) {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => Ok(handle),
         Ok(Err(e)) => Err(format!("cannot subscribe to Redis: {e}")),
         Err(_) => Err("cannot subscribe to Redis: no answer".into()),
     }
@@ -131,6 +158,7 @@ impl Subscriber {
                 Ok(conn) => conn,
                 Err(e) => return e,
             };
+        *self.shutdown.lock() = conn.shutdown_handle().ok();
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
         self.metrics.subscriber.up.store(true, Ordering::Relaxed);

@@ -127,6 +127,10 @@ pub enum Job {
         /// Every open socket the loop holds.
         sockets: Vec<HeldSocket>,
     },
+    /// Sentinel announced a new primary: finish the jobs queued before this
+    /// one, then drop the link; the next job reconnects (to the new
+    /// primary) and the loops' presence snapshots re-assert what they hold.
+    PrimaryChanged,
     /// The node is stopping: finish every job queued before this one, take
     /// this node's presence out of Redis, end the lease, then signal `done`.
     Drain {
@@ -395,6 +399,15 @@ impl Worker {
                     self.pipeline(std::mem::take(&mut plain));
                     self.drain();
                     let _ = done.send(());
+                }
+                Job::PrimaryChanged => {
+                    self.pipeline(std::mem::take(&mut plain));
+                    if self.link.take().is_some() {
+                        log::warn!("Redis worker: Sentinel announced a new primary: reconnecting");
+                    }
+                    self.metrics.worker.up.store(false, Ordering::Relaxed);
+                    self.retry_at = Instant::now();
+                    self.link();
                 }
                 job => plain.extend(Try::new(job)),
             }

@@ -33,7 +33,7 @@ impl Try {
             Job::SocketClosed { .. } => Kind::SocketClosed,
             Job::Publish { .. } => Kind::Publish,
             Job::PresenceSnapshot { .. } => Kind::PresenceSnapshot,
-            Job::Drain { .. } => return None,
+            Job::Drain { .. } | Job::PrimaryChanged => return None,
         };
         Some(Try {
             job,
@@ -159,7 +159,7 @@ impl Worker {
                             .arg(held.event.as_ref());
                     }
                 }
-                Job::Drain { .. } => {} // never a Try
+                Job::Drain { .. } | Job::PrimaryChanged => {} // never a Try
             }
         }
         Some(link.exchange(&pipe.get_packed_pipeline(), round.len()))
@@ -303,7 +303,7 @@ impl Worker {
                 );
             }
             Job::SocketOpened { .. } | Job::SocketClosed { .. } | Job::Publish { .. } => {}
-            Job::Drain { .. } => {}
+            Job::Drain { .. } | Job::PrimaryChanged => {}
         }
     }
 }
