@@ -335,3 +335,37 @@ fn a_send_with_receipts_to_100000_receivers_costs_no_subscription() {
     assert_eq!(admin_metric(&body, "freeim_redis_delivery_gaps_total"), 0);
     assert!(sender.receives_nothing(QUIET));
 }
+
+#[test]
+fn an_acl_user_serves_node_and_imhelper() {
+    let redis = RedisServer::start();
+    let created = redis.raw_command(&[
+        "ACL",
+        "SETUSER",
+        "freeim",
+        "on",
+        ">pw-Acl51x",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    assert_eq!(created, "+OK");
+    // The default user is locked out: only the ACL user gets in.
+    assert_eq!(
+        redis.raw_command(&["ACL", "SETUSER", "default", "off"]),
+        "+OK"
+    );
+    let url = format!("redis://freeim:pw-Acl51x@127.0.0.1:{}/", redis.port());
+    let server = format!("127.0.0.1:{}", free_port());
+    let node = Node::start_on(&url, &server, std::slice::from_ref(&server), &[]);
+    let im = ImHelper::new(ImHelperOptions::new(url, vec![node.server.clone()])).unwrap();
+    let mut events = im.events().unwrap();
+    let mut client = connect_as(&im, 5, "acl");
+    assert_eq!(next_events(&mut events, 1).len(), 1);
+    im.send_message(0, &[5], "as an ACL user", false).unwrap();
+    assert_eq!(
+        client.recv_text(PROMPTLY).as_deref(),
+        Some("\"as an ACL user\"")
+    );
+    assert!(im.has_online(5).unwrap());
+}
