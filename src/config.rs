@@ -82,7 +82,8 @@ pub struct Config {
     pub max_send_buffer: usize,
 
     /// Most receipt bytes one Send command may make this node publish
-    /// (receivers here × (message bytes + 128)). Receipts go back through
+    /// (receivers here × the receipt command's length, which holds the
+    /// message JSON-escaped twice). Receipts go back through
     /// the sender's node's subscription, and one send with receipts to
     /// 100,000 receivers would publish hundreds of MB into it, past Redis's
     /// pub/sub output-buffer limit. A command over the budget is delivered

@@ -90,7 +90,7 @@ fn a_silent_path_to_redis_is_noticed_and_delivery_resumes_within_15_s_by_default
         "silent path, default --redis-liveness 15s: /healthz 503 after {unhealthy_at:?} and \
          200 again after {healthy_at:?}; delivery resumed after {resumed:?}; {} of {sent} \
          messages sent meanwhile were lost",
-        sent - 1
+        sent.saturating_sub(1)
     );
     assert!(
         resumed < Duration::from_secs(15),
@@ -112,7 +112,7 @@ fn a_subscription_redis_kills_is_restored_and_the_next_message_delivered() {
     let (resumed, sent, _) = time_to_delivery(&im, &mut client, 3, since, PROMPTLY);
     eprintln!(
         "CLIENT KILL TYPE pubsub: delivery resumed after {resumed:?}, {} of {sent} lost",
-        sent - 1
+        sent.saturating_sub(1)
     );
 }
 
@@ -187,7 +187,7 @@ fn failover_scenario(how: Failover) {
         "{label}, down-after-milliseconds 1000: new primary answering after {switched:?}; \
          first message delivered after {delivered_after:?} ({} of {sent} sends before it \
          refused or lost); imhelper event stream subscribed again after {:?}",
-        sent - 1,
+        sent.saturating_sub(1),
         started.elapsed()
     );
     assert!(

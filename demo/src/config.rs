@@ -25,7 +25,12 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Redis URL shared with the nodes.
-    #[arg(long, env = "FREEIM_REDIS", default_value = "redis://127.0.0.1:6379/")]
+    #[arg(
+        long,
+        env = "FREEIM_REDIS",
+        default_value = "redis://127.0.0.1:6379/",
+        hide_env_values = true
+    )]
     pub redis: String,
 
     /// The cluster's nodes, `;`- or `,`-separated, exactly as the nodes list
@@ -117,8 +122,10 @@ impl Config {
                 self.path
             ));
         }
-        if !self.redis.starts_with("redis://") && !self.redis.starts_with("rediss://") {
-            return Err(format!("--redis {:?} is not a redis:// URL", self.redis));
+        // Every form imhelper takes (Sentinel included); the error never
+        // quotes a password.
+        if let Err(e) = self.redis.parse::<redis_link::RedisUrl>() {
+            return Err(format!("--redis: {e}"));
         }
         if self.threads == 0 {
             return Err("--threads must be at least 1".into());

@@ -74,7 +74,7 @@
 //! # Bounded in time
 //!
 //! No call hangs: waiting for a connection is bounded by `pool_wait`, an
-//! idle connection unused for over 10 s must answer `PING` within 1 s
+//! idle connection unused for over 1 s must answer `PING` within 1 s
 //! before reuse (else a fresh one is opened), and every connect, read and
 //! write by `io_timeout`. The event thread proves its link alive every
 //! [`ImHelperOptions::liveness`] / 3 of silence with `PING`, and replaces a

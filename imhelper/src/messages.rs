@@ -134,7 +134,10 @@ impl ImHelper {
             return Ok(()); // the system gets no receipts
         }
         let receivers = ids.iter().filter(|&&id| id != sender).count();
-        let receipt_bytes = receivers.saturating_mul(text.len() + payload::RECEIPT_OVERHEAD);
+        if receivers == 0 {
+            return Ok(());
+        }
+        let receipt_bytes = receivers.saturating_mul(payload::receipt_len(text)?);
         if receipt_bytes <= self.max_receipt_bytes {
             return Ok(());
         }
@@ -234,7 +237,7 @@ impl ImHelper {
                 .arg(self.keys.server(server))
                 .arg(command);
         }
-        let receivers: Vec<i64> = self.pool.run(|c| pipe.query(c))?;
+        let receivers: Vec<i64> = self.pool.run_once(|c| pipe.query(c))?;
         let mut unrouted: Vec<String> = Vec::new();
         for ((server, _), &heard_by) in commands.iter().zip(&receivers) {
             if heard_by == 0 && !unrouted.iter().any(|known| known == server) {

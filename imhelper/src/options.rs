@@ -45,7 +45,7 @@ pub(crate) const MIN_LIVENESS: Duration = Duration::from_millis(300);
 /// options.liveness = Duration::from_secs(6);
 /// assert_eq!(options.servers, ["10.0.0.1:6001"]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ImHelperOptions {
     /// Where Redis is, in one of the URL forms of the [`redis_link`] crate
     /// (its crate docs have the full table), the same forms the nodes take:
@@ -90,8 +90,10 @@ pub struct ImHelperOptions {
     /// 300 ms.
     pub liveness: Duration,
     /// The most receipt bytes one send with `receipt` may ask one node to
-    /// publish, estimated as receivers on that node (other than the sender)
-    /// × (message JSON bytes + 128). Receipts travel back through the
+    /// publish: receivers on that node (other than the sender) × the length
+    /// of the receipt command the node builds (the message JSON-escaped
+    /// twice, so quotes and backslashes count fourfold). Per node and per
+    /// send: it bounds what one call can do, not many calls together. Receipts travel back through the
     /// sender's node's Redis subscription, and a send with receipts to
     /// 100,000 receivers would push hundreds of MB into it, past Redis's
     /// pub/sub output-buffer limit: such a send fails with
@@ -182,6 +184,27 @@ impl ImHelperOptions {
             )));
         }
         Ok(())
+    }
+}
+
+/// Shows `redis_url` with its passwords replaced by `***`.
+impl std::fmt::Debug for ImHelperOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redis_url = match self.redis_url.parse::<redis_link::RedisUrl>() {
+            Ok(url) => url.to_string(),
+            Err(_) => "<not a valid Redis URL>".to_string(),
+        };
+        f.debug_struct("ImHelperOptions")
+            .field("redis_url", &redis_url)
+            .field("servers", &self.servers)
+            .field("path", &self.path)
+            .field("io_timeout", &self.io_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("pool_wait", &self.pool_wait)
+            .field("liveness", &self.liveness)
+            .field("max_receipt_bytes", &self.max_receipt_bytes)
+            .field("secure", &self.secure)
+            .finish()
     }
 }
 

@@ -10,10 +10,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::events::ClientEvent;
 
-/// Bytes a node's receipt adds to the message it carries back (the Send
-/// command and receipt JSON around it): the estimate behind
-/// `max_receipt_bytes`, the same the node uses for `--max-receipt-bytes`.
-pub(crate) const RECEIPT_OVERHEAD: usize = 128;
+/// The longest receipt command a node can publish for `message_text`: a
+/// Send command whose message is `{"content": text, "receipt": …}`, so the
+/// text is JSON-escaped twice (FreeIM's receipt, as the node builds it for
+/// `--max-receipt-bytes`), with the widest ids and the longer wording.
+pub(crate) fn receipt_len(message_text: &str) -> Result<usize> {
+    #[derive(Serialize)]
+    struct Receipt<'a> {
+        content: &'a str,
+        receipt: &'a str,
+    }
+    let receipt = serde_json::to_string(&Receipt {
+        content: message_text,
+        receipt: "用户不在线",
+    })?;
+    Ok(send_command(i64::MIN, &[i64::MIN], &receipt, false)?.len())
+}
 
 /// Prefix of a channel (or broadcast) message on a node's command channel.
 pub(crate) const CHAN_MESSAGE_PREFIX: &str = "__FreeIM__(ChanMessage)";
@@ -137,6 +149,17 @@ pub(crate) fn parse_client_event(payload: &[u8]) -> Result<ClientEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_escapes_the_text_twice() {
+        let plain = message_text(&"x".repeat(1000)).unwrap();
+        let quotes = message_text(&"\"".repeat(1000)).unwrap();
+        // 1002 plain bytes fit once with ~100 bytes of command around them;
+        // each quote (2 bytes as JSON text) is 8 bytes in the receipt.
+        let (plain, quotes) = (receipt_len(&plain).unwrap(), receipt_len(&quotes).unwrap());
+        assert!((1002..1200).contains(&plain), "{plain}");
+        assert!((8000..8200).contains(&quotes), "{quotes}");
+    }
 
     #[test]
     fn token_value_shape() {

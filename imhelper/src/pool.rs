@@ -25,13 +25,18 @@
 //! and the call opens a fresh connection instead, on the same place in the
 //! pool.
 //!
-//! One retry: after Redis restarts, every idle connection is dead, and the
-//! first command on one fails with a dropped-connection error (EOF, reset,
-//! broken pipe) without the new server ever seeing it. Such a failure on a
+//! One retry, for calls that are safe to repeat ([`Pool::run`]: reads,
+//! `SET`, the idempotent channel scripts): after Redis restarts, every idle
+//! connection is dead, and the first command on one fails with a
+//! dropped-connection error (EOF, reset, broken pipe). Such a failure on a
 //! *reused* connection drops every idle connection and runs the call once
-//! more on a fresh connection. Any other error (a timeout, a refused
-//! connect, a Redis error reply) is returned as is: a timed-out command may
-//! have run, so it is never repeated.
+//! more on a fresh connection. A dropped connection does not prove that
+//! Redis never ran the commands (it may have run them and lost the
+//! replies), so publishes ([`Pool::run_once`]) are never repeated: the
+//! `PING` check above catches connections that died while idle, and a
+//! connection dropped during the call is the caller's error. Any other
+//! error (a timeout, a refused connect, a Redis error reply) is returned as
+//! is.
 //!
 //! So a call takes at most: `pool_wait` + the check (≤ 1 s) + a connect +
 //! its round trips, and with the retry one more connect and its round
@@ -43,14 +48,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use redis::{Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+use redis::{Connection, ConnectionLike, ErrorKind, RedisError, RedisResult, ServerErrorKind};
 use redis_link::RedisUrl;
 
 use crate::error::{Error, Result};
 
 /// An idle connection unused for longer than this is checked with `PING`
-/// before it serves a call (10 s).
-pub(crate) const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
+/// before it serves a call (1 s).
+pub(crate) const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// The longest that check waits for `PONG` (1 s, or the I/O timeout if
 /// shorter); a slower answer counts as a dead connection.
@@ -194,7 +199,7 @@ impl Pool {
             wait,
             idle_check_after: IDLE_CHECK_AFTER,
             state: Mutex::new(State {
-                idle: Vec::with_capacity(max_connections),
+                idle: Vec::new(),
                 open: 0,
                 line: VecDeque::new(),
                 next_ticket: 0,
@@ -234,11 +239,25 @@ impl Pool {
         }
     }
 
-    /// Runs `op` on a pooled connection (see the module docs for the one
-    /// retry). `op` must be safe to run twice when the first run's commands
-    /// never reached Redis.
-    pub(crate) fn run<T>(
+    /// Runs `op` on a pooled connection, once more on a fresh one when a
+    /// reused connection turns out dropped (see the module docs). `op` must
+    /// be safe to run twice.
+    pub(crate) fn run<T>(&self, op: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        self.run_with(true, op)
+    }
+
+    /// Runs `op` on a pooled connection, never twice: for publishes, which
+    /// a repeat would deliver twice.
+    pub(crate) fn run_once<T>(
         &self,
+        op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        self.run_with(false, op)
+    }
+
+    fn run_with<T>(
+        &self,
+        retry: bool,
         mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> Result<T> {
         let (mut place, idle) = self.acquire()?;
@@ -249,7 +268,7 @@ impl Pool {
             None => self.open()?,
         };
         match op(&mut connection) {
-            Err(err) if reused && err.is_connection_dropped() => {
+            Err(err) if retry && reused && err.is_connection_dropped() => {
                 drop(connection);
                 self.drop_idle();
                 self.retried.fetch_add(1, Ordering::Relaxed);
@@ -400,11 +419,20 @@ impl Drop for Place<'_> {
 /// Whether a connection that produced `err` can serve the next call: only
 /// when Redis answered (an error reply, or a reply of an unexpected type).
 /// I/O errors and timeouts may leave a reply in flight, so the connection is
-/// dropped.
+/// dropped; so are connections to a server that is no longer (or not yet)
+/// the primary (`READONLY`, `LOADING`, `MASTERDOWN`): the next connect asks
+/// again where the primary is.
 fn still_in_sync(err: &RedisError) -> bool {
     !matches!(
         err.kind(),
-        ErrorKind::Io | ErrorKind::Parse | ErrorKind::Client
+        ErrorKind::Io
+            | ErrorKind::Parse
+            | ErrorKind::Client
+            | ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::BusyLoading
+                    | ServerErrorKind::MasterDown
+            )
     )
 }
 
@@ -434,6 +462,18 @@ mod tests {
         assert!(!still_in_sync(&io));
         let timeout = RedisError::from(std::io::Error::from(std::io::ErrorKind::WouldBlock));
         assert!(!still_in_sync(&timeout));
+    }
+
+    #[test]
+    fn replies_from_a_server_that_is_not_the_primary_drop_the_connection() {
+        for kind in [
+            ServerErrorKind::ReadOnly,
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::MasterDown,
+        ] {
+            let reply = RedisError::from((ErrorKind::Server(kind), "not the primary"));
+            assert!(!still_in_sync(&reply), "{kind:?}");
+        }
     }
 
     #[test]

@@ -113,7 +113,10 @@ fn idle_connections_from_before_a_restart_are_replaced_silently() {
     // No call in between: every pooled connection is dead, yet the first
     // call after the restart succeeds.
     helper.join_chan(7, &["c"]).unwrap();
-    assert_eq!(helper.stats().retried, 1, "{:?}", helper.stats());
+    // The dead connection was caught by the retry, or (when the restart
+    // took over a second) by the idle check before reuse.
+    let stats = helper.stats();
+    assert_eq!(stats.retried + stats.stale_replaced, 1, "{stats:?}");
     assert_eq!(helper.get_chan_client_list("c").unwrap(), vec![7]);
     for _ in 0..10 {
         assert!(!helper.has_online(7).unwrap());

@@ -19,6 +19,21 @@ fn bad(message: impl Into<String>) -> AddressError {
     AddressError(message.into())
 }
 
+impl AddressError {
+    /// This error, or a generic one when the URL holds an `@`: then the
+    /// text it quotes may be part of a password cut off by a `?` or `#`.
+    fn unless_secret(self, url_rest: &str) -> AddressError {
+        if url_rest.contains('@') {
+            bad(
+                "bad host or port in the Redis URL; characters such as '?', '#' or '%' in \
+                 the user or password must be percent-encoded",
+            )
+        } else {
+            self
+        }
+    }
+}
+
 /// Where the primary is found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Place {
@@ -116,19 +131,28 @@ impl std::str::FromStr for RedisUrl {
             }
         };
         // The sentinel list is not one URL host: parse it apart and let the
-        // `url` crate read (and percent-decode) the rest.
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, authority),
+        // `url` crate read (and percent-decode) the rest. The user info ends
+        // at the last `@` before the query, so a password holding `/` (as
+        // base64 keys do) is not mistaken for the host; nothing of the user
+        // info is ever quoted in an error.
+        let before_query = rest.find('?').unwrap_or(rest.len());
+        let (userinfo, after) = match rest[..before_query].rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
         };
+        let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let (hosts, tail) = after.split_at(authority_end);
         let placeholder = match userinfo {
-            Some(userinfo) => format!("redis://{userinfo}@placeholder{tail}"),
+            Some(userinfo) => format!("redis://{}@placeholder{tail}", userinfo.replace('/', "%2F")),
             None => format!("redis://placeholder{tail}"),
         };
-        let parsed =
-            url::Url::parse(&placeholder).map_err(|e| bad(format!("bad Redis URL: {e}")))?;
+        let parsed = url::Url::parse(&placeholder).map_err(|e| match userinfo {
+            Some(_) => bad(format!(
+                "bad Redis URL ({e}); characters such as '?', '#' or '%' in the user or \
+                 password must be percent-encoded"
+            )),
+            None => bad(format!("bad Redis URL: {e}")),
+        })?;
         if parsed.fragment().is_some() {
             return Err(bad("Redis URLs take no #fragment"));
         }
@@ -147,18 +171,24 @@ impl std::str::FromStr for RedisUrl {
             let master = decode(&segments.remove(0)).unwrap_or_default();
             let sentinels = hosts
                 .split(',')
-                .map(|h| host_port(h, SENTINEL_PORT))
+                .map(|h| host_port(h, SENTINEL_PORT).map_err(|e| e.unless_secret(rest)))
                 .collect::<Result<Vec<_>, _>>()?;
             Place::Sentinel { sentinels, master }
         } else {
-            let (host, port) = host_port(hosts, REDIS_PORT)?;
+            let (host, port) = host_port(hosts, REDIS_PORT).map_err(|e| e.unless_secret(rest))?;
             Place::Tcp { host, port }
         };
+        if auth.username.is_some() && auth.password.is_none() {
+            return Err(bad(
+                "a Redis URL with a user needs its password: redis://user:password@host",
+            ));
+        }
         let db = match segments.as_slice() {
             [] => 0,
             [db] => db
-                .parse()
-                .map_err(|_| bad(format!("database {db:?} is not a number")))?,
+                .parse::<u32>()
+                .map_err(|_| bad(format!("database {db:?} is not a number ≥ 0")))?
+                .into(),
             _ => return Err(bad("too many path segments in the Redis URL")),
         };
         let mut url = RedisUrl {
@@ -205,7 +235,12 @@ impl RedisUrl {
 }
 
 fn parse_unix(rest: &str) -> Result<RedisUrl, AddressError> {
-    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    if rest.contains(['?', '#', '@']) {
+        return Err(bad(
+            "a unix:// URL is only a socket path (no user, password or parameters)",
+        ));
+    }
+    let path = rest;
     if !path.starts_with('/') {
         return Err(bad(
             "a unix:// URL needs an absolute socket path: unix:///run/redis.sock",
@@ -255,7 +290,15 @@ fn host_port(text: &str, default_port: u16) -> Result<(String, u16), AddressErro
         let (host, after) = v6
             .split_once(']')
             .ok_or_else(|| bad(format!("bad IPv6 host {text:?}")))?;
-        (host, after.strip_prefix(':'))
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad(format!("bad IPv6 host {text:?}: [address]:port")))?,
+            ),
+        };
+        (host, port)
     } else {
         match text.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -381,6 +424,26 @@ mod tests {
     }
 
     #[test]
+    fn passwords_with_url_delimiters() {
+        let url = parse("redis://app:Ab3/xYz9+q==@h:6379/0");
+        assert_eq!(url.auth(), Some((Some("app"), "Ab3/xYz9+q==")));
+        assert_eq!(
+            url.place,
+            Place::Tcp {
+                host: "h".into(),
+                port: 6379
+            }
+        );
+        // A raw '?' cannot be told from the query: refused, and the error
+        // quotes nothing of the password.
+        let error = "redis://app:se?cr#et@h/"
+            .parse::<RedisUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("se") && !error.contains("cr"), "{error}");
+    }
+
+    #[test]
     fn sentinel_form() {
         let url = parse("redis+sentinel://:pw@a:26380,b,[::1]:9/mymaster/3?sentinel_password=x");
         assert_eq!(
@@ -413,6 +476,10 @@ mod tests {
             ("redis://h/?sentinel_password=x", "sentinel"),
             ("unix://relative", "absolute"),
             ("redis:///0", "host"),
+            ("redis://[::1]junk:7000/", "IPv6"),
+            ("unix:///s.sock?db=2", "only a socket path"),
+            ("redis://user@h/", "needs its password"),
+            ("redis://h/-1", "database"),
         ] {
             let error = text.parse::<RedisUrl>().unwrap_err().to_string();
             assert!(error.contains(why), "{text}: {error}");

@@ -25,8 +25,10 @@ const LIVENESS: Duration = Duration::from_secs(6);
 /// Wait after every sentinel failed once, before trying them again.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// A thread following `+switch-master` for one master; stopping (or
-/// dropping) it ends the thread and waits for it.
+/// A thread following `+switch-master` for one master. [`stop`](Self::stop)
+/// ends it and waits for it; dropping it only asks, and the thread ends on
+/// its own within about the sentinel timeout (2 s), without blocking the
+/// dropper.
 pub struct FailoverWatch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -107,12 +109,9 @@ fn is_switch_of(payload: &[u8], master: &str) -> bool {
 }
 
 impl FailoverWatch {
-    /// Stops the thread and waits for it (at most about the poll interval).
+    /// Stops the thread and waits for it (at most about the poll interval,
+    /// or the sentinel timeout while it is connecting).
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -122,7 +121,7 @@ impl FailoverWatch {
 
 impl Drop for FailoverWatch {
     fn drop(&mut self) {
-        self.halt();
+        self.stop.store(true, Ordering::Release);
     }
 }
 

@@ -7,7 +7,7 @@
 //! Liveness: a subscribed connection carries nothing while nobody publishes,
 //! so silence alone proves nothing. After a third of the liveness bound
 //! without a byte, the connection sends `PING` (allowed in subscribed mode).
-//! An answer within [`GRACE`] keeps the link confirmed; later than that,
+//! An answer within the grace period ([`grace`]) keeps the link confirmed; later than that,
 //! [`PubSubConnection::read`] reports [`Liveness::Unconfirmed`] (the node's
 //! `/healthz` turns 503) until a byte arrives; and when another third of
 //! the bound passes without one, the link is declared dead with
@@ -24,15 +24,18 @@ use super::resp::{parse_reply, Push, Reply};
 const READ_CHUNK: usize = 64 * 1024;
 
 /// How long a `PING` may go unanswered before the link counts as
-/// unconfirmed (a round trip, with room for a busy Redis).
-const GRACE: Duration = Duration::from_millis(100);
+/// unconfirmed: a fifth of the probe interval, at least 100 ms and at most
+/// 1 s (a round trip, with room for a busy Redis or a fork).
+fn grace(probe_after: Duration) -> Duration {
+    (probe_after / 5).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
 
 /// What a [`PubSubConnection::read`] knows of the link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
     /// Bytes came, or a `PING` was answered in time.
     Confirmed,
-    /// A `PING` has gone unanswered for longer than [`GRACE`].
+    /// A `PING` has gone unanswered for longer than the grace period ([`grace`]).
     Unconfirmed,
 }
 
@@ -165,11 +168,12 @@ impl PubSubConnection {
                 Probe::Opening => return Err(error),
                 Probe::Idle => {
                     self.write_command(&[b"PING"])?;
-                    self.stream.set_timeout(Some(GRACE.min(self.probe_after)))?;
+                    self.stream.set_timeout(Some(grace(self.probe_after)))?;
                     self.probe = Probe::Pinged;
                 }
                 Probe::Pinged => {
-                    let rest = self.probe_after.saturating_sub(GRACE).max(GRACE);
+                    let grace = grace(self.probe_after);
+                    let rest = self.probe_after.saturating_sub(grace).max(grace);
                     self.stream.set_timeout(Some(rest))?;
                     self.probe = Probe::Overdue;
                     return Ok(false);

@@ -21,12 +21,8 @@ use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
 use crate::metrics::Metrics;
 use crate::node::mailbox::{Frame, LoopMsg, Router, Wakes};
-use crate::protocol::{decode_command, ChanMessage, Command, Names};
+use crate::protocol::{decode_command, receipt_command, ChanMessage, Command, Names};
 use crate::throttle::Throttle;
-
-/// Bytes a receipt adds to the message it carries back (FreeIM's Send
-/// command and receipt JSON around it), for `--max-receipt-bytes`.
-const RECEIPT_OVERHEAD: usize = 128;
 
 type Ready = crossbeam_channel::Sender<io::Result<()>>;
 
@@ -229,7 +225,7 @@ impl Subscriber {
                     self.report_misrouted(stray);
                 }
                 let receipt =
-                    send.receipt && self.receipts_fit(send.sender, &receivers, send.text.len());
+                    send.receipt && self.receipts_fit(send.sender, &receivers, &send.text);
                 let frame = Arc::new(Frame::text(&send.text));
                 let sender = send.sender;
                 self.router
@@ -303,11 +299,17 @@ impl Subscriber {
     }
 
     /// Whether the receipts a Send asks for fit `--max-receipt-bytes`:
-    /// one per receiver other than the sender, each about the message plus
-    /// [`RECEIPT_OVERHEAD`] bytes. Over budget is counted and logged.
-    fn receipts_fit(&mut self, sender: i64, receivers: &[i64], text_len: usize) -> bool {
+    /// one per receiver other than the sender, each as long as the longest
+    /// receipt command this text can make (the text is JSON-escaped twice
+    /// in it, so quotes and backslashes count fourfold). Over budget is
+    /// counted and logged.
+    fn receipts_fit(&mut self, sender: i64, receivers: &[i64], text: &str) -> bool {
         let count = receivers.iter().filter(|&&r| r != sender).count();
-        let bytes = count.saturating_mul(text_len + RECEIPT_OVERHEAD);
+        if count == 0 {
+            return true;
+        }
+        let each = receipt_command(i64::MIN, i64::MIN, text, false).len();
+        let bytes = count.saturating_mul(each);
         if bytes <= self.max_receipt_bytes {
             return true;
         }

@@ -7,7 +7,7 @@
 //! the first failed read ends the exchange, and the replies that did arrive
 //! are kept: those jobs have a known outcome.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{RedisError, RedisResult, Value};
 
@@ -24,7 +24,13 @@ pub(super) struct Link {
     /// a reconnect to the same server from one to a restarted or promoted
     /// one. `None` when `INFO` is not allowed here.
     pub(super) run_id: Option<String>,
+    /// When an exchange last completed on it.
+    last_used: Instant,
 }
+
+/// A link unused for this long is probed with `PING` before the next
+/// exchange (see [`Link::probe_if_idle`]).
+const IDLE_PROBE_AFTER: Duration = Duration::from_millis(5);
 
 /// What came back for a pipeline.
 pub(super) struct Exchange {
@@ -73,7 +79,23 @@ impl Link {
             reap_node,
             restore_presence,
             run_id,
+            last_used: Instant::now(),
         })
+    }
+
+    /// When the link has been idle for [`IDLE_PROBE_AFTER`], checks it
+    /// with `PING` before anything is written: a connection that died
+    /// while idle (`CLIENT KILL`, a proxy's idle timeout, a restart) fails
+    /// here, where nothing of the next pipeline has reached Redis yet, so
+    /// the caller can send it all on a fresh connection. Costs one round
+    /// trip, only after a quiet spell.
+    pub(super) fn probe_if_idle(&mut self) -> RedisResult<()> {
+        if self.last_used.elapsed() < IDLE_PROBE_AFTER {
+            return Ok(());
+        }
+        redis::cmd("PING").query::<String>(&mut self.conn)?;
+        self.last_used = Instant::now();
+        Ok(())
     }
 
     /// Writes `packed` (`count` commands) and reads replies until all came
@@ -97,6 +119,7 @@ impl Link {
                 }
             }
         }
+        self.last_used = Instant::now();
         Exchange {
             replies,
             error: None,

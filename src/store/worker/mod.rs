@@ -303,6 +303,17 @@ impl Worker {
         self.link.as_mut()
     }
 
+    /// The live link after [`Link::probe_if_idle`]: a link that died while
+    /// idle is replaced at once, before anything is written on it.
+    fn probed_link(&mut self) -> Option<&mut Link> {
+        let probe = self.link.as_mut()?.probe_if_idle();
+        if let Err(e) = probe {
+            self.lost(&e);
+            self.link_now();
+        }
+        self.link.as_mut()
+    }
+
     /// The live link, reconnecting at once (whatever the backoff) when there
     /// is none: for a second send, and for a client waiting on its token.
     fn link_now(&mut self) -> Option<&mut Link> {

@@ -63,7 +63,10 @@ impl Worker {
             // A waiting client's claim, or a second send, is worth a connect
             // now; the rest wait out the backoff.
             let now = !first || round.iter().any(|t| t.kind == Kind::ClaimToken);
-            let up = if now { self.link_now() } else { self.link() }.is_some();
+            let mut up = if now { self.link_now() } else { self.link() }.is_some();
+            if up {
+                up = self.probed_link().is_some();
+            }
             if up && first && !self.backlog.is_empty() {
                 let held: Vec<Try> = self.backlog.take_all().collect();
                 for t in &held {
@@ -169,7 +172,7 @@ impl Worker {
     /// returns the jobs to send again.
     fn settle(&mut self, round: Vec<Try>, exchange: Exchange) -> Vec<Try> {
         let Exchange { replies, error } = exchange;
-        let failure = error.as_ref().map(retry::classify);
+        let failure = error.as_ref().map(|_| Failure::Unknown);
         if let Some(error) = &error {
             self.lost(error);
         }

@@ -1,19 +1,24 @@
 //! What becomes of a job whose pipeline failed: the failure's class, and a
 //! decision per job kind. Pure (no I/O), so every case is tested here.
 //!
-//! | kind | not sent (no connection) | dropped (EOF, reset, broken pipe) | unknown (timeout, other) | refused (`NOSCRIPT`, `READONLY`, `LOADING`, `MASTERDOWN`) | other error reply |
-//! |---|---|---|---|---|---|
-//! | claim token | 503 (a fresh connect was just tried) | re-send once, fresh connection | re-send once, fresh connection | re-send once, fresh connection | 503 |
-//! | socket opened / closed, presence snapshot | reconciled: the snapshot after the reconnect | re-send once, then reconciled | re-send once, then reconciled | re-send once, then failed | failed |
-//! | publish (receipts) | held (bounded) until a connection is back | re-send once, then failed | failed: outcome unknown | re-send once, then failed | failed |
+//! | kind | not sent (no connection) | unknown (connection dropped, timeout, other) | refused (`NOSCRIPT`, `READONLY`, `LOADING`, `MASTERDOWN`) | other error reply |
+//! |---|---|---|---|---|
+//! | claim token | 503 (a fresh connect was just tried) | re-send once, fresh connection | re-send once, fresh connection | 503 |
+//! | socket opened / closed, presence snapshot | reconciled: the snapshot after the reconnect | re-send once, then reconciled | re-send once, then failed | failed |
+//! | publish (receipts) | held (bounded) until a connection is back | failed: outcome unknown | re-send once, then failed | failed |
+//!
+//! A connection that died while idle (`CLIENT KILL`, a proxy's idle
+//! timeout) is found by the `PING` the worker sends before using a link
+//! idle for a while (`IDLE_PROBE_AFTER`), and replaced before anything is
+//! written: its jobs are simply sent on the fresh one. A connection dropped
+//! *during* an exchange proves nothing (Redis may have run the commands and
+//! lost the replies), so it counts as an unknown outcome.
 //!
 //! A job whose second send finds no connection (the fresh connect failed)
 //! goes by the first column. A claim re-sent after a lost outcome that finds
 //! no token answers 503, not 401: the lost send may be what consumed it.
 //! "Reconciled" relies on a failed pipeline always dropping the connection:
 //! the reconnect that follows asks every loop for a presence snapshot.
-
-use redis::RedisError;
 
 use crate::metrics::JOB_KINDS;
 
@@ -65,23 +70,9 @@ impl Kind {
 pub(super) enum Failure {
     /// Nothing reached Redis: there was no connection and none could be made.
     NotSent,
-    /// The connection was closed under the worker (EOF, reset, broken pipe):
-    /// a peer or proxy that dropped it, `CLIENT KILL`, a restart. Taken as
-    /// "did not reach Redis" for what a repeat can duplicate (receipts), but
-    /// a claim still treats its first send as possibly run (see the module).
-    Dropped,
-    /// No answer in time (a silent link) or any other failure: the jobs
-    /// without an answer may or may not have run.
+    /// The connection dropped, no answer came in time (a silent link), or
+    /// any other failure: the jobs without an answer may or may not have run.
     Unknown,
-}
-
-/// The class of a failed request on a live connection.
-pub(super) fn classify(error: &RedisError) -> Failure {
-    if !error.is_timeout() && error.is_connection_dropped() {
-        Failure::Dropped
-    } else {
-        Failure::Unknown
-    }
 }
 
 /// What an error reply to one command means.
@@ -130,7 +121,7 @@ pub(super) fn decide(kind: Kind, failure: Failure, sends: u8) -> Action {
         (_, kind) if exhausted && kind.idempotent() => Action::Reconcile,
         (_, _) if exhausted => Action::Fail,
         (Failure::Unknown, Kind::Publish) => Action::Fail,
-        (Failure::Dropped | Failure::Unknown, _) => Action::Resend,
+        (Failure::Unknown, _) => Action::Resend,
     }
 }
 
@@ -147,7 +138,6 @@ pub(super) fn decide_refused(code: &str, sends: u8) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io;
 
     #[test]
     fn kinds_follow_the_metric_labels() {
@@ -157,32 +147,6 @@ mod tests {
         assert_eq!(Kind::ClaimToken.label(), "claim_token");
         assert_eq!(Kind::Publish.label(), "publish");
         assert_eq!(Kind::PresenceSnapshot.label(), "presence_snapshot");
-    }
-
-    fn io_error(kind: io::ErrorKind) -> RedisError {
-        RedisError::from(io::Error::new(kind, "test"))
-    }
-
-    #[test]
-    fn closed_connections_are_dropped_and_the_rest_unknown() {
-        for kind in [
-            io::ErrorKind::UnexpectedEof,
-            io::ErrorKind::ConnectionReset,
-            io::ErrorKind::BrokenPipe,
-            io::ErrorKind::ConnectionAborted,
-        ] {
-            assert_eq!(classify(&io_error(kind)), Failure::Dropped, "{kind:?}");
-        }
-        for kind in [
-            io::ErrorKind::TimedOut,
-            io::ErrorKind::WouldBlock,
-            io::ErrorKind::InvalidData,
-            io::ErrorKind::Other,
-        ] {
-            assert_eq!(classify(&io_error(kind)), Failure::Unknown, "{kind:?}");
-        }
-        let parse = RedisError::from((redis::ErrorKind::Parse, "bad reply"));
-        assert_eq!(classify(&parse), Failure::Unknown);
     }
 
     #[test]
@@ -215,13 +179,6 @@ mod tests {
     #[test]
     fn a_first_send_is_repeated_once_unless_a_duplicate_could_harm() {
         use Kind::*;
-        for kind in Kind::ALL {
-            assert_eq!(
-                decide(kind, Failure::Dropped, 1),
-                Action::Resend,
-                "{kind:?}"
-            );
-        }
         for kind in [ClaimToken, SocketOpened, SocketClosed, PresenceSnapshot] {
             assert_eq!(
                 decide(kind, Failure::Unknown, 1),
@@ -236,12 +193,11 @@ mod tests {
     #[test]
     fn a_second_failure_is_final_or_left_to_the_snapshot() {
         use Kind::*;
-        for failure in [Failure::Dropped, Failure::Unknown] {
-            assert_eq!(decide(ClaimToken, failure, 2), Action::Fail);
-            assert_eq!(decide(Publish, failure, 2), Action::Fail);
-            for kind in [SocketOpened, SocketClosed, PresenceSnapshot] {
-                assert_eq!(decide(kind, failure, 2), Action::Reconcile, "{kind:?}");
-            }
+        let failure = Failure::Unknown;
+        assert_eq!(decide(ClaimToken, failure, 2), Action::Fail);
+        assert_eq!(decide(Publish, failure, 2), Action::Fail);
+        for kind in [SocketOpened, SocketClosed, PresenceSnapshot] {
+            assert_eq!(decide(kind, failure, 2), Action::Reconcile, "{kind:?}");
         }
     }
 }
