@@ -78,7 +78,33 @@ pub struct RedisUrl {
     pub(crate) auth: Credentials,
     /// The sentinels' credentials.
     pub(crate) sentinel_auth: Credentials,
+    /// The sentinel that answered last, asked first next time (shared by
+    /// clones of this URL).
+    pub(crate) first_sentinel: FirstSentinel,
 }
+
+/// An index into the sentinel list, shared by clones; not part of what a
+/// URL *is*, so every two values compare equal.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct FirstSentinel(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl FirstSentinel {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self, index: usize) {
+        self.0.store(index, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for FirstSentinel {
+    fn eq(&self, _: &FirstSentinel) -> bool {
+        true
+    }
+}
+
+impl Eq for FirstSentinel {}
 
 /// TLS settings.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -197,6 +223,7 @@ impl std::str::FromStr for RedisUrl {
             db,
             auth,
             sentinel_auth: Credentials::default(),
+            first_sentinel: FirstSentinel::default(),
         };
         url.apply_query(parsed.query_pairs())?;
         Ok(url)
@@ -252,6 +279,7 @@ fn parse_unix(rest: &str) -> Result<RedisUrl, AddressError> {
         db: 0,
         auth: Credentials::default(),
         sentinel_auth: Credentials::default(),
+        first_sentinel: FirstSentinel::default(),
     })
 }
 

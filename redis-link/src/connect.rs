@@ -74,7 +74,12 @@ impl RedisUrl {
         // Sentinels usually agree: a primary that failed once is not tried
         // again in the same call (a hung one would cost a timeout each).
         let mut tried = Vec::new();
-        for (host, port) in sentinels {
+        // The sentinel that answered last goes first: one that is down or
+        // silent costs a timeout once, not on every connect.
+        let first = self.first_sentinel.get() % sentinels.len().max(1);
+        let order = (first..sentinels.len()).chain(0..first);
+        for index in order {
+            let (host, port) = &sentinels[index];
             let sentinel = Primary::Tcp(host.clone(), *port);
             let asked = self
                 .open_as(sentinel, &self.sentinel_auth, 0, timeout)
@@ -107,7 +112,10 @@ impl RedisUrl {
                 is_master(&mut c)?;
                 Ok(c)
             }) {
-                Ok(connection) => return Ok((connection, primary)),
+                Ok(connection) => {
+                    self.first_sentinel.set(index);
+                    return Ok((connection, primary));
+                }
                 Err(e) => last_error = Some(e),
             }
         }
