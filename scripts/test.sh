@@ -12,4 +12,9 @@ ensure_command redis-cli redis-tools
 ensure_command nginx nginx
 ensure_command openssl openssl
 export PATH="$PATH:/usr/sbin"
+# The demo's tests run the node binary this same build makes, instead of
+# building it again on their own (a second build with other features).
+profile=debug
+for arg in "$@"; do [ "$arg" = "--release" ] && profile=release; done
+export FREEIM_SERVER_BIN="${FREEIM_SERVER_BIN:-$(realpath -m "${CARGO_TARGET_DIR:-target}")/$profile/freeim-server}"
 cargo test --workspace "$@"
