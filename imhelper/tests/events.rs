@@ -298,16 +298,18 @@ fn a_deaf_link_is_noticed_by_ping_and_replaced() {
 fn a_quiet_healthy_link_is_pinged_not_dropped() {
     let redis = RedisServer::start();
     let helper = helper_on(&redis.url(), &["n:1"], |o| {
-        o.liveness = Duration::from_millis(300); // PING every 100 ms of silence
+        // PING after 500 ms of silence, 500 ms for the answer: room for a
+        // loaded machine.
+        o.liveness = Duration::from_millis(1500);
     });
     let (bus, rx) = bus(&helper);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2600));
     let pings: u64 = info_field(&redis, "commandstats", "cmdstat_ping")
         .strip_prefix("calls=")
         .and_then(|rest| rest.split(',').next())
         .and_then(|calls| calls.parse().ok())
         .unwrap();
-    assert!(pings >= 5, "{pings} PINGs in 1.5 s of silence");
+    assert!(pings >= 3, "{pings} PINGs in 2.6 s of silence");
     assert_eq!(
         (bus.liveness_failures(), bus.reconnects()),
         (0, 0),
