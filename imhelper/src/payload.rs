@@ -10,6 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::events::ClientEvent;
 
+/// An upper bound of [`receipt_len`] for a text of `text_len` bytes, without
+/// building a receipt: escaped twice, a byte becomes at most 7 (`\u00XX`,
+/// its backslash escaped again); the command around it is under 256 bytes.
+/// (The node bounds its `--max-receipt-bytes` check the same way.)
+pub(crate) fn receipt_len_bound(text_len: usize) -> usize {
+    text_len.saturating_mul(7).saturating_add(256)
+}
+
 /// The longest receipt command a node can publish for `message_text`: a
 /// Send command whose message is `{"content": text, "receipt": …}`, so the
 /// text is JSON-escaped twice (FreeIM's receipt, as the node builds it for

@@ -10,4 +10,4 @@ pub mod payload;
 
 pub use command::{decode_command, ChanMessage, Command, CommandError, SendCommand};
 pub use names::Names;
-pub use payload::{receipt_command, ClientTicket};
+pub use payload::{receipt_command, receipt_len_bound, ClientTicket};

@@ -50,6 +50,14 @@ struct SendPayload<'a> {
     receipt: bool,
 }
 
+/// An upper bound of [`receipt_command`]'s length for a text of `text_len`
+/// bytes, without building it: the text is JSON-escaped twice, which turns
+/// a byte into at most 7 (`\u00XX`, its backslash escaped again), and the
+/// command around it is under 256 bytes.
+pub fn receipt_len_bound(text_len: usize) -> usize {
+    text_len.saturating_mul(7).saturating_add(256)
+}
+
 /// The Send command that carries a receipt back to `sender`: from `receiver`,
 /// message `{"content": text, "receipt": …}`, no receipt of its own.
 pub fn receipt_command(sender: i64, receiver: i64, text: &str, delivered: bool) -> String {
@@ -83,6 +91,18 @@ mod tests {
         let null_meta = ClientTicket::parse(br#"{"Item1":7,"Item2":null}"#).unwrap();
         assert_eq!(null_meta.client_meta, None);
         assert!(ClientTicket::parse(b"{\"Item1\":\"7\"}").is_err());
+    }
+
+    #[test]
+    fn the_receipt_bound_holds_for_the_worst_texts() {
+        for text in ["", "x", "\"\\\"", "\u{1}\u{1f}\"\\", "用户不在线"] {
+            let text = serde_json::to_string(&text.repeat(100)).unwrap();
+            let built = receipt_command(i64::MIN, i64::MIN, &text, false).len();
+            assert!(built <= receipt_len_bound(text.len()), "{text}: {built}");
+        }
+        let controls: String = (0u8..32).map(char::from).collect();
+        let built = receipt_command(i64::MIN, i64::MIN, &controls, false).len();
+        assert!(built <= receipt_len_bound(controls.len()), "{built}");
     }
 
     #[test]
