@@ -697,6 +697,8 @@ fn a_claim_whose_answer_is_lost_is_retried_once_and_never_answered_401() {
     let redis = RedisServer::start();
     let relay = Relay::start(redis.port());
     let node = Server::start(&relay.url());
+    // An idle link, so the claim's pipeline follows an idle probe.
+    let_the_worker_settle();
 
     // Swallowed: the claim never reached Redis; the retry admits.
     assert_eq!(relay.set_worker_mode_after_probe(Mode::Swallow), 1);
