@@ -214,7 +214,6 @@ impl Worker {
     /// returns the jobs to send again.
     fn settle(&mut self, round: Vec<Try>, exchange: Exchange) -> Vec<Try> {
         let Exchange { replies, error } = exchange;
-        let failure = error.as_ref().map(|_| Failure::Unknown);
         if let Some(error) = &error {
             self.lost(error);
         }
@@ -239,13 +238,14 @@ impl Worker {
                     self.answer(t, reply, &mut wakes);
                     continue;
                 }
+                // No answer: the exchange failed after this job was written.
                 None => {
-                    let failure = failure.unwrap_or(Failure::Unknown);
-                    let action = retry::decide(t.kind, failure, t.sends);
+                    let action = retry::decide(t.kind, Failure::Unknown, t.sends);
                     t.uncertain = true;
-                    let reason = match failure {
-                        Failure::Unknown if t.kind == Kind::Publish => Reason::OutcomeUnknown,
-                        _ => Reason::Unreachable,
+                    let reason = if t.kind == Kind::Publish {
+                        Reason::OutcomeUnknown
+                    } else {
+                        Reason::Unreachable
                     };
                     (action, reason)
                 }
