@@ -13,11 +13,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::address::RedisUrl;
+use redis::{Parser, Value};
+
+use crate::address::{Credentials, RedisUrl};
 use crate::connect::{keepalive, user_timeout, Primary};
 
-/// A connected byte stream to the primary; not yet authenticated (see
-/// [`RedisUrl::auth`]).
+/// A connected, authenticated byte stream to a Redis server.
 pub enum Stream {
     /// Plain TCP.
     Tcp(TcpStream),
@@ -31,18 +32,24 @@ impl RedisUrl {
     /// Opens a raw stream to the primary (resolved as in
     /// [`connect`](RedisUrl::connect)), with keepalive, `TCP_NODELAY`, and
     /// `timeout` as its read and write timeout; for TLS the handshake is
-    /// done before this returns.
+    /// done, and with a password in the URL `AUTH` has succeeded, before
+    /// this returns. (Pub/sub is not per database: no `SELECT`.)
     ///
     /// # Errors
-    /// Resolution, connect, certificate or handshake failures.
+    /// Resolution, connect, certificate, handshake or `AUTH` failures.
     pub fn connect_stream(&self, timeout: Duration) -> io::Result<Stream> {
         let primary = self.primary(timeout).map_err(io::Error::other)?;
-        self.stream_to(primary, timeout)
+        self.stream_to(primary, &self.auth, timeout)
     }
 
     /// A raw stream to `server` (a primary or a sentinel), TLS when the URL
-    /// says so.
-    pub(crate) fn stream_to(&self, server: Primary, timeout: Duration) -> io::Result<Stream> {
+    /// says so, authenticated with `auth`.
+    pub(crate) fn stream_to(
+        &self,
+        server: Primary,
+        auth: &Credentials,
+        timeout: Duration,
+    ) -> io::Result<Stream> {
         let mut stream = match server {
             Primary::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
             Primary::Tcp(host, port) => {
@@ -63,6 +70,25 @@ impl RedisUrl {
         if let Stream::Tls(tls) = &mut stream {
             while tls.conn.is_handshaking() {
                 tls.conn.complete_io(&mut tls.sock)?;
+            }
+        }
+        if let Some(password) = &auth.password {
+            let mut command = redis::cmd("AUTH");
+            if let Some(username) = &auth.username {
+                command.arg(username);
+            }
+            command.arg(password);
+            stream.write_all(&command.get_packed_command())?;
+            stream.flush()?;
+            // Nothing else is in flight, so the parser reads this reply only.
+            let reply = Parser::new()
+                .parse_value(&mut stream)
+                .map_err(io::Error::other)?;
+            if let Value::ServerError(refused) = reply {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("Redis refused AUTH: {}", refused.code()),
+                ));
             }
         }
         Ok(stream)

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ErrorKind, Msg, Parser, RedisError, RedisResult, Value};
 
-use crate::address::{Credentials, RedisUrl};
+use crate::address::RedisUrl;
 use crate::connect::Primary;
 use crate::stream::Stream;
 
@@ -50,7 +50,7 @@ impl RedisUrl {
         liveness: Duration,
     ) -> RedisResult<Subscription> {
         let stream = self.connect_stream(timeout)?;
-        Subscription::open(stream, &self.auth, channels, poll, liveness)
+        Subscription::open(stream, channels, poll, liveness)
     }
 
     /// The same on `sentinel` (with the sentinels
@@ -63,15 +63,16 @@ impl RedisUrl {
         poll: Duration,
         liveness: Duration,
     ) -> RedisResult<Subscription> {
-        let stream = self.stream_to(Primary::Tcp(sentinel.0, sentinel.1), timeout)?;
-        Subscription::open(stream, &self.sentinel_auth, channels, poll, liveness)
+        let sentinel = Primary::Tcp(sentinel.0, sentinel.1);
+        let stream = self.stream_to(sentinel, &self.sentinel_auth, timeout)?;
+        Subscription::open(stream, channels, poll, liveness)
     }
 }
 
 impl Subscription {
+    /// Subscribes on an authenticated stream.
     fn open(
         stream: Stream,
-        auth: &Credentials,
         channels: &[&str],
         poll: Duration,
         liveness: Duration,
@@ -84,15 +85,6 @@ impl Subscription {
             last_heard: Instant::now(),
             ping_sent: None,
         };
-        if let Some(password) = &auth.password {
-            let mut command = redis::cmd("AUTH");
-            if let Some(username) = &auth.username {
-                command.arg(username);
-            }
-            command.arg(password);
-            link.send(&command)?;
-            link.reply()?;
-        }
         let mut subscribe = redis::cmd("SUBSCRIBE");
         for channel in channels {
             subscribe.arg(*channel);

@@ -63,6 +63,17 @@ fn a_wrong_or_missing_password_fails() {
         .expect("a wrong password must fail");
     assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{error}");
     assert!(!error.to_string().contains("wrong"), "{error}");
+    // The raw stream authenticates too, and says so without the password.
+    let error = with_password(&server, "wrong")
+        .connect_stream(TIMEOUT)
+        .err()
+        .expect("a wrong password must fail the stream too");
+    assert_eq!(
+        error.kind(),
+        std::io::ErrorKind::PermissionDenied,
+        "{error}"
+    );
+    assert!(!error.to_string().contains("wrong"), "{error}");
 
     // Without a password the handshake works but commands are refused.
     let url = parse(&format!(
@@ -125,14 +136,10 @@ fn connect_stream_handshakes_and_speaks_resp() {
     };
     assert!(!tls.conn.is_handshaking(), "handshake done on return");
 
-    let (_, password) = url.auth().expect("the URL has a password");
-    let request = format!(
-        "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n",
-        password.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
+    // Authenticated already: a PING gets PONG, not NOAUTH.
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
     stream.flush().unwrap();
-    let expected = b"+OK\r\n+PONG\r\n";
+    let expected = b"+PONG\r\n";
     let mut reply = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     while reply.len() < expected.len() && Instant::now() < deadline {

@@ -63,7 +63,7 @@ pub struct PubSubConnection {
 }
 
 impl PubSubConnection {
-    /// Connects (authenticating when the URL has a password), subscribes to
+    /// Connects (`redis-link` authenticates the stream), subscribes to
     /// `channels`, waiting at most `timeout` for each step, and then proves
     /// the link alive within `liveness` (see the module docs).
     pub fn open(
@@ -79,15 +79,6 @@ impl PubSubConnection {
             probe: Probe::Opening,
             probe_after: liveness / 3,
         };
-        if let Some((username, password)) = url.auth() {
-            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(username) = username {
-                auth.push(username.as_bytes());
-            }
-            auth.push(password.as_bytes());
-            conn.write_command(&auth)?;
-            conn.expect_replies(1)?;
-        }
         let mut subscribe: Vec<&[u8]> = vec![b"SUBSCRIBE"];
         subscribe.extend(channels.iter().map(|c| c.as_bytes()));
         conn.write_command(&subscribe)?;
