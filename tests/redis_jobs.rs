@@ -692,6 +692,45 @@ fn let_the_worker_settle() {
     std::thread::sleep(Duration::from_millis(300));
 }
 
+/// A node whose worker reaches Redis through a [`Relay`], clients 1 (alice),
+/// 2 (bob) and 3 (carol) online, a spy on offline events, and the worker's
+/// link idle: the starting point of the lost-answer and outage tests.
+struct Scene {
+    redis: RedisServer,
+    relay: Relay,
+    node: Server,
+    im: ImHelper,
+    spy: Spy,
+    alice: Client,
+    bob: Client,
+    carol: Client,
+}
+
+impl Scene {
+    fn start() -> Scene {
+        let redis = RedisServer::start();
+        let relay = Relay::start(redis.port());
+        let node = Server::start(&relay.url());
+        let im = im(&redis, &node);
+        let spy = Spy::start(&redis, &[OFFLINE.into()]);
+        let alice = upgrade(&token(&redis, &node, 1)).unwrap();
+        let bob = upgrade(&token(&redis, &node, 2)).unwrap();
+        let carol = upgrade(&token(&redis, &node, 3)).unwrap();
+        wait_online(&redis, 3, Some(1));
+        let_the_worker_settle();
+        Scene {
+            redis,
+            relay,
+            node,
+            im,
+            spy,
+            alice,
+            bob,
+            carol,
+        }
+    }
+}
+
 #[test]
 fn a_claim_whose_answer_is_lost_is_retried_once_and_never_answered_401() {
     let redis = RedisServer::start();
@@ -734,16 +773,16 @@ fn a_claim_whose_answer_is_lost_is_retried_once_and_never_answered_401() {
 
 #[test]
 fn presence_and_receipts_whose_answers_are_lost_happen_once_or_are_counted() {
-    let redis = RedisServer::start();
-    let relay = Relay::start(redis.port());
-    let node = Server::start(&relay.url());
-    let im = im(&redis, &node);
-    let spy = Spy::start(&redis, &[OFFLINE.into()]);
-    let mut alice = upgrade(&token(&redis, &node, 1)).unwrap();
-    let mut bob = upgrade(&token(&redis, &node, 2)).unwrap();
-    let carol = upgrade(&token(&redis, &node, 3)).unwrap();
-    wait_online(&redis, 3, Some(1));
-    let_the_worker_settle();
+    let Scene {
+        redis,
+        relay,
+        node,
+        im,
+        spy,
+        mut alice,
+        mut bob,
+        carol,
+    } = Scene::start();
 
     // A close whose script ran but whose answer was lost: re-sent, and the
     // repeat neither uncounts nor announces again.
@@ -838,16 +877,16 @@ fn an_idle_link_that_goes_silent_is_noticed_by_the_lease_refresh() {
 
 #[test]
 fn while_the_worker_cannot_connect_receipts_are_held_and_presence_is_restored_after() {
-    let redis = RedisServer::start();
-    let relay = Relay::start(redis.port());
-    let node = Server::start(&relay.url());
-    let im = im(&redis, &node);
-    let spy = Spy::start(&redis, &[OFFLINE.into()]);
-    let mut alice = upgrade(&token(&redis, &node, 1)).unwrap();
-    let mut bob = upgrade(&token(&redis, &node, 2)).unwrap();
-    let carol = upgrade(&token(&redis, &node, 3)).unwrap();
-    wait_online(&redis, 3, Some(1));
-    let_the_worker_settle();
+    let Scene {
+        redis,
+        relay,
+        node,
+        im,
+        spy,
+        mut alice,
+        mut bob,
+        carol,
+    } = Scene::start();
 
     relay.refuse_workers(true);
     for n in 0..3 {
