@@ -12,6 +12,7 @@ use freeim_server::node::connections::Connections;
 use freeim_server::node::delivery::route;
 use freeim_server::node::mailbox::{Audience, Frame, Push};
 use freeim_server::node::registry::Registry;
+use freeim_server::node::send_queue::SendQueue;
 use freeim_server::protocol::decode_command;
 
 fn decode(c: &mut Criterion) {
@@ -77,7 +78,7 @@ fn routing(c: &mut Criterion) {
                 let routed = route(&registry, &mut conns, push, 0, 1 << 20);
                 for key in conns.take_dirty() {
                     if let Some(conn) = conns.get_mut(key) {
-                        conn.out.clear();
+                        conn.out = SendQueue::default();
                     }
                 }
                 routed.pushed

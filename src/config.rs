@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::ws::MAX_HEADER_LEN;
+
 /// Settings of one ImServer node.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -76,10 +78,22 @@ pub struct Config {
     #[arg(long, env = "FREEIM_MAX_MESSAGE_BYTES", default_value_t = 65536)]
     pub max_message_bytes: usize,
 
-    /// Most unsent bytes queued for one connection; a reader that stays
-    /// behind it is closed with 1008.
-    #[arg(long, env = "FREEIM_MAX_SEND_BUFFER", default_value_t = 1 << 20)]
+    /// Most bytes queued for one connection behind the message it is being
+    /// sent (that one does not count, whatever its size); a push that would
+    /// go past it closes the reader with 1008 "send buffer full". At least
+    /// --max-push-bytes plus a frame header (14), so a largest push always
+    /// fits behind the message in flight; the default holds two.
+    #[arg(long, env = "FREEIM_MAX_SEND_BUFFER", default_value_t = 8 << 20)]
     pub max_send_buffer: usize,
+
+    /// Largest message pushed to clients, in bytes: the text a socket
+    /// receives (FreeIM's JSON-encoded message). `imhelper` refuses a larger
+    /// one before publishing; a larger command published anyway (e.g. by
+    /// another ImHelper) is dropped, counted (`freeim_pushes_refused_total`)
+    /// and logged. Every command must also fit Redis's pub/sub output-buffer
+    /// limit (32 MB by default) with its JSON escaping.
+    #[arg(long, env = "FREEIM_MAX_PUSH_BYTES", default_value_t = 4 << 20)]
+    pub max_push_bytes: usize,
 
     /// Most receipt bytes one Send command may make this node publish
     /// (receivers here × the receipt command's length, which holds the
@@ -146,8 +160,10 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// Largest client frame or message.
     pub max_message_bytes: usize,
-    /// Most unsent bytes per connection.
+    /// Most bytes queued per connection behind the message in flight.
     pub max_send_buffer: usize,
+    /// Largest message pushed to clients.
+    pub max_push_bytes: usize,
     /// Receipt budget of one Send command, in bytes.
     pub max_receipt_bytes: usize,
     /// Upgrade deadline.
@@ -226,6 +242,16 @@ impl Config {
         if self.max_message_bytes < 125 {
             return Err("--max-message-bytes must be at least 125".into());
         }
+        if self.max_push_bytes == 0 {
+            return Err("--max-push-bytes must be at least 1".into());
+        }
+        if self.max_send_buffer < self.max_push_bytes.saturating_add(MAX_HEADER_LEN) {
+            return Err(format!(
+                "--max-send-buffer {} must be at least --max-push-bytes {} + {MAX_HEADER_LEN}: \
+                 one largest push (and its frame header) must fit behind the message in flight",
+                self.max_send_buffer, self.max_push_bytes
+            ));
+        }
         if self.handshake_timeout.is_zero() || self.heartbeat_timeout.is_zero() {
             return Err("--handshake-timeout and --heartbeat-timeout must be above zero".into());
         }
@@ -241,7 +267,8 @@ impl Config {
             max_pending_upgrades: self.max_pending_upgrades.max(1),
             max_header_bytes: self.max_header_bytes,
             max_message_bytes: self.max_message_bytes,
-            max_send_buffer: self.max_send_buffer.max(4096),
+            max_send_buffer: self.max_send_buffer,
+            max_push_bytes: self.max_push_bytes,
             max_receipt_bytes: self.max_receipt_bytes,
             handshake_timeout: self.handshake_timeout,
             heartbeat_interval: Some(self.heartbeat_interval).filter(|d| !d.is_zero()),
@@ -326,6 +353,8 @@ mod tests {
             (&["--max-connections", "999999999"], "open-file limit"),
             (&["--listen", "nowhere"], "invalid value"),
             (&["--handshake-timeout", "10 parsecs"], "unknown unit"),
+            (&["--max-send-buffer", "4096"], "--max-push-bytes"),
+            (&["--max-push-bytes", "0"], "--max-push-bytes"),
         ] {
             let error = settings(args).unwrap_err();
             assert!(error.contains(needle), "{args:?}: {error}");

@@ -121,6 +121,8 @@ pub struct Metrics {
     pub jobs_failed: [AtomicU64; JOB_KINDS.len()],
     /// Send commands delivered without their receipts: over `--max-receipt-bytes`.
     pub receipts_refused: AtomicU64,
+    /// Commands dropped because their message is over `--max-push-bytes`.
+    pub pushes_refused: AtomicU64,
     /// Times the subscription was lost while up: commands published until it
     /// was back reached nobody on this node.
     pub delivery_gaps: AtomicU64,
@@ -143,6 +145,7 @@ impl Metrics {
             jobs_failed: Default::default(),
             delivery_gaps: AtomicU64::new(0),
             receipts_refused: AtomicU64::new(0),
+            pushes_refused: AtomicU64::new(0),
         }
     }
 
@@ -259,6 +262,12 @@ impl Metrics {
             "counter",
             "Send commands delivered without receipts: over --max-receipt-bytes.",
             self.receipts_refused.load(Ordering::Relaxed),
+        );
+        metric(
+            "freeim_pushes_refused_total",
+            "counter",
+            "Commands dropped: their message is over --max-push-bytes.",
+            self.pushes_refused.load(Ordering::Relaxed),
         );
         metric(
             "freeim_redis_delivery_gaps_total",

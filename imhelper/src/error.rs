@@ -81,6 +81,16 @@ pub enum Error {
         /// The budget.
         max_receipt_bytes: usize,
     },
+    /// The message's JSON text is longer than
+    /// [`ImHelperOptions::max_push_bytes`](crate::ImHelperOptions::max_push_bytes),
+    /// past which nodes drop it; nothing was published.
+    #[error("the message is {bytes} bytes of JSON, over max_push_bytes {max_push_bytes}; nothing was sent")]
+    MessageTooLarge {
+        /// Length of the message's JSON text.
+        bytes: usize,
+        /// The limit.
+        max_push_bytes: usize,
+    },
 }
 
 /// `std::result::Result` with this crate's [`Error`].

@@ -61,6 +61,8 @@ pub struct ImHelper {
     _failover_watch: Option<redis_link::FailoverWatch>,
     /// Receipt budget of one send, per node.
     pub(crate) max_receipt_bytes: usize,
+    /// Largest message text.
+    pub(crate) max_push_bytes: usize,
 }
 
 impl ImHelper {
@@ -119,6 +121,7 @@ impl ImHelper {
             primary_epoch,
             _failover_watch: failover_watch,
             max_receipt_bytes: options.max_receipt_bytes,
+            max_push_bytes: options.max_push_bytes,
             servers: options.servers,
             distinct_servers,
             path: options.path,

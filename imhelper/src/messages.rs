@@ -36,7 +36,10 @@ impl ImHelper {
     /// # Errors
     /// [`Error::Unrouted`] when no node listens for one of the targeted
     /// servers (the other servers still got their part); [`Error::Redis`],
-    /// [`Error::Serialize`]; [`Error::TooManyReceipts`] (nothing sent) when
+    /// [`Error::Serialize`]; [`Error::MessageTooLarge`] (nothing sent) when
+    /// the message's JSON is longer than
+    /// [`max_push_bytes`](crate::ImHelperOptions::max_push_bytes);
+    /// [`Error::TooManyReceipts`] (nothing sent) when
     /// `receipt` is set for more receivers than
     /// [`max_receipt_bytes`](crate::ImHelperOptions::max_receipt_bytes) allows.
     ///
@@ -77,8 +80,9 @@ impl ImHelper {
     /// # Errors
     /// [`Error::Unrouted`] names every server no node listens for (every
     /// other command was still published); [`Error::Redis`] (then none or
-    /// only some of the batch may have been published), [`Error::Serialize`]
-    /// and [`Error::TooManyReceipts`] (then nothing was).
+    /// only some of the batch may have been published), [`Error::Serialize`],
+    /// [`Error::MessageTooLarge`] and [`Error::TooManyReceipts`] (then
+    /// nothing was).
     ///
     /// [`send_message`]: ImHelper::send_message
     ///
@@ -112,7 +116,7 @@ impl ImHelper {
             if groups.is_empty() {
                 continue;
             }
-            let text = payload::message_text(direct.message)?;
+            let text = self.message_text(direct.message)?;
             for (index, ids) in groups {
                 if direct.receipt {
                     self.check_receipts(direct.sender, &ids, &text, index)?;
@@ -125,6 +129,19 @@ impl ImHelper {
             return Ok(());
         }
         self.publish_checked(&commands)
+    }
+
+    /// The message's JSON text, unless it is over
+    /// [`ImHelperOptions::max_push_bytes`](crate::ImHelperOptions::max_push_bytes).
+    fn message_text<T: Serialize + ?Sized>(&self, message: &T) -> Result<String> {
+        let text = payload::message_text(message)?;
+        if text.len() > self.max_push_bytes {
+            return Err(Error::MessageTooLarge {
+                bytes: text.len(),
+                max_push_bytes: self.max_push_bytes,
+            });
+        }
+        Ok(text)
     }
 
     /// Fails when the receipts `ids` would earn exceed the budget (see
@@ -165,7 +182,7 @@ impl ImHelper {
     /// means *broadcast to everyone*, which is [`send_broadcast_message`]'s
     /// job, so an empty name here is refused rather than broadcast by
     /// accident. [`Error::Unrouted`] names the servers no node listens for;
-    /// [`Error::Redis`], [`Error::Serialize`].
+    /// [`Error::Redis`], [`Error::Serialize`], [`Error::MessageTooLarge`].
     ///
     /// [`send_broadcast_message`]: ImHelper::send_broadcast_message
     ///
@@ -200,7 +217,7 @@ impl ImHelper {
     ///
     /// # Errors
     /// [`Error::Unrouted`] names the servers no node listens for;
-    /// [`Error::Redis`], [`Error::Serialize`].
+    /// [`Error::Redis`], [`Error::Serialize`], [`Error::MessageTooLarge`].
     ///
     /// # Example
     ///
@@ -223,7 +240,7 @@ impl ImHelper {
         chan: Option<&str>,
         message: &T,
     ) -> Result<()> {
-        let text = payload::message_text(message)?;
+        let text = self.message_text(message)?;
         let command = payload::chan_command(sender, chan, &text)?;
         let commands: Vec<(&str, String)> = self
             .distinct_servers

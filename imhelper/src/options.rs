@@ -18,6 +18,9 @@ pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// `--max-receipt-bytes` default).
 pub(crate) const DEFAULT_MAX_RECEIPT_BYTES: usize = 4 << 20;
 
+/// The default largest message (as the node's own `--max-push-bytes` default).
+pub(crate) const DEFAULT_MAX_PUSH_BYTES: usize = 4 << 20;
+
 /// The default liveness bound of the event thread's subscriber connection.
 pub(crate) const DEFAULT_LIVENESS: Duration = Duration::from_secs(15);
 
@@ -101,6 +104,13 @@ pub struct ImHelperOptions {
     /// anything is published. Default 4 MiB, the nodes' own default
     /// (`--max-receipt-bytes`), beyond which they deliver without receipts.
     pub max_receipt_bytes: usize,
+    /// The largest message a send may push, in bytes of its JSON text (what
+    /// a socket receives). A larger one fails with
+    /// [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) before
+    /// anything is published. Default 4 MiB, the nodes' own default
+    /// (`--max-push-bytes`), beyond which they drop the message; keep the
+    /// two equal.
+    pub max_push_bytes: usize,
     /// Clients reach the nodes through a TLS-terminating proxy (e.g. nginx):
     /// `prev_connect_server` returns `wss://` URLs instead of `ws://`.
     /// The `servers` names are then the proxy's `host:port` for each node.
@@ -125,6 +135,7 @@ impl ImHelperOptions {
     /// assert_eq!(options.pool_wait, None);
     /// assert_eq!(options.liveness, Duration::from_secs(15));
     /// assert_eq!(options.max_receipt_bytes, 4 << 20);
+    /// assert_eq!(options.max_push_bytes, 4 << 20);
     /// ```
     pub fn new(redis_url: impl Into<String>, servers: Vec<String>) -> Self {
         ImHelperOptions {
@@ -136,6 +147,7 @@ impl ImHelperOptions {
             pool_wait: None,
             liveness: DEFAULT_LIVENESS,
             max_receipt_bytes: DEFAULT_MAX_RECEIPT_BYTES,
+            max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
             secure: false,
         }
     }
@@ -177,6 +189,9 @@ impl ImHelperOptions {
         if self.pool_wait.is_some_and(|wait| wait.is_zero()) {
             return Err(Error::Config("pool_wait must not be zero".into()));
         }
+        if self.max_push_bytes == 0 {
+            return Err(Error::Config("max_push_bytes must be at least 1".into()));
+        }
         if self.liveness < MIN_LIVENESS {
             return Err(Error::Config(format!(
                 "liveness must be at least {MIN_LIVENESS:?}, not {:?}",
@@ -203,6 +218,7 @@ impl std::fmt::Debug for ImHelperOptions {
             .field("pool_wait", &self.pool_wait)
             .field("liveness", &self.liveness)
             .field("max_receipt_bytes", &self.max_receipt_bytes)
+            .field("max_push_bytes", &self.max_push_bytes)
             .field("secure", &self.secure)
             .finish()
     }

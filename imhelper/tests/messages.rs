@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{helper, Sniffer, QUIET};
+use common::{helper, helper_on, Sniffer, QUIET};
 use imhelper::{DirectMessage, Error};
 use serde::Serialize;
 use testkit::RedisServer;
@@ -324,4 +324,33 @@ fn receipts_over_the_budget_are_refused_before_anything_is_published() {
     helper.send_message(0, &many, &big, true).unwrap();
     helper.send_message(9, &many, &big, false).unwrap();
     assert_eq!(sniffer.take_exactly(6).len(), 6);
+}
+
+#[test]
+fn a_message_over_max_push_bytes_is_refused_before_anything_is_published() {
+    let redis = RedisServer::start();
+    let helper = helper_on(&redis.url(), &SERVERS, |options| {
+        options.max_push_bytes = 100
+    });
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    let over = "x".repeat(99); // 101 bytes of JSON with its quotes
+    for refused in [
+        helper.send_message(1, &[2], &over, false),
+        helper.send_chan_message(1, "room", &over),
+        helper.send_broadcast_message(&over),
+    ] {
+        let Err(Error::MessageTooLarge {
+            bytes: 101,
+            max_push_bytes: 100,
+        }) = refused
+        else {
+            panic!("expected MessageTooLarge, got {refused:?}");
+        };
+    }
+    // The first thing published is the next send, at the limit.
+    helper
+        .send_message(1, &[2], &"y".repeat(98), false)
+        .unwrap();
+    let published = sniffer.take_exactly(1);
+    assert!(published[0].1.contains(&"y".repeat(98)), "{published:?}");
 }

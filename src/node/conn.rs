@@ -1,15 +1,16 @@
 //! One client connection's state on its event loop, and its socket I/O.
 //!
 //! A connection owns no buffer while it is idle: the request head is kept
-//! only until the upgrade completes, and unsent bytes only until the kernel
-//! takes them. Reads go through the loop's shared scratch buffer.
+//! only until the upgrade completes, and its [`SendQueue`] only until the
+//! kernel takes the bytes. Reads go through the loop's shared scratch buffer.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 
+use super::send_queue::SendQueue;
 use super::timer::Tick;
 use crate::ws::{code as close_code, encode_frame, Event, MessageReader, OpCode};
 
@@ -68,8 +69,8 @@ pub struct Conn {
     pub generation: u32,
     /// Life-cycle phase.
     pub phase: Phase,
-    /// Bytes queued for the socket that it has not taken yet.
-    pub out: Vec<u8>,
+    /// What the socket has not taken yet.
+    pub out: SendQueue,
     /// Queued in the loop's list of connections to flush.
     pub dirty: bool,
     /// When the connection's timer acts (handshake, heartbeat or close deadline).
@@ -94,7 +95,7 @@ impl Conn {
             stream,
             generation,
             phase: Phase::Handshake { head: Vec::new() },
-            out: Vec::new(),
+            out: SendQueue::default(),
             dirty: false,
             deadline,
         }
@@ -121,26 +122,20 @@ impl Conn {
         }
     }
 
-    /// Writes queued bytes until the kernel refuses more; releases the buffer
-    /// once everything is sent.
+    /// Writes queued bytes (vectored) until the kernel refuses more; the
+    /// queue releases its memory once everything is sent.
     pub fn flush(&mut self) -> IoStep {
         let mut sent = 0;
-        while sent < self.out.len() {
-            match self.stream.write(&self.out[sent..]) {
+        while !self.out.is_empty() {
+            match self.out.write_to(&mut self.stream) {
                 Ok(0) => return IoStep::Closed,
                 Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return IoStep::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return IoStep::Closed,
             }
         }
-        if sent == self.out.len() {
-            self.out = Vec::new();
-            IoStep::Moved(sent)
-        } else {
-            self.out.drain(..sent);
-            IoStep::WouldBlock
-        }
+        IoStep::Moved(sent)
     }
 
     /// Half-closes the socket after the last response or close frame.
@@ -179,16 +174,18 @@ impl Conn {
             let used = used.min(input.len());
             input = &mut input[used..];
             match event {
-                Some(Event::Ping(payload)) => encode_frame(&mut self.out, OpCode::Pong, &payload),
+                Some(Event::Ping(payload)) => self
+                    .out
+                    .push_control(|out| encode_frame(out, OpCode::Pong, &payload)),
                 Some(Event::Close(frame)) => {
                     return Absorbed::PeerClosed(frame.map_or(close_code::NORMAL, |f| f.code))
                 }
-                Some(Event::Text(Some(text))) if session.echo => {
-                    encode_frame(&mut self.out, OpCode::Text, text.as_bytes())
-                }
-                Some(Event::Binary(Some(data))) if session.echo => {
-                    encode_frame(&mut self.out, OpCode::Binary, &data)
-                }
+                Some(Event::Text(Some(text))) if session.echo => self
+                    .out
+                    .push_with(|out| encode_frame(out, OpCode::Text, text.as_bytes())),
+                Some(Event::Binary(Some(data))) if session.echo => self
+                    .out
+                    .push_with(|out| encode_frame(out, OpCode::Binary, &data)),
                 Some(Event::Text(_) | Event::Binary(_) | Event::Pong) => {}
                 None if used == 0 => break,
                 None => {}

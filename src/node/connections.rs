@@ -1,11 +1,13 @@
 //! The loop's connections: a slab of [`Conn`]s addressed by generation-tagged
 //! [`ConnId`]s, and the list of connections with bytes queued to flush.
 
+use std::sync::Arc;
+
 use mio::net::TcpStream;
 use slab::Slab;
 
 use super::conn::{Conn, IoStep, Phase, Session};
-use super::mailbox::ConnId;
+use super::mailbox::{ConnId, Frame};
 use super::timer::Tick;
 
 /// Why bytes could not be queued for a connection.
@@ -104,23 +106,24 @@ impl Connections {
         self.slab.iter().map(|(key, _)| key as u32).collect()
     }
 
-    /// Appends `bytes` to the connection's unsent bytes, unless the queue is
-    /// not empty and would then hold more than `limit` bytes even after the
-    /// socket took what it could: a reader that keeps up always gets a
-    /// message, however large, and a queue never holds more than `limit` plus
-    /// one message.
-    pub fn queue(&mut self, key: u32, bytes: &[u8], limit: usize) -> Result<(), Overflow> {
+    /// Queues `frame` for the connection, unless that would put more than
+    /// `limit` bytes behind the message in flight even after the socket took
+    /// what it could. The message in flight does not count: a reader that
+    /// keeps taking bytes always gets a message, however large (up to the
+    /// largest push), and the next one behind it; a queue never holds more
+    /// than `limit` bytes plus the message in flight.
+    pub fn queue(&mut self, key: u32, frame: &Arc<Frame>, limit: usize) -> Result<(), Overflow> {
         let Some(conn) = self.slab.get_mut(key as usize) else {
             return Ok(());
         };
-        let over = |conn: &Conn| !conn.out.is_empty() && conn.out.len() + bytes.len() > limit;
+        let len = frame.bytes().len();
+        let over = |conn: &Conn| conn.out.lag_with(len) > limit;
         // The queue may be long only because this loop turn has not flushed
         // yet: let the socket take what it can before calling the reader slow.
         if over(conn) && (conn.flush() == IoStep::Closed || over(conn)) {
             return Err(Overflow);
         }
-        reserve_within(&mut conn.out, bytes.len(), limit);
-        conn.out.extend_from_slice(bytes);
+        conn.out.push_frame(frame.clone());
         self.mark_dirty(key);
         Ok(())
     }
@@ -153,43 +156,5 @@ impl Connections {
             list.clear();
             self.dirty = list;
         }
-    }
-}
-
-/// Makes room for `extra` more bytes in `out`, doubling its capacity as `Vec`
-/// does but never past `limit` plus the new bytes: a queue capped at `limit`
-/// never holds an allocation twice that size.
-fn reserve_within(out: &mut Vec<u8>, extra: usize, limit: usize) {
-    let needed = out.len() + extra;
-    if needed > out.capacity() {
-        let target = (out.capacity() * 2).clamp(needed, (limit + extra).max(needed));
-        out.reserve_exact(target - out.len());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reserve_within;
-
-    #[test]
-    fn queues_grow_by_doubling_but_not_past_the_cap() {
-        let mut out = Vec::new();
-        let mut reallocations = 0;
-        // `queue` lets a queue reach the cap plus one message, no further.
-        while out.len() < 64 * 1024 {
-            let capacity = out.capacity();
-            reserve_within(&mut out, 100, 64 * 1024);
-            out.extend_from_slice(&[0; 100]);
-            reallocations += usize::from(out.capacity() != capacity);
-            assert!(
-                out.capacity() <= 64 * 1024 + 200,
-                "capacity {}",
-                out.capacity()
-            );
-        }
-        assert!(
-            reallocations < 20,
-            "amortised: {reallocations} reallocations"
-        );
     }
 }

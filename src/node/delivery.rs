@@ -1,5 +1,6 @@
 //! Pushing messages to a loop's sockets: FreeIM's delivery rules, receipts,
-//! and the per-connection send-buffer cap (slow readers are closed with 1008).
+//! and the per-connection send-buffer cap (a reader more than
+//! `--max-send-buffer` bytes behind the message in flight is closed with 1008).
 
 use super::connections::Connections;
 use super::event_loop::EventLoop;
@@ -31,10 +32,9 @@ pub fn route(
     limit: usize,
 ) -> Routed {
     let mut routed = Routed::default();
-    let bytes = push.frame.bytes();
     let mut queue_all = |routed: &mut Routed, sockets: &[u32]| {
         for &key in sockets {
-            match conns.queue(key, bytes, limit) {
+            match conns.queue(key, &push.frame, limit) {
                 Ok(()) => routed.pushed += 1,
                 Err(_) => routed.overflowed.push(key),
             }
@@ -84,7 +84,12 @@ impl EventLoop {
         counters.observe_lag(push.frame.received().elapsed());
         for key in routed.overflowed {
             if let Some(suppressed) = self.peer_log.allow() {
-                log::warn!("closing a slow reader: more than {limit} bytes unsent (+{suppressed} more peer events)");
+                log::warn!("closing a slow reader: more than {limit} bytes behind the message in flight (+{suppressed} more peer events)");
+            }
+            // What it has not started reading it never will: free it now,
+            // so the close frame follows the message in flight.
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.out.discard_unstarted();
             }
             self.begin_close(key, code::POLICY, "send buffer full");
         }

@@ -175,7 +175,8 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        conn.out.extend_from_slice(&accept_response(accept_key));
+        conn.out
+            .push_with(|out| out.extend_from_slice(&accept_response(accept_key)));
         let session = Session {
             client_id,
             event: event.clone(),
@@ -313,7 +314,7 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.out.extend_from_slice(last_bytes);
+        conn.out.push_with(|out| out.extend_from_slice(last_bytes));
         self.conns.mark_dirty(key);
         self.set_deadline(key, deadline);
     }
@@ -395,7 +396,8 @@ impl EventLoop {
             }
             Phase::Open(session) => {
                 session.awaiting_pong = true;
-                encode_frame(&mut conn.out, OpCode::Ping, b"");
+                conn.out
+                    .push_control(|out| encode_frame(out, OpCode::Ping, b""));
                 let timeout = self.shared.settings.heartbeat_timeout;
                 conn.deadline = self.wheel.after(timeout);
                 let deadline = conn.deadline;

@@ -13,6 +13,7 @@ pub mod event_loop;
 pub mod lifecycle;
 pub mod mailbox;
 pub mod registry;
+pub mod send_queue;
 pub mod timer;
 
 use std::io;
@@ -62,6 +63,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
             redis: settings.redis.clone(),
             liveness: settings.redis_liveness,
             max_receipt_bytes: settings.max_receipt_bytes,
+            max_push_bytes: settings.max_push_bytes,
             names: names.clone(),
             router: router.clone(),
             metrics: metrics.clone(),

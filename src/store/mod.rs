@@ -27,6 +27,8 @@ pub struct Context {
     pub liveness: std::time::Duration,
     /// Receipt budget of one Send command (`--max-receipt-bytes`).
     pub max_receipt_bytes: usize,
+    /// Largest message pushed to clients (`--max-push-bytes`).
+    pub max_push_bytes: usize,
     /// Key and channel names.
     pub names: Arc<Names>,
     /// The event loops' mailboxes.

@@ -32,6 +32,7 @@ struct Subscriber {
     redis: redis_link::RedisUrl,
     liveness: Duration,
     max_receipt_bytes: usize,
+    max_push_bytes: usize,
     names: Arc<Names>,
     router: Router,
     metrics: Arc<Metrics>,
@@ -41,6 +42,7 @@ struct Subscriber {
     member_reader: Option<redis::Connection>,
     misrouted: Throttle,
     receipts_refused: Throttle,
+    pushes_refused: Throttle,
     /// The subscription is (or was, until the current failure) live.
     subscribed: bool,
     /// Ends the current subscription's blocked read from another thread.
@@ -76,6 +78,7 @@ pub fn start(context: Context) -> Result<SubscriberHandle, String> {
         redis: context.redis,
         liveness: context.liveness,
         max_receipt_bytes: context.max_receipt_bytes,
+        max_push_bytes: context.max_push_bytes,
         names: context.names,
         router: context.router,
         metrics: context.metrics,
@@ -83,6 +86,7 @@ pub fn start(context: Context) -> Result<SubscriberHandle, String> {
         member_reader: None,
         misrouted: Throttle::new(Duration::from_secs(10)),
         receipts_refused: Throttle::new(Duration::from_secs(10)),
+        pushes_refused: Throttle::new(Duration::from_secs(10)),
         subscribed: false,
         shutdown,
     };
@@ -219,6 +223,8 @@ impl Subscriber {
             }
         };
         match command {
+            Command::Send(send) if !self.push_fits(send.sender, &send.text) => {}
+            Command::Chan(message) if !self.push_fits(message.sender, &message.text) => {}
             Command::Send(send) => {
                 let mut receivers = send.receivers;
                 receivers.sort_unstable();
@@ -328,6 +334,24 @@ impl Subscriber {
                 "delivered a message from {sender} to {count} receivers without receipts: they \
                  would publish ~{bytes} bytes, over --max-receipt-bytes {} (+{suppressed} more)",
                 self.max_receipt_bytes
+            );
+        }
+        false
+    }
+
+    /// Whether a message fits `--max-push-bytes`; one over it is counted and
+    /// logged, and its command dropped.
+    fn push_fits(&mut self, sender: i64, text: &str) -> bool {
+        if text.len() <= self.max_push_bytes {
+            return true;
+        }
+        self.metrics.pushes_refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = self.pushes_refused.allow() {
+            log::error!(
+                "dropped a {}-byte message from {sender}: over --max-push-bytes {} \
+                 (+{suppressed} more); is a business service publishing without imhelper's check?",
+                text.len(),
+                self.max_push_bytes
             );
         }
         false

@@ -37,6 +37,6 @@ pub mod utf8;
 
 pub use close::{code, encode_close, CloseFrame};
 pub use error::ProtocolError;
-pub use frame::{encode_frame, encode_masked_frame, frame_header, OpCode};
+pub use frame::{encode_frame, encode_masked_frame, frame_header, OpCode, MAX_HEADER_LEN};
 pub use mask::apply_mask;
 pub use reader::{Event, MessageReader, ReaderConfig};

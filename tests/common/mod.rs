@@ -569,6 +569,8 @@ pub enum Got {
 pub struct RawWs {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// A pause after every read of up to 16 KiB (a reader on a slow link).
+    pub pace: Duration,
 }
 
 impl RawWs {
@@ -592,6 +594,7 @@ impl RawWs {
         RawWs {
             stream,
             buf: Vec::new(),
+            pace: Duration::ZERO,
         }
     }
 
@@ -643,6 +646,7 @@ impl RawWs {
             Ok(0) => Some(false),
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
+                std::thread::sleep(self.pace);
                 Some(true)
             }
             Err(e)
@@ -802,5 +806,15 @@ pub fn admin_metric(body: &str, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("no {name} in\n{body}"))
         .parse()
+        .unwrap()
+}
+
+/// A process's resident set size, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }

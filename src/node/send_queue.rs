@@ -1,0 +1,275 @@
+//! A connection's unsent bytes, in the order its peer must see them.
+//!
+//! A push is queued as a reference to its [`Frame`], which is encoded once and
+//! shared by every socket it goes to: a queued delivery costs one 16-byte
+//! [`Chunk`], not a copy of the frame. Bytes of this connection alone (the
+//! upgrade response, close frames, echoes) go to one FIFO buffer. Pings and
+//! pongs overtake queued pushes (RFC 6455 §5.4 lets a control frame go
+//! between any two frames), so a peer working through a backlog still sees
+//! heartbeats at once; they never overtake a frame partly written or the
+//! connection's own bytes (the upgrade response comes first).
+//!
+//! The front chunk is the message *in flight*; [`lag`](SendQueue::lag)
+//! counts what is queued behind it, which is what the send-buffer cap bounds.
+//! An empty queue owns no memory.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+use super::mailbox::Frame;
+
+/// Most slices one vectored write gathers (Linux takes up to 1024).
+const SLICES_PER_WRITE: usize = 64;
+
+/// What a connection has yet to send; nothing allocated while empty.
+#[derive(Default)]
+pub struct SendQueue(Option<Box<Backlog>>);
+
+struct Backlog {
+    /// Messages and runs of owned bytes, in order; the front one may be
+    /// partly written.
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    front_sent: usize,
+    /// The bytes of every [`Chunk::Owned`], in chunk order, from `owned_start`.
+    owned: Vec<u8>,
+    /// Where the front `Owned` chunk's bytes start in `owned`.
+    owned_start: usize,
+    /// Control frames waiting for the next frame boundary.
+    control: Vec<u8>,
+    /// Bytes of `control` already written.
+    control_sent: usize,
+    /// Unsent bytes in all.
+    len: usize,
+}
+
+/// One entry of the queue.
+enum Chunk {
+    /// A frame shared with the other sockets it goes to.
+    Shared(Arc<Frame>),
+    /// This many bytes of the queue's own buffer.
+    Owned(usize),
+}
+
+const _: () = assert!(std::mem::size_of::<Chunk>() == 16);
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Shared(frame) => frame.bytes().len(),
+            Chunk::Owned(len) => *len,
+        }
+    }
+}
+
+impl SendQueue {
+    /// Whether everything has been written.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Unsent bytes.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |backlog| backlog.len)
+    }
+
+    /// Unsent bytes queued behind the message in flight (the front chunk).
+    pub fn lag(&self) -> usize {
+        self.0.as_ref().map_or(0, |backlog| {
+            let in_flight = backlog.chunks.front().map_or(0, |front| front.len());
+            backlog.len - (in_flight - backlog.front_sent)
+        })
+    }
+
+    /// The lag once `extra` more bytes are queued: none when the queue is
+    /// empty, since they would be the message in flight.
+    pub fn lag_with(&self, extra: usize) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            self.lag() + extra
+        }
+    }
+
+    /// Queues a shared frame behind everything else.
+    pub fn push_frame(&mut self, frame: Arc<Frame>) {
+        let backlog = self.backlog();
+        backlog.len += frame.bytes().len();
+        backlog.chunks.push_back(Chunk::Shared(frame));
+    }
+
+    /// Queues the bytes `write` appends, behind everything else.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let backlog = self.backlog();
+        let before = backlog.owned.len();
+        write(&mut backlog.owned);
+        let added = backlog.owned.len() - before;
+        backlog.len += added;
+        match backlog.chunks.back_mut() {
+            _ if added == 0 => {}
+            Some(Chunk::Owned(len)) => *len += added,
+            _ => backlog.chunks.push_back(Chunk::Owned(added)),
+        }
+        self.drop_if_empty();
+    }
+
+    /// Queues the control frame `write` appends, to go out before every
+    /// queued push not yet started (after earlier control frames).
+    pub fn push_control(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let backlog = self.backlog();
+        let before = backlog.control.len();
+        write(&mut backlog.control);
+        backlog.len += backlog.control.len() - before;
+        self.drop_if_empty();
+    }
+
+    /// Drops every queued message no byte of which has been written yet
+    /// (control frames too), keeping only the one in flight; frees the memory
+    /// of a reader about to be closed.
+    pub fn discard_unstarted(&mut self) {
+        let Some(backlog) = self.0.as_mut() else {
+            return;
+        };
+        let keep = usize::from(backlog.front_sent > 0);
+        backlog.chunks.truncate(keep);
+        let front = backlog.chunks.front();
+        let kept_len = front.map_or(0, Chunk::len);
+        backlog
+            .owned
+            .truncate(backlog.owned_start + front.map_or(0, owned_len));
+        backlog.control.clear();
+        backlog.control_sent = 0;
+        backlog.len = kept_len - backlog.front_sent;
+        self.drop_if_empty();
+    }
+
+    /// Writes as much as one vectored write takes; the count of bytes written.
+    pub fn write_to(&mut self, out: &mut impl Write) -> io::Result<usize> {
+        let Some(backlog) = self.0.as_mut() else {
+            return Ok(0);
+        };
+        let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+        let count = backlog.gather(&mut slices);
+        let written = out.write_vectored(&slices[..count])?;
+        backlog.consume(written);
+        self.drop_if_empty();
+        Ok(written)
+    }
+
+    fn backlog(&mut self) -> &mut Backlog {
+        self.0.get_or_insert_with(|| {
+            Box::new(Backlog {
+                chunks: VecDeque::new(),
+                front_sent: 0,
+                owned: Vec::new(),
+                owned_start: 0,
+                control: Vec::new(),
+                control_sent: 0,
+                len: 0,
+            })
+        })
+    }
+
+    fn drop_if_empty(&mut self) {
+        if self.0.as_ref().is_some_and(|backlog| backlog.len == 0) {
+            self.0 = None;
+        }
+    }
+}
+
+impl Backlog {
+    /// The bytes of `chunk`, whose owned bytes (if any) start at `owned_at`.
+    fn bytes<'a>(&'a self, chunk: &'a Chunk, owned_at: usize) -> &'a [u8] {
+        match chunk {
+            Chunk::Shared(frame) => frame.bytes(),
+            Chunk::Owned(len) => &self.owned[owned_at..owned_at + len],
+        }
+    }
+
+    /// Whether the control frames go out before the front chunk: they have
+    /// started, or the front is a push not started yet.
+    fn control_first(&self) -> bool {
+        self.control_sent > 0
+            || (self.front_sent == 0 && matches!(self.chunks.front(), Some(Chunk::Shared(_))))
+    }
+
+    /// Fills `slices` with the unsent bytes in wire order: the front chunk's
+    /// rest unless [`control_first`](Self::control_first), the control
+    /// frames, then the queued chunks.
+    fn gather<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        let mut add = |bytes: &'a [u8]| {
+            if !bytes.is_empty() && count < slices.len() {
+                slices[count] = IoSlice::new(bytes);
+                count += 1;
+            }
+        };
+        let mut chunks = self.chunks.iter();
+        let mut owned_at = self.owned_start;
+        if !self.control_first() {
+            if let Some(front) = chunks.next() {
+                add(&self.bytes(front, owned_at)[self.front_sent..]);
+                owned_at += owned_len(front);
+            }
+        }
+        add(&self.control[self.control_sent..]);
+        for chunk in chunks.take(SLICES_PER_WRITE) {
+            add(self.bytes(chunk, owned_at));
+            owned_at += owned_len(chunk);
+        }
+        count
+    }
+
+    /// Marks `written` bytes, in [`gather`](Self::gather)'s order, as sent.
+    fn consume(&mut self, mut written: usize) {
+        self.len -= written;
+        if !self.control_first() && !self.chunks.is_empty() {
+            let rest = self.chunks[0].len() - self.front_sent;
+            if written < rest {
+                self.front_sent += written;
+                return;
+            }
+            written -= rest;
+            self.pop_front();
+        }
+        let control_rest = self.control.len() - self.control_sent;
+        if written < control_rest {
+            self.control_sent += written;
+            return;
+        }
+        written -= control_rest;
+        self.control.clear();
+        self.control_sent = 0;
+        while written > 0 {
+            let len = self.chunks[0].len();
+            if written < len {
+                self.front_sent = written;
+                return;
+            }
+            written -= len;
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        self.front_sent = 0;
+        if let Some(Chunk::Owned(len)) = self.chunks.pop_front() {
+            self.owned_start += len;
+            if self.owned_start == self.owned.len() {
+                self.owned.clear();
+                self.owned_start = 0;
+            }
+        }
+    }
+}
+
+fn owned_len(chunk: &Chunk) -> usize {
+    match chunk {
+        Chunk::Shared(_) => 0,
+        Chunk::Owned(len) => *len,
+    }
+}
+
+#[cfg(test)]
+mod tests;
