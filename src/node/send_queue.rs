@@ -3,11 +3,11 @@
 //! A push is queued as a reference to its [`Frame`], which is encoded once and
 //! shared by every socket it goes to: a queued delivery costs one 16-byte
 //! [`Chunk`], not a copy of the frame. Bytes of this connection alone (the
-//! upgrade response, close frames, echoes) go to one FIFO buffer. Pings and
-//! pongs overtake queued pushes (RFC 6455 §5.4 lets a control frame go
-//! between any two frames), so a peer working through a backlog still sees
-//! heartbeats at once; they never overtake a frame partly written or the
-//! connection's own bytes (the upgrade response comes first).
+//! upgrade response, pings and pongs, close frames, echoes) go to one FIFO
+//! buffer. Pings and pongs overtake queued pushes not started yet (RFC 6455
+//! §5.4 lets a control frame go between any two frames), so a peer working
+//! through a backlog still sees heartbeats at once; they never overtake a
+//! frame partly written or the connection's own bytes.
 //!
 //! The front chunk is the message *in flight*; [`lag`](SendQueue::lag)
 //! counts what is queued behind it, which is what the send-buffer cap bounds.
@@ -36,10 +36,8 @@ struct Backlog {
     owned: Vec<u8>,
     /// Where the front `Owned` chunk's bytes start in `owned`.
     owned_start: usize,
-    /// Control frames waiting for the next frame boundary.
-    control: Vec<u8>,
-    /// Bytes of `control` already written.
-    control_sent: usize,
+    /// How many chunks are [`Chunk::Owned`].
+    owned_chunks: usize,
     /// Unsent bytes in all.
     len: usize,
 }
@@ -77,7 +75,7 @@ impl SendQueue {
     /// Unsent bytes queued behind the message in flight (the front chunk).
     pub fn lag(&self) -> usize {
         self.0.as_ref().map_or(0, |backlog| {
-            let in_flight = backlog.chunks.front().map_or(0, |front| front.len());
+            let in_flight = backlog.chunks.front().map_or(0, Chunk::len);
             backlog.len - (in_flight - backlog.front_sent)
         })
     }
@@ -101,32 +99,36 @@ impl SendQueue {
 
     /// Queues the bytes `write` appends, behind everything else.
     pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        let backlog = self.backlog();
-        let before = backlog.owned.len();
-        write(&mut backlog.owned);
-        let added = backlog.owned.len() - before;
-        backlog.len += added;
-        match backlog.chunks.back_mut() {
-            _ if added == 0 => {}
-            Some(Chunk::Owned(len)) => *len += added,
-            _ => backlog.chunks.push_back(Chunk::Owned(added)),
-        }
-        self.drop_if_empty();
+        let at = self.backlog().chunks.len();
+        self.insert_owned(at, write);
     }
 
-    /// Queues the control frame `write` appends, to go out before every
-    /// queued push not yet started (after earlier control frames).
+    /// Queues the control frame `write` appends ahead of the queued pushes
+    /// not started yet, behind everything else (the message in flight, the
+    /// connection's own bytes, earlier control frames). When owned bytes
+    /// already wait behind a push (a close frame), it goes last, as they do.
     pub fn push_control(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         let backlog = self.backlog();
-        let before = backlog.control.len();
-        write(&mut backlog.control);
-        backlog.len += backlog.control.len() - before;
-        self.drop_if_empty();
+        let mut at = 0;
+        let mut owned_before = 0;
+        for (index, chunk) in backlog.chunks.iter().enumerate() {
+            let started = index == 0 && backlog.front_sent > 0;
+            match chunk {
+                Chunk::Shared(_) if !started => break,
+                Chunk::Shared(_) => {}
+                Chunk::Owned(_) => owned_before += 1,
+            }
+            at = index + 1;
+        }
+        if owned_before < backlog.owned_chunks {
+            at = backlog.chunks.len();
+        }
+        self.insert_owned(at, write);
     }
 
-    /// Drops every queued message no byte of which has been written yet
-    /// (control frames too), keeping only the one in flight; frees the memory
-    /// of a reader about to be closed.
+    /// Drops every queued message no byte of which has been written yet,
+    /// keeping only the one in flight; frees the memory of a reader about to
+    /// be closed.
     pub fn discard_unstarted(&mut self) {
         let Some(backlog) = self.0.as_mut() else {
             return;
@@ -134,13 +136,10 @@ impl SendQueue {
         let keep = usize::from(backlog.front_sent > 0);
         backlog.chunks.truncate(keep);
         let front = backlog.chunks.front();
-        let kept_len = front.map_or(0, Chunk::len);
-        backlog
-            .owned
-            .truncate(backlog.owned_start + front.map_or(0, owned_len));
-        backlog.control.clear();
-        backlog.control_sent = 0;
-        backlog.len = kept_len - backlog.front_sent;
+        let kept_owned = front.map_or(0, owned_len);
+        backlog.owned.truncate(backlog.owned_start + kept_owned);
+        backlog.owned_chunks = usize::from(kept_owned > 0);
+        backlog.len = front.map_or(0, Chunk::len) - backlog.front_sent;
         self.drop_if_empty();
     }
 
@@ -157,6 +156,27 @@ impl SendQueue {
         Ok(written)
     }
 
+    /// Inserts the bytes `write` appends as an owned chunk at index `at`,
+    /// which no owned chunk may follow (so the owned bytes stay in chunk
+    /// order); merged into an owned chunk just before it.
+    fn insert_owned(&mut self, at: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let backlog = self.backlog();
+        let before = backlog.owned.len();
+        write(&mut backlog.owned);
+        let added = backlog.owned.len() - before;
+        backlog.len += added;
+        let previous = at.checked_sub(1).and_then(|i| backlog.chunks.get_mut(i));
+        match previous {
+            _ if added == 0 => {}
+            Some(Chunk::Owned(len)) => *len += added,
+            _ => {
+                backlog.chunks.insert(at, Chunk::Owned(added));
+                backlog.owned_chunks += 1;
+            }
+        }
+        self.drop_if_empty();
+    }
+
     fn backlog(&mut self) -> &mut Backlog {
         self.0.get_or_insert_with(|| {
             Box::new(Backlog {
@@ -164,8 +184,7 @@ impl SendQueue {
                 front_sent: 0,
                 owned: Vec::new(),
                 owned_start: 0,
-                control: Vec::new(),
-                control_sent: 0,
+                owned_chunks: 0,
                 len: 0,
             })
         })
@@ -179,44 +198,19 @@ impl SendQueue {
 }
 
 impl Backlog {
-    /// The bytes of `chunk`, whose owned bytes (if any) start at `owned_at`.
-    fn bytes<'a>(&'a self, chunk: &'a Chunk, owned_at: usize) -> &'a [u8] {
-        match chunk {
-            Chunk::Shared(frame) => frame.bytes(),
-            Chunk::Owned(len) => &self.owned[owned_at..owned_at + len],
-        }
-    }
-
-    /// Whether the control frames go out before the front chunk: they have
-    /// started, or the front is a push not started yet.
-    fn control_first(&self) -> bool {
-        self.control_sent > 0
-            || (self.front_sent == 0 && matches!(self.chunks.front(), Some(Chunk::Shared(_))))
-    }
-
-    /// Fills `slices` with the unsent bytes in wire order: the front chunk's
-    /// rest unless [`control_first`](Self::control_first), the control
-    /// frames, then the queued chunks.
+    /// Fills `slices` with the unsent bytes, in order.
     fn gather<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        let mut count = 0;
-        let mut add = |bytes: &'a [u8]| {
-            if !bytes.is_empty() && count < slices.len() {
-                slices[count] = IoSlice::new(bytes);
-                count += 1;
-            }
-        };
-        let mut chunks = self.chunks.iter();
         let mut owned_at = self.owned_start;
-        if !self.control_first() {
-            if let Some(front) = chunks.next() {
-                add(&self.bytes(front, owned_at)[self.front_sent..]);
-                owned_at += owned_len(front);
-            }
-        }
-        add(&self.control[self.control_sent..]);
-        for chunk in chunks.take(SLICES_PER_WRITE) {
-            add(self.bytes(chunk, owned_at));
+        let mut skip = self.front_sent;
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            let bytes = match chunk {
+                Chunk::Shared(frame) => frame.bytes(),
+                Chunk::Owned(len) => &self.owned[owned_at..owned_at + len],
+            };
             owned_at += owned_len(chunk);
+            *slot = IoSlice::new(&bytes[std::mem::take(&mut skip)..]);
+            count += 1;
         }
         count
     }
@@ -224,41 +218,21 @@ impl Backlog {
     /// Marks `written` bytes, in [`gather`](Self::gather)'s order, as sent.
     fn consume(&mut self, mut written: usize) {
         self.len -= written;
-        if !self.control_first() && !self.chunks.is_empty() {
+        while written > 0 {
             let rest = self.chunks[0].len() - self.front_sent;
             if written < rest {
                 self.front_sent += written;
                 return;
             }
             written -= rest;
-            self.pop_front();
-        }
-        let control_rest = self.control.len() - self.control_sent;
-        if written < control_rest {
-            self.control_sent += written;
-            return;
-        }
-        written -= control_rest;
-        self.control.clear();
-        self.control_sent = 0;
-        while written > 0 {
-            let len = self.chunks[0].len();
-            if written < len {
-                self.front_sent = written;
-                return;
-            }
-            written -= len;
-            self.pop_front();
-        }
-    }
-
-    fn pop_front(&mut self) {
-        self.front_sent = 0;
-        if let Some(Chunk::Owned(len)) = self.chunks.pop_front() {
-            self.owned_start += len;
-            if self.owned_start == self.owned.len() {
-                self.owned.clear();
-                self.owned_start = 0;
+            self.front_sent = 0;
+            if let Some(Chunk::Owned(len)) = self.chunks.pop_front() {
+                self.owned_chunks -= 1;
+                self.owned_start += len;
+                if self.owned_start == self.owned.len() {
+                    self.owned.clear();
+                    self.owned_start = 0;
+                }
             }
         }
     }

@@ -233,3 +233,25 @@ fn control_frames_never_overtake_the_connections_own_bytes() {
     let expected = [&b"HTTP/1.1 101\r\n\r\n"[..], &pong, push.bytes()].concat();
     assert_eq!(socket.wire, expected);
 }
+
+#[test]
+fn owned_bytes_keep_their_order_with_control_frames() {
+    // A pong for a ping that came mid-message, then the echo of that message.
+    let mut queue = SendQueue::default();
+    let pong = control(OpCode::Pong, b"ping payload");
+    queue.push_control(|out| out.extend_from_slice(&pong));
+    queue.push_with(|out| out.extend_from_slice(b"echo"));
+    let mut socket = socket(usize::MAX);
+    drain(&mut queue, &mut socket);
+    assert_eq!(socket.wire, [&pong[..], b"echo"].concat());
+
+    // A close frame waits behind queued pushes; nothing overtakes it.
+    let (a, b) = (frame("a"), frame("b"));
+    queue.push_frame(a.clone());
+    queue.push_frame(b.clone());
+    queue.push_with(|out| out.extend_from_slice(b"CLOSE"));
+    queue.push_control(|out| out.extend_from_slice(&pong));
+    drain(&mut queue, &mut socket);
+    let expected = [&pong[..], b"echo", a.bytes(), b.bytes(), b"CLOSE", &pong].concat();
+    assert_eq!(socket.wire, expected);
+}
