@@ -172,6 +172,31 @@ pub struct MessageArgs {
     /// Channel name for `fanout` (default: a fresh one per run).
     #[arg(long)]
     pub chan: Option<String>,
+    /// Slow-reader mode: most bytes per second each client connection reads
+    /// from its socket (WebSocket frame headers included), paced by a token
+    /// bucket of 200 ms per connection; 0 = unlimited. Unread data fills
+    /// the kernel's buffers and then queues on the node.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub read_rate: u64,
+    /// SO_RCVBUF in bytes, set on each client socket before it connects so
+    /// the receive window stays small (Linux doubles the value and caps it
+    /// at net.core.rmem_max); default: the kernel's, autotuned.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub recv_buffer: Option<u64>,
+    /// After the drain, hold the connections open and idle this long, then
+    /// read the node's memory again (`node_rss_settled_bytes`); 0 = skip.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub settle: Duration,
+}
+
+impl MessageArgs {
+    /// How the clients' sockets read, from `--read-rate` and `--recv-buffer`.
+    pub fn reader(&self) -> crate::control::ReaderConfig {
+        crate::control::ReaderConfig {
+            read_rate: self.read_rate,
+            recv_buffer: self.recv_buffer.map(|b| b as usize),
+        }
+    }
 }
 
 /// `storm`.
@@ -313,5 +338,31 @@ mod tests {
             panic!("not idle")
         };
         assert_eq!(args.target.server_list().len(), 3);
+    }
+
+    #[test]
+    fn slow_reader_options_parse_and_default_off() {
+        let parse = |extra: &[&str]| {
+            let cli = Cli::parse_from(["freeim-loadtest", "fanout"].iter().chain(extra));
+            let Scenario::Fanout(args) = cli.command else {
+                panic!("not fanout")
+            };
+            args
+        };
+        let plain = parse(&[]);
+        assert_eq!(plain.reader(), crate::control::ReaderConfig::default());
+        assert_eq!(plain.settle, Duration::ZERO);
+        let slow = parse(&[
+            "--read-rate",
+            "16384",
+            "--recv-buffer",
+            "4096",
+            "--settle",
+            "30s",
+        ]);
+        assert_eq!(slow.reader().read_rate, 16_384);
+        assert_eq!(slow.reader().recv_buffer, Some(4096));
+        assert_eq!(slow.settle, Duration::from_secs(30));
+        assert!(Cli::try_parse_from(["freeim-loadtest", "p2p", "--recv-buffer", "0"]).is_err());
     }
 }

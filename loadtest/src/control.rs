@@ -41,6 +41,23 @@ pub struct WorkerConfig {
     pub token_threads: usize,
     /// Client metadata stored with each token.
     pub meta: String,
+    /// How the client sockets read (the slow-reader mode).
+    #[serde(default)]
+    pub reader: ReaderConfig,
+}
+
+/// How client sockets read: unlimited and with the kernel's buffer by
+/// default; `--read-rate` and `--recv-buffer` of the message scenarios.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderConfig {
+    /// Most bytes per second each open connection reads from its socket
+    /// (frame headers included); 0 = as fast as data comes. See
+    /// [`crate::pacing`].
+    pub read_rate: u64,
+    /// `SO_RCVBUF` in bytes, set on each socket before it connects (the
+    /// kernel doubles it and caps it at `net.core.rmem_max`); `None` = the
+    /// kernel's default (autotuned).
+    pub recv_buffer: Option<usize>,
 }
 
 /// What the coordinator tells a worker to do.

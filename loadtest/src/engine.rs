@@ -11,6 +11,13 @@
 //! handshake and close timeouts (FIFO queues: every timeout of a kind has
 //! the same length) and the churn timers (a heap), and answers the
 //! coordinator's commands.
+//!
+//! In the slow-reader mode (`--read-rate`) an open connection reads no more
+//! than its token bucket allows ([`crate::pacing`]); one that runs out with
+//! data still in its socket stops reading and waits in a FIFO queue of
+//! resumes (every pause has the same length), so pacing costs O(1) per
+//! pause and nothing per idle connection. Handshakes and close handshakes
+//! are never paced. `--recv-buffer` sets `SO_RCVBUF` before each connect.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -26,7 +33,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use slab::Slab;
 
-use crate::control::{ChurnPlan, Command, Report, WorkerConfig};
+use crate::control::{ChurnPlan, Command, ReaderConfig, Report, WorkerConfig};
+use crate::pacing::{ReadPacer, RESUME_NS};
 use crate::stats::ClientStats;
 use crate::sys::now_ns;
 use crate::tokens::TokenPool;
@@ -42,6 +50,9 @@ const CLOSE_TIMEOUT_NS: u64 = 5_000_000_000;
 const CLOSE_ALL_TIMEOUT_NS: u64 = 15_000_000_000;
 /// Longest poll sleep.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// Paused reads due this soon are resumed together with those due now (the
+/// bucket keeps the rate; this only saves loop wake-ups).
+const RESUME_SLACK_NS: u64 = 5_000_000;
 
 /// Where a connection is.
 enum State {
@@ -69,6 +80,10 @@ struct Conn {
     started_ns: u64,
     /// Churn: drop the socket once the request is sent.
     abort_after_request: bool,
+    /// Read pacing: the bucket's theoretical arrival time (monotonic ns).
+    read_tat: u64,
+    /// Read pacing: waiting in `read_resumes`, not reading.
+    read_paused: bool,
 }
 
 /// How a connection left the slab.
@@ -140,6 +155,10 @@ pub struct Engine {
     rng: SmallRng,
     report: Box<dyn FnMut(&Report)>,
     primed_failures: u64,
+    /// Per-connection read pacing (`None`: unlimited).
+    pacer: Option<ReadPacer>,
+    /// Paused connections, by due time (all pauses are `RESUME_NS` long).
+    read_resumes: VecDeque<(u64, usize, u32)>,
 }
 
 impl Engine {
@@ -153,6 +172,7 @@ impl Engine {
         report: Box<dyn FnMut(&Report)>,
     ) -> Engine {
         let seed = now_ns() ^ (cfg.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let pacer = ReadPacer::new(cfg.reader.read_rate);
         Engine {
             cfg,
             poll,
@@ -178,6 +198,8 @@ impl Engine {
             rng: SmallRng::seed_from_u64(seed),
             report,
             primed_failures: 0,
+            pacer,
+            read_resumes: VecDeque::new(),
         }
     }
 
@@ -221,6 +243,7 @@ impl Engine {
             self.take_tokens();
             let now = now_ns();
             self.expire(now);
+            self.resume_reads(now);
             self.fire_timers(now);
             self.start_connections(now);
             self.request_tokens();
@@ -238,6 +261,9 @@ impl Engine {
             wake = wake.min(*due);
         }
         if let Some(&(due, _, _)) = self.handshake_timeouts.front() {
+            wake = wake.min(due);
+        }
+        if let Some(&(due, _, _)) = self.read_resumes.front() {
             wake = wake.min(due);
         }
         if let Phase::Churning { until_ns, .. } = self.phase {
@@ -455,7 +481,7 @@ impl Engine {
         let Some(addr) = self.resolve(&url.authority) else {
             return self.count_failure(id, "bad_server_address".into());
         };
-        let stream = match open_socket(self.src_for(id), addr) {
+        let stream = match open_socket(self.src_for(id), addr, &self.cfg.reader) {
             Ok(stream) => stream,
             Err(e) => return self.count_failure(id, errno_reason("connect", &e)),
         };
@@ -487,6 +513,8 @@ impl Engine {
             fragments: Vec::new(),
             started_ns: now,
             abort_after_request,
+            read_tat: 0,
+            read_paused: false,
         });
         debug_assert_eq!(inserted, key);
         self.in_flight += 1;
@@ -562,19 +590,42 @@ impl Engine {
         }
     }
 
-    /// Reads until the socket has nothing more, feeding the state machine.
+    /// Reads until the socket has nothing more (or, when paced, until the
+    /// connection's allowance is spent: then it pauses), feeding the state
+    /// machine.
     fn read(&mut self, key: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
+        let now = now_ns();
         while let Some(conn) = self.conns.get_mut(key) {
             if matches!(conn.state, State::Connecting { .. }) {
                 break;
             }
-            match conn.stream.read(&mut scratch) {
+            let pacer = match conn.state {
+                State::Open => self.pacer,
+                _ => None,
+            };
+            let limit = match pacer {
+                None => scratch.len(),
+                Some(_) if conn.read_paused => break,
+                Some(pacer) => match pacer.allowance(conn.read_tat, now).min(scratch.len()) {
+                    0 => {
+                        conn.read_paused = true;
+                        self.read_resumes
+                            .push_back((now + RESUME_NS, key, conn.gen));
+                        break;
+                    }
+                    allowed => allowed,
+                },
+            };
+            match conn.stream.read(&mut scratch[..limit]) {
                 Ok(0) => {
                     self.on_eof(key);
                     break;
                 }
                 Ok(n) => {
+                    if let Some(pacer) = pacer {
+                        conn.read_tat = pacer.consume(conn.read_tat, now, n);
+                    }
                     if !self.absorb(key, &scratch[..n]) {
                         break;
                     }
@@ -839,6 +890,24 @@ impl Engine {
         }
     }
 
+    /// Lets paused connections read again once their pause is over.
+    fn resume_reads(&mut self, now: u64) {
+        while let Some(&(due, key, gen)) = self.read_resumes.front() {
+            if due > now + RESUME_SLACK_NS {
+                break;
+            }
+            self.read_resumes.pop_front();
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.gen != gen || !conn.read_paused {
+                continue;
+            }
+            conn.read_paused = false;
+            self.read(key);
+        }
+    }
+
     fn fire_timers(&mut self, now: u64) {
         let Phase::Churning { plan, until_ns } = self.phase else {
             return;
@@ -930,12 +999,20 @@ impl Engine {
 
 /// A non-blocking TCP socket bound to `src` (port chosen at connect time,
 /// so each (source, destination) pair has the whole ephemeral range),
-/// connecting to `dst`.
-fn open_socket(src: Ipv4Addr, dst: SocketAddr) -> io::Result<std::net::TcpStream> {
+/// connecting to `dst`. `reader`'s `SO_RCVBUF` is set before the connect,
+/// so the SYN already offers the small window (and window scale).
+fn open_socket(
+    src: Ipv4Addr,
+    dst: SocketAddr,
+    reader: &ReaderConfig,
+) -> io::Result<std::net::TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_nodelay(true)?;
+    if let Some(bytes) = reader.recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     let one: libc::c_int = 1;
     // SAFETY: a valid socket fd and a c_int option value of the right size.
     let rc = unsafe {

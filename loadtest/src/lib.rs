@@ -29,6 +29,7 @@
 //! | `plan.rs` | spreading clients over processes and source addresses (pure) |
 //! | `wire.rs` | client-side WebSocket: request, response head, frames, probes (sans-io) |
 //! | `engine.rs` | a worker's mio event loop over its connections |
+//! | `pacing.rs` | slow-reader mode: the per-connection read token bucket (pure arithmetic) |
 //! | `tokens.rs` | threads fetching connect tokens through imhelper |
 //! | `worker.rs` | the worker process: config and commands in, reports out |
 //! | `control.rs` | the coordinator ↔ worker messages |
@@ -38,6 +39,7 @@
 //! | `senders.rs` | paced or flat-out message senders |
 //! | `events.rs` | counting online/offline events |
 //! | `procfs.rs` | `/proc` readers: RSS, CPU per thread, sockstat |
+//! | `rss.rs` | node memory over a message run: the 100 ms RSS sampler, peak and phase figures |
 //! | `hist.rs` | HDR latency histograms and their transport |
 //! | `report.rs` | a run's report: table and JSON line |
 //! | `charts.rs` | `summary` medians and SVG charts |
@@ -52,9 +54,11 @@ pub mod engine;
 pub mod events;
 pub mod fleet;
 pub mod hist;
+pub mod pacing;
 pub mod plan;
 pub mod procfs;
 pub mod report;
+pub mod rss;
 pub mod scenario;
 pub mod senders;
 pub mod session;

@@ -1,6 +1,7 @@
 //! Reading the figures of a run from `/proc`: a process's resident memory
-//! and CPU time (per thread too), the kernel's socket counters, and the
-//! machine's CPU time.
+//! and CPU time (per thread too), its resident memory alone (cheap enough to
+//! poll every 100 ms, see [`crate::rss`]), the kernel's socket counters, and
+//! the machine's CPU time.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,6 +64,14 @@ pub fn sample(pid: u32) -> std::io::Result<ProcSample> {
         live_cpu_ns,
         threads,
     })
+}
+
+/// Process `pid`'s resident memory (`VmRSS`), in KiB: one small read of
+/// `/proc/PID/status`, no per-thread files.
+pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_kib(&status, "VmRSS:")
+        .ok_or_else(|| std::io::Error::other("no VmRSS in /proc/PID/status"))
 }
 
 /// A `KiB` figure from `/proc/PID/status` or `/proc/meminfo`.
@@ -194,6 +203,7 @@ mod tests {
     fn own_process_can_be_sampled() {
         let me = sample(std::process::id()).unwrap();
         assert!(me.rss_kib > 0);
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
         assert!(!me.threads.is_empty());
         let (busy, total) = machine_cpu();
         assert!(total >= busy);

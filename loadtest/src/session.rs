@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use imhelper::{ImHelper, ImHelperOptions};
 
 use crate::cli::{ClientArgs, OutputArgs, TargetArgs};
-use crate::control::{Command, Report, WorkerConfig};
+use crate::control::{Command, ReaderConfig, Report, WorkerConfig};
 use crate::fleet::Fleet;
 use crate::plan::{plan, Plan};
 use crate::procfs::{self, ProcSample, Sockstat};
@@ -41,14 +41,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// Plans the clients, arms the run's time limit, starts the workers and
-    /// records the common parameters.
+    /// Plans the clients, arms the run's time limit, starts the workers
+    /// (their sockets reading as `reader` says) and records the common
+    /// parameters.
     pub fn start(
         scenario: &str,
         target: &TargetArgs,
         clients: &ClientArgs,
         output: &OutputArgs,
         churn: bool,
+        reader: ReaderConfig,
     ) -> Result<Session> {
         arm_watchdog(output.timeout);
         let servers = target.server_list();
@@ -97,6 +99,7 @@ impl Session {
                 connect_timeout_ms: clients.connect_timeout.as_millis() as u64,
                 token_threads: clients.token_threads,
                 meta: format!("loadtest-{index}"),
+                reader,
             })
             .collect();
         let fleet = Fleet::start(configs)?;

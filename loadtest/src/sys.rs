@@ -1,5 +1,5 @@
-//! Small system helpers: the clock shared by every process of a run, and the
-//! open-file limit.
+//! Small system helpers: the clock shared by every process of a run, the
+//! open-file limit, and what the kernel makes of a receive-buffer size.
 
 /// `CLOCK_MONOTONIC` in nanoseconds. The clock is system-wide, so a
 /// timestamp taken in the coordinator (at the send) and one taken in a
@@ -49,6 +49,16 @@ pub fn clock_ticks_per_second() -> u64 {
     }
 }
 
+/// The `SO_RCVBUF` a TCP socket really gets when `bytes` is asked for (Linux
+/// doubles the value for its bookkeeping and caps it at
+/// `net.core.rmem_max`), in bytes; `None` if no socket could be made.
+pub fn effective_recv_buffer(bytes: usize) -> Option<usize> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).ok()?;
+    socket.set_recv_buffer_size(bytes).ok()?;
+    socket.recv_buffer_size().ok()
+}
+
 /// Seconds since the Unix epoch (for report time stamps and id bases).
 pub fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
@@ -65,5 +75,11 @@ mod tests {
         let a = now_ns();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(now_ns() >= a + 1_000_000);
+    }
+
+    #[test]
+    fn receive_buffers_are_at_least_what_was_asked() {
+        let got = effective_recv_buffer(8192).unwrap();
+        assert!(got >= 8192, "{got}");
     }
 }

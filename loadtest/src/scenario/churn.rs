@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli::ChurnArgs;
-use crate::control::{ChurnPlan, Command, Report};
+use crate::control::{ChurnPlan, Command, ReaderConfig, Report};
 use crate::events::EventCounter;
 use crate::session::{CpuUse, Session};
 use crate::stats::ClientStats;
@@ -35,7 +35,14 @@ impl Mismatches {
 
 /// Runs the scenario and emits its report.
 pub fn run(args: &ChurnArgs) -> Result<()> {
-    let mut s = Session::start("churn", &args.target, &args.clients, &args.output, true)?;
+    let mut s = Session::start(
+        "churn",
+        &args.target,
+        &args.clients,
+        &args.output,
+        true,
+        ReaderConfig::default(),
+    )?;
     let plan = ChurnPlan {
         duration_ms: args.duration.as_millis() as u64,
         life_ms: args.life.as_millis() as u64,

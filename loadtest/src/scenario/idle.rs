@@ -4,12 +4,20 @@
 use anyhow::Result;
 
 use crate::cli::IdleArgs;
+use crate::control::ReaderConfig;
 use crate::procfs::page_size;
 use crate::session::{CpuUse, Session};
 
 /// Runs the scenario and emits its report.
 pub fn run(args: &IdleArgs) -> Result<()> {
-    let mut s = Session::start("idle", &args.target, &args.clients, &args.output, false)?;
+    let mut s = Session::start(
+        "idle",
+        &args.target,
+        &args.clients,
+        &args.output,
+        false,
+        ReaderConfig::default(),
+    )?;
     s.report.param("hold_s", args.hold.as_secs_f64());
     let before = s.meter.sample();
     let totals = s.connect_all()?;

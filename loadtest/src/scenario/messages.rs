@@ -1,6 +1,13 @@
 //! `p2p`, `fanout` and `broadcast`: connected clients receive probe messages
 //! sent through imhelper; the report has delivery rate, latency per
-//! delivery, losses and node CPU per delivery.
+//! delivery, losses, node CPU per delivery, and the node's memory over the
+//! run (before the first send, peak while sending and draining, after the
+//! drain, and after an optional idle `--settle`).
+//!
+//! With `--read-rate` (and usually `--recv-buffer`) the clients are slow
+//! readers: what they have not read yet backs up into the kernel's buffers
+//! and then into the node's send queues, which is what the memory figures
+//! show.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::cli::MessageArgs;
+use crate::rss::{RssFigures, RssSampler};
 use crate::senders::{self, Audience, SendPlan};
 use crate::session::{CpuUse, Session};
 use crate::sys::now_ns;
@@ -44,6 +52,7 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
         &args.clients,
         &args.output,
         false,
+        args.reader(),
     )?;
     let rate = if args.burst.is_some() {
         0.0
@@ -58,6 +67,16 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
         None => s.report.param("duration_s", args.duration.as_secs_f64()),
     }
     s.report.param("payload_bytes", args.payload_bytes);
+    s.report.param("read_rate", args.read_rate);
+    if let Some(bytes) = args.recv_buffer {
+        s.report.param("recv_buffer", bytes);
+        if let Some(effective) = crate::sys::effective_recv_buffer(bytes as usize) {
+            s.report.param("recv_buffer_effective", effective);
+        }
+    }
+    if !args.settle.is_zero() {
+        s.report.param("settle_s", args.settle.as_secs_f64());
+    }
 
     let connected = s.connect_all()?;
     s.report_connects(&connected);
@@ -98,10 +117,13 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
         padding: args.payload_bytes,
         batch: args.batch as usize,
     };
+    let sampler = (!s.meter.node_pids.is_empty()).then(|| RssSampler::for_pids(&s.meter.node_pids));
     let before = s.meter.sample();
     let sent = senders::send(&s.helper, &audience, &plan);
     let expected = sent.sent * per_message;
-    let (received, drain_s) = drain(&mut s, expected, args.drain)?;
+    let drained = drain(&mut s, expected, args.drain)?;
+    let received = drained.received;
+    let rss_drained = sampler.as_ref().map(RssSampler::mark);
     let after = s.meter.sample();
     let totals = s.totals(true)?;
     let cpu = CpuUse::between(&before, &after);
@@ -135,7 +157,20 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
     r.figure("latency_p999_ms", lat.p999_ms);
     r.figure("latency_max_ms", lat.max_ms);
     r.figure("latency_mean_ms", lat.mean_ms);
-    r.figure("drain_wait_s", drain_s);
+    r.figure("drain_wait_s", drained.waited_s);
+    if totals.received > 0 {
+        r.figure(
+            "message_bytes_mean",
+            totals.received_bytes as f64 / totals.received as f64,
+        );
+    }
+    if drained.cut_short && received < expected {
+        r.note(format!(
+            "--drain {:?} ended while deliveries were still arriving: raise --drain \
+             (slow readers need about backlog per connection / --read-rate)",
+            args.drain
+        ));
+    }
     let n = received.max(1) as f64;
     r.figure("node_cpu_us_per_delivery", cpu.node_s * 1e6 / n);
     r.figure("node_cpu_s_per_million_deliveries", cpu.node_s * 1e6 / n);
@@ -154,6 +189,24 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
     }
     if totals.other_messages > 0 {
         r.figure("other_messages", totals.other_messages);
+    }
+    if let (Some(sampler), Some(rss_drained)) = (sampler, rss_drained) {
+        let rss_settled = if args.settle.is_zero() {
+            None
+        } else {
+            super::pause(args.settle);
+            let settled = sampler.mark();
+            let idle = CpuUse::between(&after, &s.meter.sample());
+            s.report
+                .figure("settle_node_cpu_pct_of_core", idle.node_pct());
+            Some(settled)
+        };
+        let rss_before = sampler.first();
+        let series = sampler.stop();
+        RssFigures::from_series(&series, rss_before, rss_drained, rss_settled)
+            .add_to(&mut s.report);
+    } else if !args.settle.is_zero() {
+        super::pause(args.settle);
     }
     let helper = s.helper.clone();
     let mut report = s.finish()?;
@@ -193,9 +246,19 @@ fn join_all(s: &Session, chan: &str, ids: &[i64]) -> Result<()> {
     })
 }
 
+/// How the wait for deliveries ended.
+struct Drained {
+    /// Probes received in all.
+    received: u64,
+    /// Seconds waited after the last send.
+    waited_s: f64,
+    /// The wait hit `--drain` while deliveries were still coming.
+    cut_short: bool,
+}
+
 /// Waits until `expected` probes arrived, deliveries stop for two seconds,
-/// or `limit` passes; returns the count and the time waited.
-fn drain(s: &mut Session, expected: u64, limit: Duration) -> Result<(u64, f64)> {
+/// or `limit` passes.
+fn drain(s: &mut Session, expected: u64, limit: Duration) -> Result<Drained> {
     let start = now_ns();
     let deadline = start + limit.as_nanos() as u64;
     let mut last = 0;
@@ -207,11 +270,13 @@ fn drain(s: &mut Session, expected: u64, limit: Duration) -> Result<(u64, f64)> 
             last = received;
             last_change = now;
         }
-        if received >= expected
-            || now >= deadline
-            || now.saturating_sub(last_change) > 2_000_000_000
-        {
-            return Ok((received, (now - start) as f64 / 1e9));
+        let stalled = now.saturating_sub(last_change) > 2_000_000_000;
+        if received >= expected || now >= deadline || stalled {
+            return Ok(Drained {
+                received,
+                waited_s: (now - start) as f64 / 1e9,
+                cut_short: received < expected && !stalled,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::StormArgs;
-use crate::control::{Command, Report};
+use crate::control::{Command, ReaderConfig, Report};
 use crate::events::EventCounter;
 use crate::session::{CpuUse, Session};
 use crate::sys::now_ns;
@@ -16,7 +16,14 @@ use crate::sys::now_ns;
 pub fn run(args: &StormArgs) -> Result<()> {
     let mut clients = args.clients.clone();
     clients.rate = 0.0;
-    let mut s = Session::start("storm", &args.target, &clients, &args.output, false)?;
+    let mut s = Session::start(
+        "storm",
+        &args.target,
+        &clients,
+        &args.output,
+        false,
+        ReaderConfig::default(),
+    )?;
     let events = EventCounter::start(&s.helper, s.id_range())?;
 
     let primed_at = now_ns();
