@@ -19,6 +19,8 @@ pub struct Overflow;
 pub struct Connections {
     slab: Slab<Conn>,
     dirty: Vec<u32>,
+    /// Frames queued since the dirty list was last taken.
+    queued: usize,
     generation: u32,
     upgrading: usize,
 }
@@ -124,6 +126,7 @@ impl Connections {
             return Err(Overflow);
         }
         conn.out.push_frame(frame.clone());
+        self.queued += 1;
         self.mark_dirty(key);
         Ok(())
     }
@@ -138,8 +141,14 @@ impl Connections {
         }
     }
 
+    /// Frames queued since the dirty list was last taken.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
     /// The connections marked dirty since the last call (flags cleared).
     pub fn take_dirty(&mut self) -> Vec<u32> {
+        self.queued = 0;
         let dirty = std::mem::take(&mut self.dirty);
         for &key in &dirty {
             if let Some(conn) = self.slab.get_mut(key as usize) {

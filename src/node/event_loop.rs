@@ -38,6 +38,10 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 pub(super) const READS_PER_TURN: usize = 16;
 /// Most mailbox messages handled per iteration before sockets get a turn.
 const MESSAGES_PER_TURN: usize = 1024;
+/// Most frames queued to sockets before they are flushed, mid-iteration if
+/// need be: bounds the queues a burst of fan-outs builds in one iteration
+/// (16 B each) while still coalescing many messages into one write per socket.
+const FRAMES_PER_FLUSH: usize = 256 * 1024;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 
@@ -178,7 +182,12 @@ impl EventLoop {
         self.shared.router.mailbox(self.index).clear_wake();
         for _ in 0..MESSAGES_PER_TURN {
             match self.inbox.try_recv() {
-                Ok(msg) => self.on_message(msg),
+                Ok(msg) => {
+                    self.on_message(msg);
+                    if self.conns.queued() >= FRAMES_PER_FLUSH {
+                        self.flush_dirty();
+                    }
+                }
                 Err(_) => {
                     self.inbox_backlog = false;
                     return;
