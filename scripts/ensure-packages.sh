@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian packages the system and its tests need when they are
-# missing. Sourced by run.sh and test.sh.
+# missing. Sourced by run.sh, test.sh and .ci/run.
 set -euo pipefail
 
 apt_updated=""
@@ -18,6 +18,12 @@ ensure_command() {
     apt_updated=1
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+
+# The node links jemalloc, which its build compiles from C with make.
+ensure_build_tools() {
+  ensure_command make make
+  ensure_command cc gcc
 }
 
 ensure_redis_installed() {

@@ -21,6 +21,7 @@ export FREEIM_DEMO_LISTEN="${FREEIM_DEMO_LISTEN:-127.0.0.1:8080}"
 BIN="${CARGO_TARGET_DIR:-target}/release"
 
 build() {
+  ensure_build_tools
   cargo build --release -p freeim-server -p freeim-demo --bins
 }
 

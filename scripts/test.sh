@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests drive when missing (redis-server
-# with redis-cli, redis-sentinel, nginx and openssl; the tests start their own
-# instances on free ports), then the whole workspace's tests.
+# Runs every test: installs what the build and the tests need when missing
+# (make and gcc for jemalloc; redis-server with redis-cli, redis-sentinel,
+# nginx and openssl: the tests start their own instances on free ports), then
+# the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-packages.sh
 
+ensure_build_tools
 ensure_redis_installed
 ensure_command redis-sentinel redis-sentinel
 ensure_command redis-cli redis-tools

@@ -4,7 +4,9 @@
 
 use super::connections::Connections;
 use super::event_loop::EventLoop;
-use super::mailbox::{Audience, Push};
+use std::sync::Arc;
+
+use super::mailbox::{Audience, Frame, Push};
 use super::registry::Registry;
 use crate::metrics::LoopCounters;
 use crate::protocol::receipt_command;
@@ -65,7 +67,13 @@ pub fn route(
 }
 
 impl EventLoop {
-    pub(super) fn deliver(&mut self, push: Push) {
+    pub(super) fn deliver(&mut self, mut push: Push) {
+        if Arc::strong_count(&push.frame) > 1 {
+            // Another loop holds the frame too: with one copy per loop, the
+            // reference count each queued delivery moves stays in this
+            // core's cache instead of bouncing between cores.
+            push.frame = Arc::new(Frame::clone(&push.frame));
+        }
         let limit = self.shared.settings.max_send_buffer;
         let routed = route(&self.registry, &mut self.conns, &push, self.index, limit);
         let names = &self.shared.names;

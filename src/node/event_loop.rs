@@ -41,7 +41,7 @@ const MESSAGES_PER_TURN: usize = 1024;
 /// Most frames queued to sockets before they are flushed, mid-iteration if
 /// need be: bounds the queues a burst of fan-outs builds in one iteration
 /// (16 B each) while still coalescing many messages into one write per socket.
-const FRAMES_PER_FLUSH: usize = 256 * 1024;
+const FRAMES_PER_FLUSH: usize = 1 << 20;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 

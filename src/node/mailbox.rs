@@ -38,8 +38,8 @@ pub enum TokenOutcome {
     Unavailable,
 }
 
-/// A message frame encoded once and shared by every loop and socket it goes to.
-#[derive(Debug)]
+/// A message frame encoded once and shared by every socket it goes to.
+#[derive(Debug, Clone)]
 pub struct Frame {
     bytes: Vec<u8>,
     header_len: usize,

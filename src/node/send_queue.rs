@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::mailbox::Frame;
 
 /// Most slices one vectored write gathers (Linux takes up to 1024).
-const SLICES_PER_WRITE: usize = 64;
+const SLICES_PER_WRITE: usize = 1024;
 
 /// What a connection has yet to send; nothing allocated while empty.
 #[derive(Default)]
@@ -40,6 +40,9 @@ struct Backlog {
     owned_chunks: usize,
     /// Unsent bytes in all.
     len: usize,
+    /// Bytes of the chunks behind the front one (kept, so that checking the
+    /// cap never reads a shared frame).
+    behind: usize,
 }
 
 /// One entry of the queue.
@@ -74,10 +77,7 @@ impl SendQueue {
 
     /// Unsent bytes queued behind the message in flight (the front chunk).
     pub fn lag(&self) -> usize {
-        self.0.as_ref().map_or(0, |backlog| {
-            let in_flight = backlog.chunks.front().map_or(0, Chunk::len);
-            backlog.len - (in_flight - backlog.front_sent)
-        })
+        self.0.as_ref().map_or(0, |backlog| backlog.behind)
     }
 
     /// The lag once `extra` more bytes are queued: none when the queue is
@@ -93,7 +93,11 @@ impl SendQueue {
     /// Queues a shared frame behind everything else.
     pub fn push_frame(&mut self, frame: Arc<Frame>) {
         let backlog = self.backlog();
-        backlog.len += frame.bytes().len();
+        let len = frame.bytes().len();
+        backlog.len += len;
+        if !backlog.chunks.is_empty() {
+            backlog.behind += len;
+        }
         backlog.chunks.push_back(Chunk::Shared(frame));
     }
 
@@ -140,6 +144,7 @@ impl SendQueue {
         backlog.owned.truncate(backlog.owned_start + kept_owned);
         backlog.owned_chunks = usize::from(kept_owned > 0);
         backlog.len = front.map_or(0, Chunk::len) - backlog.front_sent;
+        backlog.behind = 0;
         self.drop_if_empty();
     }
 
@@ -168,8 +173,18 @@ impl SendQueue {
         let previous = at.checked_sub(1).and_then(|i| backlog.chunks.get_mut(i));
         match previous {
             _ if added == 0 => {}
-            Some(Chunk::Owned(len)) => *len += added,
+            Some(Chunk::Owned(len)) => {
+                *len += added;
+                if at > 1 {
+                    backlog.behind += added;
+                }
+            }
             _ => {
+                // A new front chunk puts the old one (not started) behind it.
+                backlog.behind += match at {
+                    0 => backlog.chunks.front().map_or(0, Chunk::len),
+                    _ => added,
+                };
                 backlog.chunks.insert(at, Chunk::Owned(added));
                 backlog.owned_chunks += 1;
             }
@@ -186,6 +201,7 @@ impl SendQueue {
                 owned_start: 0,
                 owned_chunks: 0,
                 len: 0,
+                behind: 0,
             })
         })
     }
@@ -234,6 +250,7 @@ impl Backlog {
                     self.owned_start = 0;
                 }
             }
+            self.behind -= self.chunks.front().map_or(0, Chunk::len);
         }
     }
 }

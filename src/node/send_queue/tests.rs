@@ -40,8 +40,17 @@ fn socket(room: usize) -> Socket {
     }
 }
 
+/// The lag as kept incrementally equals the lag counted afresh.
+fn assert_lag_kept(queue: &SendQueue) {
+    if let Some(backlog) = &queue.0 {
+        let front = backlog.chunks.front().map_or(0, |chunk| chunk.len());
+        assert_eq!(queue.lag(), backlog.len - (front - backlog.front_sent));
+    }
+}
+
 fn drain(queue: &mut SendQueue, socket: &mut Socket) {
     while !queue.is_empty() {
+        assert_lag_kept(queue);
         assert!(queue.write_to(socket).unwrap() > 0);
     }
 }
