@@ -15,6 +15,10 @@ use freeim_server::node::registry::Registry;
 use freeim_server::node::send_queue::SendQueue;
 use freeim_server::protocol::decode_command;
 
+/// The node's own allocator, so allocation costs here match the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn decode(c: &mut Criterion) {
     let message = serde_json::to_string(&serde_json::json!({"text": "x".repeat(100)})).unwrap();
     let send_one =
