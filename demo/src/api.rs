@@ -106,6 +106,8 @@ impl From<imhelper::Error> for ApiError {
                 ),
             ),
             imhelper::Error::PoolExhausted { .. } => (503, error.to_string()),
+            imhelper::Error::InvalidArgument { .. } => (400, error.to_string()),
+            imhelper::Error::MessageTooLarge { .. } => (413, error.to_string()),
             other => (500, other.to_string()),
         };
         ApiError { status, message }

@@ -1,8 +1,18 @@
-//! Channel membership in Redis: join, leave (both forms) and the reads.
+//! Channel membership in Redis: join, leave (both forms), clearing the
+//! members that are not online, and the reads.
+//!
+//! An empty channel name is never a channel, as in FreeIM: join and leave
+//! skip it, the reads answer "nothing" for it without asking Redis, and the
+//! list reads leave out an empty name that an older helper may have
+//! written.
 
 use crate::error::Result;
 use crate::helper::ImHelper;
 use crate::presence::parse_ids;
+
+/// Members one clear script checks at most: larger channels are cleared in
+/// consecutive atomic batches, so Redis is never blocked for long.
+const CLEAR_BATCH: usize = 1000;
 
 /// A channel and its member count, from `{prefix}ListChan`.
 ///
@@ -34,6 +44,12 @@ impl ImHelper {
     /// Per channel: if `HSETNX {prefix}Chan{chan} id 0` added the member,
     /// then `HSET {prefix}Client{id} chan 0` and `HINCRBY {prefix}ListChan chan 1`.
     ///
+    /// Empty names in `chans` are skipped, as FreeIM does; with no channel
+    /// left (or `chans` empty) nothing is sent to Redis. Any id is accepted,
+    /// as in FreeIM, but mind that FreeIM's reads (and
+    /// [`get_chan_client_list`](ImHelper::get_chan_client_list)) never list
+    /// the id `0`, the system's.
+    ///
     /// # Example
     ///
     /// ```no_run
@@ -47,8 +63,7 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn join_chan(&self, client_id: i64, chans: &[&str]) -> Result<()> {
-        let pairs: Vec<(i64, &str)> = chans.iter().map(|&chan| (client_id, chan)).collect();
-        self.run_membership(true, &pairs)
+        self.run_membership(true, &client_pairs(client_id, chans))
     }
 
     /// Removes `client_id` from every channel in `chans`, atomically. Leaving
@@ -57,6 +72,9 @@ impl ImHelper {
     /// Per channel: if `HDEL {prefix}Chan{chan} id` removed the member, then
     /// `HDEL {prefix}Client{id} chan` and `HINCRBY {prefix}ListChan chan -1`,
     /// deleting the count's field at `<= 0`.
+    ///
+    /// Empty names in `chans` are skipped, as FreeIM does; with no channel
+    /// left (or `chans` empty) nothing is sent to Redis.
     ///
     /// # Example
     ///
@@ -71,13 +89,15 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn leave_chan(&self, client_id: i64, chans: &[&str]) -> Result<()> {
-        let pairs: Vec<(i64, &str)> = chans.iter().map(|&chan| (client_id, chan)).collect();
-        self.run_membership(false, &pairs)
+        self.run_membership(false, &client_pairs(client_id, chans))
     }
 
     /// Removes every client in `client_ids` from channel `chan`, atomically
     /// (FreeIM's `LeaveChan(chan, ids…)`); same rules as
     /// [`leave_chan`](ImHelper::leave_chan).
+    ///
+    /// An empty `chan`, or no `client_ids`, does nothing (nothing is sent to
+    /// Redis), as in FreeIM.
     ///
     /// # Example
     ///
@@ -91,12 +111,79 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn leave_chan_clients(&self, chan: &str, client_ids: &[i64]) -> Result<()> {
+        if chan.is_empty() {
+            return Ok(());
+        }
         let pairs: Vec<(i64, &str)> = client_ids.iter().map(|&id| (id, chan)).collect();
         self.run_membership(false, &pairs)
     }
 
-    /// The members of `chan` (`HKEYS {prefix}Chan{chan}`), connected or not;
-    /// fields that are not decimal i64 are skipped.
+    /// Removes every member of `chan` that is not online (FreeIM 2.x's
+    /// `ClearChanClient`) and returns how many it removed.
+    ///
+    /// A member is online when its `{prefix}Online` count is above 0 (as for
+    /// [`has_online`](ImHelper::has_online)); every other member, a field
+    /// that is not an id included, is removed. Each removal is a full leave:
+    /// the member leaves `{prefix}Chan{chan}`, the channel leaves its
+    /// `{prefix}Client{id}`, and `{prefix}ListChan` is set to the members
+    /// left (its field deleted at 0), so the three hashes stay consistent.
+    /// **This differs from FreeIM**, which only deletes the `Chan` fields and
+    /// leaves `Client{id}` and the `ListChan` count wrong; a count that
+    /// FreeIM's clear left wrong is corrected here too (the members' stale
+    /// `Client{id}` entries it left cannot be found, and stay).
+    ///
+    /// Atomic: after `HKEYS {prefix}Chan{chan}`, a Lua script checks and
+    /// removes the members in one step, so a member that comes online, or
+    /// leaves, meanwhile is handled as it is then. Channels of more than
+    /// 1,000 members are cleared in consecutive scripts of 1,000 members,
+    /// each atomic, so Redis is never blocked for long. Members that join
+    /// while it runs are left alone. Nodes caching the channel's members are
+    /// told of the change, as for join and leave.
+    ///
+    /// An empty `chan` removes nothing and returns `0` without asking Redis,
+    /// as in FreeIM.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis); the batches before the failing
+    /// one stay done.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use imhelper::{ImHelper, ImHelperOptions};
+    ///
+    /// # fn main() -> imhelper::Result<()> {
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let removed = helper.clear_chan_client("room-1")?;
+    /// println!("dropped {removed} offline members; {} left", helper.get_chan_online("room-1")?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clear_chan_client(&self, chan: &str) -> Result<usize> {
+        if chan.is_empty() {
+            return Ok(0);
+        }
+        let mut hkeys = redis::cmd("HKEYS");
+        hkeys.arg(self.keys.chan(chan));
+        let members: Vec<String> = self.pool.run(|c| hkeys.query(c))?;
+        // At least one script, even with no members: it corrects a stale count.
+        let mut removed = 0;
+        let mut rest = members.as_slice();
+        loop {
+            let (batch, tail) = rest.split_at(rest.len().min(CLEAR_BATCH));
+            let invocation = self.scripts.clear(&self.keys, chan, batch);
+            removed += self.pool.run(|c| invocation.invoke::<usize>(c))?;
+            rest = tail;
+            if rest.is_empty() {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// The members of `chan` (`HKEYS {prefix}Chan{chan}`), connected or not.
+    /// As in FreeIM, fields that are not a decimal i64, and `0` (the system's
+    /// id), are left out, and an empty `chan` has no members (Redis is not
+    /// asked).
     ///
     /// # Example
     ///
@@ -111,6 +198,9 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn get_chan_client_list(&self, chan: &str) -> Result<Vec<i64>> {
+        if chan.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut hkeys = redis::cmd("HKEYS");
         hkeys.arg(self.keys.chan(chan));
         let fields: Vec<String> = self.pool.run(|c| hkeys.query(c))?;
@@ -119,7 +209,8 @@ impl ImHelper {
 
     /// Every channel with at least one member, with its member count
     /// (`HGETALL {prefix}ListChan`), in Redis' order. A count that is not an
-    /// integer skips its channel.
+    /// integer skips its channel, and so does an empty channel name (older
+    /// versions of this helper could write one).
     ///
     /// # Example
     ///
@@ -138,6 +229,7 @@ impl ImHelper {
         let flat: Vec<String> = self.pool.run(|c| hgetall.query(c))?;
         Ok(flat
             .chunks_exact(2)
+            .filter(|pair| !pair[0].is_empty())
             .filter_map(|pair| {
                 let online = pair[1].trim().parse().ok()?;
                 Some(ChanInfo {
@@ -148,7 +240,9 @@ impl ImHelper {
             .collect())
     }
 
-    /// The channels `client_id` has joined (`HKEYS {prefix}Client{id}`).
+    /// The channels `client_id` has joined (`HKEYS {prefix}Client{id}`),
+    /// without an empty channel name (older versions of this helper could
+    /// write one).
     ///
     /// # Example
     ///
@@ -166,11 +260,14 @@ impl ImHelper {
     pub fn get_chan_list_by_client_id(&self, client_id: i64) -> Result<Vec<String>> {
         let mut hkeys = redis::cmd("HKEYS");
         hkeys.arg(self.keys.client(client_id));
-        self.pool.run(|c| hkeys.query(c))
+        let mut chans: Vec<String> = self.pool.run(|c| hkeys.query(c))?;
+        chans.retain(|chan| !chan.is_empty());
+        Ok(chans)
     }
 
     /// The member count of `chan` (`HGET {prefix}ListChan chan`); `0` when the
-    /// channel has no members.
+    /// channel has no members, and for an empty `chan` (Redis is not asked),
+    /// as in FreeIM.
     ///
     /// # Example
     ///
@@ -184,6 +281,9 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn get_chan_online(&self, chan: &str) -> Result<i64> {
+        if chan.is_empty() {
+            return Ok(0);
+        }
         let mut hget = redis::cmd("HGET");
         hget.arg(self.keys.list_chan()).arg(chan);
         let count: Option<i64> = self.pool.run(|c| hget.query(c))?;
@@ -202,5 +302,25 @@ impl ImHelper {
         };
         let _changed: i64 = self.pool.run(|c| invocation.invoke(c))?;
         Ok(())
+    }
+}
+
+/// `(client_id, chan)` for each non-empty name in `chans`.
+fn client_pairs<'a>(client_id: i64, chans: &[&'a str]) -> Vec<(i64, &'a str)> {
+    chans
+        .iter()
+        .filter(|chan| !chan.is_empty())
+        .map(|&chan| (client_id, chan))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_pairs_skip_empty_names() {
+        assert_eq!(client_pairs(7, &["", "a", "", "b"]), [(7, "a"), (7, "b")]);
+        assert!(client_pairs(7, &[""]).is_empty());
     }
 }

@@ -49,6 +49,12 @@ impl ImHelper {
     /// with a 10 s TTL. The node hands `client_meta` back in the client's
     /// online/offline events.
     ///
+    /// Any id is accepted, as in FreeIM: a negative one connects to the
+    /// first server (see [`select_server`](ImHelper::select_server)), and
+    /// `0`, the system's id, is never listed by
+    /// [`get_client_list_by_online`](ImHelper::get_client_list_by_online).
+    /// Any metadata is accepted (it is JSON-escaped).
+    ///
     /// # Example
     ///
     /// ```no_run

@@ -23,12 +23,27 @@
 /// ```
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
-    /// The options (or an argument) are invalid: no servers, a path without
-    /// a leading `/`, an unparsable Redis URL, a zero timeout or pool wait,
-    /// `max_connections` 0, a liveness under 300 ms, an empty channel name
-    /// for a channel message.
+    /// [`ImHelper::new`](crate::ImHelper::new) refused the options. The
+    /// text starts with the option's name (`servers`, `servers[2]`, `path`,
+    /// `redis_url`, `io_timeout`, …) and says what is wrong with it: no
+    /// servers, an empty or malformed server name, a path that does not
+    /// start with `/` or holds `?`, `#` or whitespace, an unparsable Redis
+    /// URL, a zero timeout or pool wait, `max_connections` or
+    /// `max_push_bytes` 0, a liveness under 300 ms.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A call refused one of its arguments; nothing was sent to Redis.
+    /// Only arguments that FreeIM would turn into something else are
+    /// refused (each method's docs say which): an empty channel name for
+    /// [`send_chan_message`](crate::ImHelper::send_chan_message), which
+    /// FreeIM would broadcast to everyone.
+    #[error("invalid argument {argument}: {reason}; nothing was sent")]
+    InvalidArgument {
+        /// The parameter's name, as in the method's signature.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Redis could not be reached, timed out, or refused the command.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),

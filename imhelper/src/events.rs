@@ -11,6 +11,7 @@ use crossbeam_channel::Receiver;
 use crate::error::Result;
 use crate::helper::ImHelper;
 use crate::listener::{LinkHealth, Listener, ListenerConfig, Sink};
+use crate::panics::panic_message;
 
 /// A client whose socket opened or closed, as the node published it: the id
 /// and metadata given to [`ImHelper::prev_connect_server`].
@@ -436,28 +437,9 @@ impl ImHelper {
     }
 }
 
-/// The text a panic was raised with, when it is one.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        text
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text
-    } else {
-        "(not a string)"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn panic_messages_are_read() {
-        let caught = catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
-        assert_eq!(panic_message(caught.as_ref()), "boom 1");
-        let caught = catch_unwind(|| std::panic::panic_any(7)).unwrap_err();
-        assert_eq!(panic_message(caught.as_ref()), "(not a string)");
-    }
 
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>() {}

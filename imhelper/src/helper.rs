@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::on_send::{HookPresence, OnSend};
 use crate::options::ImHelperOptions;
 use crate::pool::{Connector, Pool, PoolStats};
+use crate::routing;
 use crate::scripts::Scripts;
 
 /// A handle on one FreeIM cluster, through its Redis.
@@ -45,6 +47,9 @@ use crate::scripts::Scripts;
 /// ```
 pub struct ImHelper {
     pub(crate) servers: Vec<String>,
+    /// For each place in `servers`, the first place with the same name: how
+    /// direct messages are grouped per node.
+    pub(crate) first_places: Vec<usize>,
     /// `servers` without repeats, in order: the targets of channel messages.
     pub(crate) distinct_servers: Vec<String>,
     pub(crate) path: String,
@@ -63,17 +68,23 @@ pub struct ImHelper {
     pub(crate) max_receipt_bytes: usize,
     /// Largest message text.
     pub(crate) max_push_bytes: usize,
+    /// Told of every message publish, before it goes out.
+    pub(crate) on_send: Option<OnSend>,
+    /// Calls of `on_send` that panicked.
+    pub(crate) on_send_panics: AtomicU64,
 }
 
 impl ImHelper {
-    /// Checks the options and prepares the helper; does not contact Redis
-    /// (it may be down now and come up later).
+    /// Normalises and checks the options once (see [`ImHelperOptions`]:
+    /// server names are trimmed) and prepares the helper; does not contact
+    /// Redis (it may be down now and come up later).
     ///
     /// # Errors
-    /// [`Error::Config`] when `servers` is empty or has a blank name, `path`
-    /// does not start with `/`, `redis_url` does not parse, `io_timeout` or
-    /// `pool_wait` is zero, `max_connections` is 0, or `liveness` is under
-    /// 300 ms.
+    /// [`Error::Config`], its text starting with the option's name, when
+    /// `servers` is empty or has an empty or malformed name, `path` does not
+    /// start with `/` or holds `?`, `#` or whitespace, `redis_url` does not
+    /// parse, `io_timeout` or `pool_wait` is zero, `max_connections` or
+    /// `max_push_bytes` is 0, or `liveness` is under 300 ms.
     ///
     /// # Example
     ///
@@ -86,17 +97,18 @@ impl ImHelper {
     /// assert!(matches!(no_servers, Err(Error::Config(_))));
     /// ```
     pub fn new(options: ImHelperOptions) -> Result<ImHelper> {
-        options.validate()?;
+        let options = options.normalize()?;
         let url: redis_link::RedisUrl = options
             .redis_url
             .parse()
             .map_err(|e| Error::Config(format!("redis_url is invalid: {e}")))?;
-        let mut distinct_servers: Vec<String> = Vec::with_capacity(options.servers.len());
-        for server in &options.servers {
-            if !distinct_servers.contains(server) {
-                distinct_servers.push(server.clone());
-            }
-        }
+        let first_places = routing::first_places(&options.servers);
+        let distinct_servers: Vec<String> = first_places
+            .iter()
+            .enumerate()
+            .filter(|&(place, &first)| place == first)
+            .map(|(place, _)| options.servers[place].clone())
+            .collect();
         // Bumped on every `+switch-master`: pooled connections and event
         // links to the old primary are replaced at once.
         let primary_epoch = Arc::new(AtomicU64::new(0));
@@ -123,9 +135,12 @@ impl ImHelper {
             max_receipt_bytes: options.max_receipt_bytes,
             max_push_bytes: options.max_push_bytes,
             servers: options.servers,
+            first_places,
             distinct_servers,
             path: options.path,
             secure: options.secure,
+            on_send: options.on_send,
+            on_send_panics: AtomicU64::new(0),
         })
     }
 
@@ -183,6 +198,7 @@ impl fmt::Debug for ImHelper {
             .field("io_timeout", &self.pool.connector().io_timeout())
             .field("max_connections", &self.pool.max_connections())
             .field("liveness", &self.liveness)
+            .field("on_send", &HookPresence(&self.on_send))
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +220,7 @@ mod tests {
         let shown = format!("{:?}", ImHelper::new(options).unwrap());
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains(":***@"), "{shown}");
+        assert!(shown.contains("on_send: absent"), "{shown}");
     }
 
     #[test]
@@ -220,6 +237,7 @@ mod tests {
         );
         let helper = ImHelper::new(options).unwrap();
         assert_eq!(helper.distinct_servers, ["a:1", "b:2"]);
+        assert_eq!(helper.first_places, [0, 1, 0]);
         assert_eq!(helper.servers.len(), 3);
     }
 }

@@ -40,8 +40,9 @@ impl Keys {
         format!("{}Chan{chan}", self.prefix)
     }
 
-    /// `{prefix}Client{clientId}`: hash channel -> 0.
-    pub(crate) fn client(&self, client_id: i64) -> String {
+    /// `{prefix}Client{clientId}`: hash channel -> 0. Takes an id, or a
+    /// member field exactly as read from a `Chan` hash.
+    pub(crate) fn client(&self, client_id: impl std::fmt::Display) -> String {
         format!("{}Client{client_id}", self.prefix)
     }
 
@@ -78,6 +79,7 @@ mod tests {
         assert_eq!(k.online(), "im_v2_wsOnline");
         assert_eq!(k.chan("room"), "im_v2_wsChanroom");
         assert_eq!(k.client(-5), "im_v2_wsClient-5");
+        assert_eq!(k.client("007"), "im_v2_wsClient007");
         assert_eq!(k.list_chan(), "im_v2_wsListChan");
         assert_eq!(k.server("10.0.0.1:6001"), "im_v2_wsServer10.0.0.1:6001");
         assert_eq!(k.online_event(), "evt_im_v2_wsOnline");

@@ -71,6 +71,28 @@
 //! without having sent anything, so it can be retried or shed.
 //! [`ImHelper::stats`] shows the pool ([`PoolStats`]).
 //!
+//! # Inputs FreeIM treats specially
+//!
+//! Every operation takes the inputs FreeIM's ImHelper takes and treats them
+//! as it does, or refuses them with a typed error before anything is sent;
+//! each method's docs say which applies to it.
+//!
+//! | input | this helper | FreeIM 2.x |
+//! |---|---|---|
+//! | an empty name in `chans` of [`join_chan`](ImHelper::join_chan) / [`leave_chan`](ImHelper::leave_chan) | skipped | the same |
+//! | an empty `chan` in [`leave_chan_clients`](ImHelper::leave_chan_clients) / [`clear_chan_client`](ImHelper::clear_chan_client) | nothing done (`0` removed) | the same |
+//! | an empty `chan` in [`get_chan_client_list`](ImHelper::get_chan_client_list) / [`get_chan_online`](ImHelper::get_chan_online) | no members / `0`, Redis not asked | the same |
+//! | an empty `chan` in [`send_chan_message`](ImHelper::send_chan_message) | [`Error::InvalidArgument`], nothing sent | broadcasts to everyone |
+//! | an empty channel name in Redis (older versions of this helper wrote them) | left out of [`get_chan_list`](ImHelper::get_chan_list) / [`get_chan_list_by_client_id`](ImHelper::get_chan_list_by_client_id) | never written |
+//! | no receivers, channels or ids; an empty batch | nothing sent | the same |
+//! | `Online` / `Chan{chan}` fields that are not a non-zero id | left out of [`get_client_list_by_online`](ImHelper::get_client_list_by_online) / [`get_chan_client_list`](ImHelper::get_chan_client_list) | the same |
+//! | client id `0` | the system as a sender (no receipts); accepted as a client, but never listed by the two reads above | the same |
+//! | negative client ids | accepted, routed to the first server | the same |
+//! | repeated receivers, channels or ids in a write | acted on once | the same |
+//!
+//! The options are normalised and checked once, by [`ImHelper::new`]
+//! ([`Error::Config`] names the option): see [`ImHelperOptions`].
+//!
 //! # Bounded in time
 //!
 //! No call hangs: waiting for a connection is bounded by `pool_wait`, an
@@ -95,12 +117,15 @@
 //! | `routing.rs` | `select_server` arithmetic, receiver de-duplication and grouping (pure) |
 //! | `payload.rs` | wire payload builders and the event parser (pure, unit-tested) |
 //! | `pool.rs` | the bounded connection pool: at most `max_connections`, waiting in line up to `pool_wait`, idle checks, the one safe retry, [`PoolStats`] |
-//! | `scripts.rs` | the join/leave Lua scripts |
+//! | `scripts.rs` | the join/leave/clear Lua scripts |
 //! | `connect.rs` | `select_server`, `prev_connect_server` (tokens) |
-//! | `messages.rs` | `send_message` and its batch form `send_messages`, channel and broadcast messages, the checked publish |
+//! | `messages.rs` | `send_message` and its batch form `send_messages`, channel and broadcast messages: their checks and commands |
+//! | `publish.rs` | the checked publish: the `on_send` hook, one pipeline, [`Error::Unrouted`]; [`on_send_panics`](ImHelper::on_send_panics) |
+//! | `on_send.rs` | [`OnSend`] and [`ImSendEventArgs`], calling the hook with its panics caught |
 //! | `presence.rs` | online reads and `force_offline` |
-//! | `channels.rs` | channel membership: join, leave, reads |
+//! | `channels.rs` | channel membership: join, leave, `clear_chan_client`, reads |
 //! | `events.rs` | [`EventBus`], [`EventStream`], their event types, caught callback panics, link health getters |
+//! | `panics.rs` | the text of a caught callback panic |
 //! | `listener.rs` | the subscriber thread behind both event forms: PING liveness, reconnects with backoff, link health counters |
 
 #![deny(missing_docs)]
@@ -113,10 +138,13 @@ mod helper;
 mod keys;
 mod listener;
 mod messages;
+mod on_send;
 mod options;
+mod panics;
 mod payload;
 mod pool;
 mod presence;
+mod publish;
 mod routing;
 mod scripts;
 
@@ -125,5 +153,6 @@ pub use error::{Error, Result};
 pub use events::{ClientEvent, EventBus, EventStream, PresenceEvent};
 pub use helper::ImHelper;
 pub use messages::DirectMessage;
+pub use on_send::{ImSendEventArgs, OnSend};
 pub use options::ImHelperOptions;
 pub use pool::PoolStats;

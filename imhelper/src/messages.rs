@@ -1,11 +1,13 @@
-//! Pushing messages to nodes: direct sends, channel messages, broadcasts,
-//! and the checked publish they (and `force_offline`) share.
+//! Pushing messages to nodes: direct sends, channel messages and
+//! broadcasts, each checked in full before anything is announced to the
+//! `on_send` hook or published (`publish.rs`).
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::helper::ImHelper;
 use crate::payload;
+use crate::publish::Outgoing;
 use crate::routing;
 
 /// One message of an [`ImHelper::send_messages`] batch: the arguments of
@@ -31,7 +33,15 @@ impl ImHelper {
     /// JSON string, `"hi"` with its quotes). Receivers are de-duplicated and
     /// grouped by node; one pipeline publishes one Send command per node.
     /// With `receipt`, each node reports back to `sender` whether each
-    /// receiver was online (FreeIM's receipts). No receivers: nothing is sent.
+    /// receiver was online (FreeIM's receipts).
+    ///
+    /// As in FreeIM: no receivers, nothing is sent (and the
+    /// [`on_send`](crate::ImHelperOptions::on_send) hook is not called);
+    /// every id is accepted, negative ones routed to the first server
+    /// (see [`select_server`](ImHelper::select_server)); the sender `0` is
+    /// the system and gets no receipts; a receiver that is the sender gets
+    /// the message only on its *other* sockets (the node's echo rule).
+    /// The hook is called once per node, before publishing.
     ///
     /// # Errors
     /// [`Error::Unrouted`] when no node listens for one of the targeted
@@ -75,7 +85,10 @@ impl ImHelper {
     /// receipts), and all their Send commands go out in one pipeline, in
     /// order. A service with many messages to push at once (notifications,
     /// a queue it drains) saves a round trip per message, and Redis a pair
-    /// of syscalls per message.
+    /// of syscalls per message. An empty batch, or messages without
+    /// receivers, send nothing. The
+    /// [`on_send`](crate::ImHelperOptions::on_send) hook is called for every
+    /// command, in order, once the whole batch passed its checks.
     ///
     /// # Errors
     /// [`Error::Unrouted`] names every server no node listens for (every
@@ -110,25 +123,38 @@ impl ImHelper {
         &self,
         messages: &[DirectMessage<'_, T>],
     ) -> Result<()> {
-        let mut commands = Vec::with_capacity(messages.len());
+        // Every check that can refuse the batch runs before anything is
+        // announced or published.
+        let mut plans = Vec::with_capacity(messages.len());
         for direct in messages {
-            let groups = routing::group_by_server(direct.receivers, self.servers.len());
+            let groups = routing::group_by_server(direct.receivers, &self.first_places);
             if groups.is_empty() {
                 continue;
             }
             let text = self.message_text(direct.message)?;
-            for (index, ids) in groups {
-                if direct.receipt {
-                    self.check_receipts(direct.sender, &ids, &text, index)?;
+            if direct.receipt {
+                for (index, ids) in &groups {
+                    self.check_receipts(direct.sender, ids, &text, *index)?;
                 }
-                let command = payload::send_command(direct.sender, &ids, &text, direct.receipt)?;
-                commands.push((self.servers[index].as_str(), command));
+            }
+            plans.push((direct, groups, text));
+        }
+        let mut outgoing = Vec::with_capacity(plans.len());
+        for (direct, groups, text) in &plans {
+            for (index, ids) in groups {
+                outgoing.push(Outgoing::send(
+                    &self.servers[*index],
+                    direct.sender,
+                    ids,
+                    text,
+                    direct.receipt,
+                )?);
             }
         }
-        if commands.is_empty() {
+        if outgoing.is_empty() {
             return Ok(());
         }
-        self.publish_checked(&commands)
+        self.publish_messages(&outgoing)
     }
 
     /// The message's JSON text, unless it is over
@@ -175,13 +201,16 @@ impl ImHelper {
     /// Sends `message` from `sender` to every member of channel `chan`
     /// currently connected anywhere: one Channel command to every node,
     /// one pipeline. Each node delivers to its own sockets of the channel's
-    /// members.
+    /// members. The [`on_send`](crate::ImHelperOptions::on_send) hook is
+    /// called once per node, before publishing, with `chan` set.
     ///
     /// # Errors
-    /// [`Error::Config`] when `chan` is empty: on the wire an empty channel
-    /// means *broadcast to everyone*, which is [`send_broadcast_message`]'s
-    /// job, so an empty name here is refused rather than broadcast by
-    /// accident. [`Error::Unrouted`] names the servers no node listens for;
+    /// [`Error::InvalidArgument`] (nothing sent, hook not called) when
+    /// `chan` is empty: on the wire an empty channel means *broadcast to
+    /// everyone*, and FreeIM's `SendChanMessage(sender, "", message)` does
+    /// broadcast, but that is [`send_broadcast_message`]'s job, so an empty
+    /// name here is refused rather than broadcast by accident.
+    /// [`Error::Unrouted`] names the servers no node listens for;
     /// [`Error::Redis`], [`Error::Serialize`], [`Error::MessageTooLarge`].
     ///
     /// [`send_broadcast_message`]: ImHelper::send_broadcast_message
@@ -205,15 +234,19 @@ impl ImHelper {
         message: &T,
     ) -> Result<()> {
         if chan.is_empty() {
-            return Err(Error::Config(
-                "empty channel name (use send_broadcast_message to reach everyone)".into(),
-            ));
+            return Err(Error::InvalidArgument {
+                argument: "chan",
+                reason: "an empty channel name would broadcast to everyone \
+                         (use send_broadcast_message for that)",
+            });
         }
         self.publish_chan_command(sender, Some(chan), message)
     }
 
     /// Sends `message` to every connected client on every node (FreeIM's
-    /// `SendChanMessage(0, null, message)`).
+    /// `SendChanMessage(0, null, message)`). The
+    /// [`on_send`](crate::ImHelperOptions::on_send) hook is called once per
+    /// node, before publishing, with sender `0` and no channel.
     ///
     /// # Errors
     /// [`Error::Unrouted`] names the servers no node listens for;
@@ -242,35 +275,11 @@ impl ImHelper {
     ) -> Result<()> {
         let text = self.message_text(message)?;
         let command = payload::chan_command(sender, chan, &text)?;
-        let commands: Vec<(&str, String)> = self
+        let outgoing: Vec<Outgoing<'_>> = self
             .distinct_servers
             .iter()
-            .map(|server| (server.as_str(), command.clone()))
+            .map(|server| Outgoing::chan(server, sender, chan, &text, command.clone()))
             .collect();
-        self.publish_checked(&commands)
-    }
-
-    /// Publishes each `(server, payload)` on `{prefix}Server{server}` in one
-    /// pipeline, then fails with [`Error::Unrouted`] naming every server
-    /// whose PUBLISH reached no subscriber.
-    pub(crate) fn publish_checked(&self, commands: &[(&str, String)]) -> Result<()> {
-        let mut pipe = redis::pipe();
-        for (server, command) in commands {
-            pipe.cmd("PUBLISH")
-                .arg(self.keys.server(server))
-                .arg(command);
-        }
-        let receivers: Vec<i64> = self.pool.run_once(|c| pipe.query(c))?;
-        let mut unrouted: Vec<String> = Vec::new();
-        for ((server, _), &heard_by) in commands.iter().zip(&receivers) {
-            if heard_by == 0 && !unrouted.iter().any(|known| known == server) {
-                unrouted.push((*server).to_string());
-            }
-        }
-        if unrouted.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Unrouted { servers: unrouted })
-        }
+        self.publish_messages(&outgoing)
     }
 }

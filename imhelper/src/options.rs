@@ -1,9 +1,11 @@
 //! [`ImHelperOptions`]: where Redis is, which nodes make up the cluster, and
 //! the bounds every call and the event thread keep.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::on_send::{HookPresence, OnSend};
 
 /// The WebSocket path nodes serve by default.
 pub(crate) const DEFAULT_PATH: &str = "/ws";
@@ -33,6 +35,12 @@ pub(crate) const MIN_LIVENESS: Duration = Duration::from_millis(300);
 /// `servers` must list the cluster's nodes exactly as the nodes list them
 /// (same strings, same order): a client id is routed to
 /// `servers[client_id mod servers.len()]`.
+///
+/// [`ImHelper::new`](crate::ImHelper::new) normalises and checks the
+/// options once: it trims each server name, and refuses anything a node
+/// would refuse or that could not work with
+/// [`Error::Config`](crate::Error::Config), whose text starts with the
+/// option's name. Each field says what it accepts.
 ///
 /// # Example
 ///
@@ -67,9 +75,23 @@ pub struct ImHelperOptions {
     /// Passwords are never logged nor shown in errors or `Debug` output of
     /// [`ImHelper`](crate::ImHelper).
     pub redis_url: String,
-    /// The cluster's nodes as `host:port`, in the cluster's order.
+    /// The cluster's nodes as `host:port`, in the cluster's order, as the
+    /// nodes' `--servers` lists them. At least one. Each name is trimmed of
+    /// surrounding whitespace (as the nodes trim theirs); an empty name, or
+    /// one holding whitespace, `/`, `?` or `#` (it is the authority of the
+    /// URLs [`prev_connect_server`](crate::ImHelper::prev_connect_server)
+    /// hands out), is refused.
+    ///
+    /// A server listed more than once stays listed: routing is
+    /// `servers[client_id mod servers.len()]` over the whole list, exactly as
+    /// on the nodes, so that server owns each of its places' shares. Channel
+    /// messages and broadcasts, which go to every node, are published once
+    /// per distinct server.
     pub servers: Vec<String>,
-    /// The WebSocket path of the nodes; starts with `/`. Default `/ws`.
+    /// The WebSocket path of the nodes, the same as their `--path`: starts
+    /// with `/` and holds no `?`, `#` or whitespace (the nodes refuse those
+    /// too). It also names every Redis key (see
+    /// [`ImHelper::prefix`](crate::ImHelper::prefix)). Default `/ws`.
     pub path: String,
     /// Connect, read and write timeout for every Redis round-trip, so no call
     /// hangs while Redis is down or frozen. Default 5 s; must not be zero.
@@ -116,6 +138,10 @@ pub struct ImHelperOptions {
     /// The `servers` names are then the proxy's `host:port` for each node.
     /// Default `false`.
     pub secure: bool,
+    /// Called for each per-node publish of a message, just before it is
+    /// published (FreeIM's `OnSend` event); see [`OnSend`] for when exactly,
+    /// threads and panics. Default `None`.
+    pub on_send: Option<OnSend>,
 }
 
 impl ImHelperOptions {
@@ -149,6 +175,7 @@ impl ImHelperOptions {
             max_receipt_bytes: DEFAULT_MAX_RECEIPT_BYTES,
             max_push_bytes: DEFAULT_MAX_PUSH_BYTES,
             secure: false,
+            on_send: None,
         }
     }
 
@@ -158,25 +185,45 @@ impl ImHelperOptions {
         self.pool_wait.unwrap_or(self.io_timeout)
     }
 
-    /// Checks everything that can be checked without Redis. The URL itself
+    /// The options as `ImHelper::new` uses them: server names trimmed, and
+    /// everything that can be checked without Redis checked. The URL itself
     /// is checked by parsing it as a `redis_link::RedisUrl` in
     /// `ImHelper::new`.
-    pub(crate) fn validate(&self) -> Result<()> {
+    pub(crate) fn normalize(mut self) -> Result<ImHelperOptions> {
+        for server in &mut self.servers {
+            let trimmed = server.trim();
+            if trimmed.len() != server.len() {
+                *server = trimmed.to_string();
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks the (trimmed) options; each error's text starts with the
+    /// option's name.
+    fn validate(&self) -> Result<()> {
         if self.servers.is_empty() {
             return Err(Error::Config("servers must list at least one node".into()));
         }
-        if let Some(bad) = self
-            .servers
-            .iter()
-            .find(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+        for (index, server) in self.servers.iter().enumerate() {
+            if server.is_empty() {
+                return Err(Error::Config(format!("servers[{index}] is empty")));
+            }
+            if server.contains(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#')) {
+                return Err(Error::Config(format!(
+                    "servers[{index}] {server:?} is not a \"host:port\" name \
+                     (no whitespace, '/', '?' or '#')"
+                )));
+            }
+        }
+        if !self.path.starts_with('/')
+            || self
+                .path
+                .contains(|c: char| c.is_whitespace() || matches!(c, '?' | '#'))
         {
             return Err(Error::Config(format!(
-                "server {bad:?} is not a \"host:port\" name"
-            )));
-        }
-        if !self.path.starts_with('/') {
-            return Err(Error::Config(format!(
-                "path {:?} must start with '/'",
+                "path {:?} must start with '/' and hold no '?', '#' or whitespace",
                 self.path
             )));
         }
@@ -202,9 +249,10 @@ impl ImHelperOptions {
     }
 }
 
-/// Shows `redis_url` with its passwords replaced by `***`.
-impl std::fmt::Debug for ImHelperOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// Shows `redis_url` with its passwords replaced by `***`, and `on_send`
+/// as `present` or `absent`.
+impl fmt::Debug for ImHelperOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redis_url = match self.redis_url.parse::<redis_link::RedisUrl>() {
             Ok(url) => url.to_string(),
             Err(_) => "<not a valid Redis URL>".to_string(),
@@ -220,6 +268,7 @@ impl std::fmt::Debug for ImHelperOptions {
             .field("max_receipt_bytes", &self.max_receipt_bytes)
             .field("max_push_bytes", &self.max_push_bytes)
             .field("secure", &self.secure)
+            .field("on_send", &HookPresence(&self.on_send))
             .finish()
     }
 }
@@ -246,18 +295,48 @@ mod tests {
 
     #[test]
     fn rejects_blank_server_names() {
-        for bad in ["", "a: 1"] {
+        for bad in ["", " \t", "a: 1", "a:1/ws", "a:1?x", "a:1#x"] {
             let mut o = options();
             o.servers.push(bad.into());
-            assert!(matches!(o.validate(), Err(Error::Config(_))), "{bad:?}");
+            let Err(Error::Config(why)) = o.normalize() else {
+                panic!("{bad:?} accepted");
+            };
+            assert!(why.starts_with("servers[2]"), "{why}");
         }
     }
 
     #[test]
-    fn rejects_relative_path() {
+    fn trims_server_names_and_keeps_repeats() {
         let mut o = options();
-        o.path = "ws".into();
-        assert!(matches!(o.validate(), Err(Error::Config(_))));
+        o.servers = vec![" a:1".into(), "b:2\n".into(), "a:1".into()];
+        assert_eq!(o.normalize().unwrap().servers, ["a:1", "b:2", "a:1"]);
+    }
+
+    #[test]
+    fn rejects_paths_a_node_refuses() {
+        for bad in ["ws", "", "/w s", "/ws?x=1", "/ws#top", "/ws\t"] {
+            let mut o = options();
+            o.path = bad.into();
+            let Err(Error::Config(why)) = o.normalize() else {
+                panic!("{bad:?} accepted");
+            };
+            assert!(why.starts_with("path"), "{why}");
+        }
+        let mut o = options();
+        o.path = "/".into();
+        assert!(o.normalize().is_ok());
+    }
+
+    #[test]
+    fn debug_shows_whether_a_hook_is_set_but_no_password() {
+        let mut o = ImHelperOptions::new("redis://:s3cret@127.0.0.1/", vec!["a:1".into()]);
+        let shown = format!("{o:?}");
+        assert!(shown.contains("on_send: absent"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        o.on_send = Some(OnSend::new(|_| {}));
+        let shown = format!("{o:?}");
+        assert!(shown.contains("on_send: present"), "{shown}");
+        assert_eq!(o.clone(), o, "a clone shares the hook");
     }
 
     #[test]

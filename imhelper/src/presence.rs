@@ -6,8 +6,8 @@ use crate::payload;
 
 impl ImHelper {
     /// Every client with at least one open socket on any node
-    /// (`HKEYS {prefix}Online`), in Redis' order. Fields that are not
-    /// decimal i64 are skipped.
+    /// (`HKEYS {prefix}Online`), in Redis' order. As in FreeIM, fields that
+    /// are not a decimal i64, and `0` (the system's id), are left out.
     ///
     /// # Example
     ///
@@ -52,7 +52,9 @@ impl ImHelper {
     }
 
     /// [`has_online`](ImHelper::has_online) for many clients in one round-trip
-    /// (`HMGET`); the answers come in the order of `client_ids`.
+    /// (`HMGET`); the answers come in the order of `client_ids`, one per id
+    /// (repeats included). No ids: an empty answer, without asking Redis
+    /// (as in FreeIM).
     ///
     /// # Example
     ///
@@ -80,7 +82,10 @@ impl ImHelper {
 
     /// Closes every socket of `client_id` on its node
     /// (`__FreeIM__(ForceOffline){id}` on the node's channel). The node then
-    /// publishes the usual offline event.
+    /// publishes the usual offline event. Any id is accepted and routed by
+    /// [`select_server`](ImHelper::select_server), as in FreeIM; the
+    /// [`on_send`](crate::ImHelperOptions::on_send) hook is not called (FreeIM
+    /// neither: it is no message).
     ///
     /// # Errors
     /// [`Error::Unrouted`](crate::Error::Unrouted) when no node listens for
@@ -99,13 +104,18 @@ impl ImHelper {
     /// ```
     pub fn force_offline(&self, client_id: i64) -> Result<()> {
         let command = payload::force_offline_command(client_id);
-        self.publish_checked(&[(self.select_server(client_id), command)])
+        self.publish_checked(&[(self.select_server(client_id), command.as_str())])
     }
 }
 
-/// Field names that parse as i64, in order; others are skipped.
+/// Field names that parse as a non-zero i64, in order; others are skipped,
+/// as FreeIM's id-list reads do (`0` is the system's id, never a client).
 pub(crate) fn parse_ids(fields: &[String]) -> Vec<i64> {
-    fields.iter().filter_map(|f| f.parse().ok()).collect()
+    fields
+        .iter()
+        .filter_map(|f| f.parse().ok())
+        .filter(|&id| id != 0)
+        .collect()
 }
 
 /// An Online count is "online" when it is an integer above zero.
@@ -121,7 +131,7 @@ mod tests {
 
     #[test]
     fn ids_that_do_not_parse_are_skipped() {
-        let fields: Vec<String> = ["1", "x", "-7", "", "9223372036854775808", "42"]
+        let fields: Vec<String> = ["1", "x", "-7", "", "0", "9223372036854775808", "42"]
             .iter()
             .map(|s| s.to_string())
             .collect();

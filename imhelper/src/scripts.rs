@@ -1,14 +1,19 @@
-//! The join/leave Lua scripts (PROTOCOL.md, `JoinChan` / `LeaveChan`).
+//! The channel Lua scripts (PROTOCOL.md, `JoinChan` / `LeaveChan` /
+//! `ClearChanClient`).
 //!
-//! Both take any number of (client, channel) pairs in one atomic call:
+//! Join and leave take any number of (client, channel) pairs in one atomic
+//! call:
 //!
 //! * `KEYS[1]` = `{prefix}ListChan`; pair `j` (from 0) uses
 //!   `KEYS[2 + 2j]` = `{prefix}Chan{chan}` and `KEYS[3 + 2j]` = `{prefix}Client{id}`;
 //! * `ARGV[1 + 2j]` = the client id, `ARGV[2 + 2j]` = the channel name.
 //!
-//! Every key a script touches is passed in `KEYS`. They return how many
-//! pairs changed something. `redis::Script` runs them with EVALSHA and loads
-//! them on `NOSCRIPT` (after a Redis restart, for instance).
+//! They return how many pairs changed something. Clear takes one channel
+//! and the members to check (see [`CLEAR`]) and returns how many it removed.
+//!
+//! Every key a script touches is passed in `KEYS`. `redis::Script` runs
+//! them with EVALSHA and loads them on `NOSCRIPT` (after a Redis restart,
+//! for instance).
 
 use redis::{Script, ScriptInvocation};
 
@@ -50,10 +55,43 @@ end
 return left
 ";
 
-/// The two scripts, hashed once.
+/// Clear: removes each listed member of one channel that is still a member
+/// and not online (no `Online` count above 0) as leave does, then sets the
+/// channel's `ListChan` count to the members left (deleting it at 0), which
+/// also repairs a count that FreeIM's own `ClearChanClient` left wrong.
+///
+/// `KEYS[1]` = `{prefix}ListChan`, `KEYS[2]` = `{prefix}Online`, `KEYS[3]` =
+/// `{prefix}Chan{chan}`, `KEYS[3 + j]` = `{prefix}Client{member j}`;
+/// `ARGV[1]` = the change-notice channel, `ARGV[2]` = the channel name,
+/// `ARGV[2 + j]` = member `j` (from 1), as its `Chan` field reads.
+const CLEAR: &str = r"
+local chan = ARGV[2]
+local removed = 0
+for i = 4, #KEYS do
+  local member = ARGV[i - 1]
+  local online = tonumber(redis.call('HGET', KEYS[2], member))
+  if (online == nil or online <= 0) and redis.call('HDEL', KEYS[3], member) == 1 then
+    redis.call('HDEL', KEYS[i], chan)
+    removed = removed + 1
+  end
+end
+local left = redis.call('HLEN', KEYS[3])
+if left > 0 then
+  redis.call('HSET', KEYS[1], chan, left)
+else
+  redis.call('HDEL', KEYS[1], chan)
+end
+if removed > 0 then
+  redis.call('PUBLISH', ARGV[1], chan)
+end
+return removed
+";
+
+/// The scripts, hashed once.
 pub(crate) struct Scripts {
     join: Script,
     leave: Script,
+    clear: Script,
 }
 
 impl Scripts {
@@ -61,7 +99,29 @@ impl Scripts {
         Scripts {
             join: Script::new(JOIN),
             leave: Script::new(LEAVE),
+            clear: Script::new(CLEAR),
         }
+    }
+
+    /// A clear of `members` (fields of `chan`'s `Chan` hash) that are not
+    /// online.
+    pub(crate) fn clear<'a>(
+        &'a self,
+        keys: &Keys,
+        chan: &str,
+        members: &[String],
+    ) -> ScriptInvocation<'a> {
+        let mut invocation = self.clear.prepare_invoke();
+        invocation
+            .key(keys.list_chan())
+            .key(keys.online())
+            .key(keys.chan(chan))
+            .arg(keys.chan_changed())
+            .arg(chan);
+        for member in members {
+            invocation.key(keys.client(member)).arg(member);
+        }
+        invocation
     }
 
     /// A join of every `(client_id, chan)` pair.

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{helper, raw};
+use common::{helper, raw, Sniffer, QUIET};
 use imhelper::ChanInfo;
 use redis::Commands;
 use testkit::RedisServer;
@@ -245,4 +245,191 @@ fn join_and_leave_announce_changed_channels_for_node_caches() {
     assert_eq!(next(), "a");
     im.leave_chan_clients("b", &[1]).unwrap();
     assert_eq!(next(), "b");
+}
+
+/// Every key in Redis, sorted.
+fn all_keys(redis: &RedisServer) -> Vec<String> {
+    sorted(raw(redis).keys("*").unwrap())
+}
+
+#[test]
+fn empty_chan_names_are_skipped_by_join_and_both_leaves() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    helper.join_chan(1005, &[""]).unwrap();
+    assert!(all_keys(&redis).is_empty(), "{:?}", all_keys(&redis));
+
+    helper.join_chan(1005, &["", "room", ""]).unwrap();
+    assert_eq!(
+        all_keys(&redis),
+        ["im_v2_wsChanroom", "im_v2_wsClient1005", "im_v2_wsListChan"]
+    );
+    assert_eq!(hash(&redis, "im_v2_wsClient1005"), map(&[("room", "0")]));
+    assert_eq!(hash(&redis, "im_v2_wsListChan"), map(&[("room", "1")]));
+
+    // A membership of the empty name, as an older helper could write it:
+    // neither leave form touches it.
+    let mut con = raw(&redis);
+    let () = con.hset("im_v2_wsChan", "1005", 0).unwrap();
+    let () = con.hset("im_v2_wsClient1005", "", 0).unwrap();
+    let () = con.hset("im_v2_wsListChan", "", 1).unwrap();
+    helper.leave_chan_clients("", &[1005]).unwrap();
+    helper.leave_chan(1005, &[""]).unwrap();
+    assert_eq!(hash(&redis, "im_v2_wsChan"), map(&[("1005", "0")]));
+    assert_eq!(
+        hash(&redis, "im_v2_wsListChan"),
+        map(&[("room", "1"), ("", "1")])
+    );
+
+    helper.leave_chan(1005, &["", "room"]).unwrap();
+    assert_eq!(hash(&redis, "im_v2_wsClient1005"), map(&[("", "0")]));
+    assert_eq!(hash(&redis, "im_v2_wsListChan"), map(&[("", "1")]));
+}
+
+#[test]
+fn the_empty_chan_name_reads_as_no_channel() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    helper.join_chan(7, &["room"]).unwrap();
+    // Left over by an older helper: the empty name as a channel.
+    let mut con = raw(&redis);
+    let () = con.hset("im_v2_wsChan", "7", 0).unwrap();
+    let () = con.hset("im_v2_wsClient7", "", 0).unwrap();
+    let () = con.hset("im_v2_wsListChan", "", 1).unwrap();
+
+    assert!(helper.get_chan_client_list("").unwrap().is_empty());
+    assert_eq!(helper.get_chan_online("").unwrap(), 0);
+    assert_eq!(helper.clear_chan_client("").unwrap(), 0);
+    assert_eq!(helper.get_chan_list_by_client_id(7).unwrap(), ["room"]);
+    assert_eq!(
+        helper.get_chan_list().unwrap(),
+        [ChanInfo {
+            chan: "room".into(),
+            online: 1
+        }]
+    );
+    // Nothing was changed.
+    assert_eq!(hash(&redis, "im_v2_wsChan"), map(&[("7", "0")]));
+}
+
+#[test]
+fn chan_members_leave_out_client_id_zero_as_freeim_does() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    helper.join_chan(0, &["room"]).unwrap();
+    helper.join_chan(3, &["room"]).unwrap();
+    assert_eq!(helper.get_chan_client_list("room").unwrap(), [3]);
+    // The membership itself is kept and counted, as FreeIM keeps it.
+    assert_eq!(helper.get_chan_online("room").unwrap(), 2);
+}
+
+/// Marks `ids` online with `count` sockets each, as a node would.
+fn set_online(redis: &RedisServer, ids: &[i64], count: i64) {
+    let mut con = raw(redis);
+    for id in ids {
+        let () = con.hset("im_v2_wsOnline", id, count).unwrap();
+    }
+}
+
+#[test]
+fn clear_chan_client_removes_members_not_online_from_all_three_hashes() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    for id in 1..=5 {
+        helper.join_chan(id, &["room", "other"]).unwrap();
+    }
+    set_online(&redis, &[1], 1);
+    set_online(&redis, &[4], 3);
+    set_online(&redis, &[3], 0); // a stale count: not online
+    let notices = Sniffer::start(&redis, &["im_v2_wsChanChanged".to_string()]);
+
+    assert_eq!(helper.clear_chan_client("room").unwrap(), 3);
+
+    assert_eq!(
+        hash(&redis, "im_v2_wsChanroom"),
+        map(&[("1", "0"), ("4", "0")])
+    );
+    assert_eq!(
+        hash(&redis, "im_v2_wsListChan"),
+        map(&[("room", "2"), ("other", "5")])
+    );
+    for id in [2, 3, 5] {
+        assert_eq!(
+            hash(&redis, &format!("im_v2_wsClient{id}")),
+            map(&[("other", "0")]),
+            "client {id}"
+        );
+    }
+    for id in [1, 4] {
+        assert_eq!(
+            hash(&redis, &format!("im_v2_wsClient{id}")),
+            map(&[("room", "0"), ("other", "0")]),
+            "client {id}"
+        );
+    }
+    // Nodes caching the members hear of it once.
+    assert_eq!(
+        notices.take_exactly(1),
+        [("im_v2_wsChanChanged".to_string(), "room".to_string())]
+    );
+    // Clearing again removes nothing and announces nothing.
+    assert_eq!(helper.clear_chan_client("room").unwrap(), 0);
+    assert!(notices.next(QUIET).is_none());
+}
+
+#[test]
+fn clear_chan_client_of_a_channel_nobody_is_online_in_leaves_no_trace() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    for id in [7, -3, 0] {
+        helper.join_chan(id, &["room"]).unwrap();
+    }
+    assert_eq!(helper.clear_chan_client("room").unwrap(), 3);
+    assert!(all_keys(&redis).is_empty(), "{:?}", all_keys(&redis));
+    assert_eq!(helper.clear_chan_client("room").unwrap(), 0);
+    assert_eq!(helper.clear_chan_client("never-joined").unwrap(), 0);
+    assert!(all_keys(&redis).is_empty(), "{:?}", all_keys(&redis));
+}
+
+#[test]
+fn clear_chan_client_repairs_the_count_freeims_clear_leaves_wrong() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    helper.join_chan(1, &["room", "gone"]).unwrap();
+    helper.join_chan(2, &["room"]).unwrap();
+    set_online(&redis, &[1, 2], 1);
+    // FreeIM's ClearChanClient deleted 3 offline members from the Chan
+    // hashes only: the counts still include them.
+    let mut con = raw(&redis);
+    let () = con.hset("im_v2_wsListChan", "room", 5).unwrap();
+    let () = con.del("im_v2_wsChangone").unwrap();
+
+    assert_eq!(helper.clear_chan_client("room").unwrap(), 0);
+    assert_eq!(helper.clear_chan_client("gone").unwrap(), 0);
+    assert_eq!(hash(&redis, "im_v2_wsListChan"), map(&[("room", "2")]));
+}
+
+#[test]
+fn clear_chan_client_clears_a_large_channel_in_full() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    let ids: Vec<i64> = (1..=2500).collect();
+    for id in &ids {
+        helper.join_chan(*id, &["big"]).unwrap();
+    }
+    let online: Vec<i64> = ids.iter().copied().filter(|id| id % 3 == 0).collect();
+    set_online(&redis, &online, 1);
+
+    assert_eq!(
+        helper.clear_chan_client("big").unwrap(),
+        ids.len() - online.len()
+    );
+    assert_eq!(sorted(helper.get_chan_client_list("big").unwrap()), online);
+    assert_eq!(
+        helper.get_chan_online("big").unwrap(),
+        i64::try_from(online.len()).unwrap()
+    );
+    let left: i64 = raw(&redis).exists("im_v2_wsClient1").unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(hash(&redis, "im_v2_wsClient3"), map(&[("big", "0")]));
 }

@@ -105,3 +105,52 @@ fn secure_helpers_hand_out_wss_urls() {
         "{url}"
     );
 }
+
+#[test]
+fn server_names_are_trimmed_and_repeats_route_like_the_node() {
+    let redis = RedisServer::start();
+    let helper = common::helper(&redis, &[" a:1", "b:2\t", "a:1 "]);
+    // servers[id mod 3] over the whole list, as on the nodes.
+    let picks: Vec<&str> = (0..6).map(|id| helper.select_server(id)).collect();
+    assert_eq!(picks, ["a:1", "b:2", "a:1", "a:1", "b:2", "a:1"]);
+    let url = helper.prev_connect_server(2, "m").unwrap();
+    assert!(url.starts_with("ws://a:1/ws?token="), "{url}");
+    let shown = format!("{helper:?}");
+    assert!(
+        shown.contains(r#"servers: ["a:1", "b:2", "a:1"]"#),
+        "{shown}"
+    );
+}
+
+/// A change that makes otherwise valid options invalid.
+type Spoil = fn(&mut ImHelperOptions);
+
+#[test]
+fn bad_options_are_config_errors_naming_the_option() {
+    let cases: [(&str, Spoil); 11] = [
+        ("servers", |o| o.servers.clear()),
+        ("servers[1]", |o| o.servers[1] = "  ".into()),
+        ("servers[0]", |o| o.servers[0] = "a :1".into()),
+        ("servers[1]", |o| o.servers[1] = "b:2/ws".into()),
+        ("path", |o| o.path = "ws".into()),
+        ("path", |o| o.path = "/ws?x=1".into()),
+        ("path", |o| o.path = "/w s".into()),
+        ("redis_url", |o| o.redis_url = "http://nope".into()),
+        ("io_timeout", |o| o.io_timeout = std::time::Duration::ZERO),
+        ("max_connections", |o| o.max_connections = 0),
+        ("liveness", |o| {
+            o.liveness = std::time::Duration::from_millis(10)
+        }),
+    ];
+    for (option, spoil) in cases {
+        let mut options =
+            ImHelperOptions::new("redis://127.0.0.1/", vec!["a:1".into(), "b:2".into()]);
+        spoil(&mut options);
+        match imhelper::ImHelper::new(options) {
+            Err(imhelper::Error::Config(why)) => {
+                assert!(why.starts_with(option), "{option}: {why}")
+            }
+            other => panic!("{option}: expected Config, got {other:?}"),
+        }
+    }
+}

@@ -4,9 +4,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use common::{helper, helper_on, Sniffer, QUIET};
-use imhelper::{DirectMessage, Error};
+use imhelper::{DirectMessage, Error, ImHelper, ImSendEventArgs, OnSend};
 use serde::Serialize;
 use testkit::RedisServer;
 
@@ -280,7 +282,10 @@ fn empty_chan_name_is_refused_not_broadcast() {
     let sniffer = Sniffer::start(&redis, &all_channels());
     assert!(matches!(
         helper.send_chan_message(1, "", "x"),
-        Err(Error::Config(_))
+        Err(Error::InvalidArgument {
+            argument: "chan",
+            ..
+        })
     ));
     assert!(sniffer.next(QUIET).is_none());
 }
@@ -353,4 +358,268 @@ fn a_message_over_max_push_bytes_is_refused_before_anything_is_published() {
         .unwrap();
     let published = sniffer.take_exactly(1);
     assert!(published[0].1.contains(&"y".repeat(98)), "{published:?}");
+}
+
+/// What the `on_send` hook was told of one publish, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Told {
+    server: String,
+    sender: i64,
+    receivers: Vec<i64>,
+    receipt: bool,
+    chan: Option<String>,
+    message: String,
+}
+
+impl Told {
+    fn of(event: &ImSendEventArgs<'_>) -> Told {
+        Told {
+            server: event.server.to_string(),
+            sender: event.sender_client_id,
+            receivers: event.receive_client_id.to_vec(),
+            receipt: event.receipt,
+            chan: event.chan.map(str::to_string),
+            message: event.message.to_string(),
+        }
+    }
+
+    fn new(
+        server: &str,
+        sender: i64,
+        receivers: &[i64],
+        chan: Option<&str>,
+        message: &str,
+    ) -> Told {
+        Told {
+            server: server.to_string(),
+            sender,
+            receivers: receivers.to_vec(),
+            receipt: false,
+            chan: chan.map(str::to_string),
+            message: message.to_string(),
+        }
+    }
+
+    fn with_receipt(self) -> Told {
+        Told {
+            receipt: true,
+            ..self
+        }
+    }
+}
+
+/// A helper for `servers` whose `on_send` hook records what it is told, and
+/// the record.
+fn recording_helper(
+    redis: &RedisServer,
+    servers: &[&str],
+    configure: impl FnOnce(&mut imhelper::ImHelperOptions),
+) -> (ImHelper, Arc<Mutex<Vec<Told>>>) {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&told);
+    let helper = helper_on(&redis.url(), servers, |options| {
+        options.on_send = Some(OnSend::new(move |event| {
+            record.lock().unwrap().push(Told::of(event));
+        }));
+        configure(options);
+    });
+    (helper, told)
+}
+
+fn take(told: &Mutex<Vec<Told>>) -> Vec<Told> {
+    std::mem::take(&mut *told.lock().unwrap())
+}
+
+/// `Item3` of a Send command, or of a Channel command after its prefix.
+fn item3(payload: &str) -> String {
+    let json = payload
+        .strip_prefix("__FreeIM__(ChanMessage)")
+        .unwrap_or(payload);
+    let command: serde_json::Value = serde_json::from_str(json).unwrap();
+    command["Item3"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn on_send_is_told_of_each_per_node_publish_with_freeims_args() {
+    let redis = RedisServer::start();
+    let (helper, told) = recording_helper(&redis, &SERVERS, |_| {});
+    let sniffer = Sniffer::start(&redis, &all_channels());
+
+    helper
+        .send_message(9, &[4, 1, 2, 4, 5, 3, 1], "hi", true)
+        .unwrap();
+    assert_eq!(
+        take(&told),
+        [
+            Told::new("s1:2", 9, &[4, 1], None, r#""hi""#).with_receipt(),
+            Told::new("s2:3", 9, &[2, 5], None, r#""hi""#).with_receipt(),
+            Told::new("s0:1", 9, &[3], None, r#""hi""#).with_receipt(),
+        ]
+    );
+    // The message is the text as published.
+    for (_, payload) in sniffer.take_exactly(3) {
+        assert_eq!(item3(&payload), r#""hi""#);
+    }
+
+    let batch = [
+        DirectMessage {
+            sender: 1,
+            receivers: &[3][..],
+            message: "a",
+            receipt: false,
+        },
+        DirectMessage {
+            sender: 2,
+            receivers: &[][..],
+            message: "nobody",
+            receipt: false,
+        },
+        DirectMessage {
+            sender: 3,
+            receivers: &[4][..],
+            message: "b",
+            receipt: true,
+        },
+    ];
+    helper.send_messages(&batch).unwrap();
+    assert_eq!(
+        take(&told),
+        [
+            Told::new("s0:1", 1, &[3], None, r#""a""#),
+            Told::new("s1:2", 3, &[4], None, r#""b""#).with_receipt(),
+        ]
+    );
+    assert_eq!(sniffer.take_exactly(2).len(), 2);
+
+    let message = serde_json::json!({"t": "hi"});
+    helper.send_chan_message(7, "room", &message).unwrap();
+    let text = message.to_string();
+    assert_eq!(
+        take(&told),
+        SERVERS.map(|server| Told::new(server, 7, &[], Some("room"), &text))
+    );
+    for (_, payload) in sniffer.take_exactly(3) {
+        assert_eq!(item3(&payload), text);
+    }
+
+    helper.send_broadcast_message("all").unwrap();
+    assert_eq!(
+        take(&told),
+        SERVERS.map(|server| Told::new(server, 0, &[], None, r#""all""#))
+    );
+    assert_eq!(sniffer.take_exactly(3).len(), 3);
+}
+
+#[test]
+fn on_send_is_told_once_per_distinct_server() {
+    let redis = RedisServer::start();
+    let (helper, told) = recording_helper(&redis, &["a:1", "b:2", "a:1"], |_| {});
+    let _sniffer = Sniffer::start(&redis, &[channel("a:1"), channel("b:2")]);
+    helper.send_broadcast_message("x").unwrap();
+    // Ids 0 and 2 both route to a:1 (its two places): one publish there.
+    helper.send_message(5, &[0, 1, 2], "y", false).unwrap();
+    assert_eq!(
+        take(&told),
+        [
+            Told::new("a:1", 0, &[], None, r#""x""#),
+            Told::new("b:2", 0, &[], None, r#""x""#),
+            Told::new("a:1", 5, &[0, 2], None, r#""y""#),
+            Told::new("b:2", 5, &[1], None, r#""y""#),
+        ]
+    );
+}
+
+#[test]
+fn on_send_is_not_told_of_refused_or_empty_sends_nor_force_offline() {
+    let redis = RedisServer::start();
+    let (helper, told) = recording_helper(&redis, &SERVERS, |options| {
+        options.max_push_bytes = 100;
+        options.max_receipt_bytes = 1000;
+    });
+    let sniffer = Sniffer::start(&redis, &all_channels());
+    let over = "x".repeat(99);
+    let many: Vec<i64> = (1..=100).collect();
+    let mut unserialisable = std::collections::HashMap::new();
+    unserialisable.insert(vec![1u8], 1);
+
+    helper.send_message(1, &[], "nobody", true).unwrap();
+    helper.send_messages::<str>(&[]).unwrap();
+    assert!(helper.send_message(1, &[2], &over, false).is_err());
+    assert!(helper
+        .send_message(1, &[2], &unserialisable, false)
+        .is_err());
+    assert!(helper.send_message(1, &many, "receipts", true).is_err());
+    assert!(helper.send_chan_message(1, "", "x").is_err());
+    assert!(helper.send_chan_message(1, "room", &over).is_err());
+    assert!(helper.send_broadcast_message(&over).is_err());
+    helper.force_offline(4).unwrap();
+
+    assert!(take(&told).is_empty());
+    assert_eq!(sniffer.take_exactly(1)[0].1, "__FreeIM__(ForceOffline)4");
+}
+
+#[test]
+fn on_send_runs_before_the_publish() {
+    let redis = RedisServer::start();
+    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+    let helper = helper_on(&redis.url(), &["n:1"], |options| {
+        options.on_send = Some(OnSend::new(move |event| {
+            entered_tx.send(Told::of(event)).unwrap();
+            release_rx.recv().unwrap();
+        }));
+    });
+    let sniffer = Sniffer::start(&redis, &[channel("n:1")]);
+
+    std::thread::scope(|scope| {
+        let sending = scope.spawn(|| helper.send_message(1, &[2], "hi", false));
+        let told = entered.recv_timeout(common::PATIENCE).unwrap();
+        assert_eq!(told, Told::new("n:1", 1, &[2], None, r#""hi""#));
+        assert!(
+            sniffer.next(QUIET).is_none(),
+            "published before the hook returned"
+        );
+        release.send(()).unwrap();
+        sending.join().unwrap().unwrap();
+    });
+    assert_eq!(
+        sniffer.take_exactly(1)[0].1,
+        r#"{"Item1":1,"Item2":[2],"Item3":"\"hi\"","Item4":false}"#
+    );
+}
+
+#[test]
+fn a_panicking_on_send_neither_stops_the_publish_nor_poisons_the_helper() {
+    let redis = RedisServer::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let helper = helper_on(&redis.url(), &["n:1"], |options| {
+        options.on_send = Some(OnSend::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            panic!("the hook fails");
+        }));
+        options.max_connections = 1;
+    });
+    let sniffer = Sniffer::start(&redis, &[channel("n:1")]);
+
+    // From several threads at once, through a pool of one connection.
+    std::thread::scope(|scope| {
+        for thread in 0..3 {
+            let helper = &helper;
+            scope.spawn(move || {
+                for n in 0..2 {
+                    helper
+                        .send_message(thread, &[10 + n], "still sent", false)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    helper.send_chan_message(1, "room", "also sent").unwrap();
+
+    assert_eq!(sniffer.take_exactly(7).len(), 7);
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    assert_eq!(helper.on_send_panics(), 7);
+    assert_eq!(helper.stats().open, 1);
+    assert!(!helper.has_online(10).unwrap());
 }

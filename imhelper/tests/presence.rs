@@ -106,3 +106,15 @@ fn force_offline_to_an_unwatched_node_is_unrouted() {
         other => panic!("expected Unrouted, got {other:?}"),
     }
 }
+
+#[test]
+fn client_list_leaves_out_client_id_zero_as_freeim_does() {
+    let redis = RedisServer::start();
+    let helper = helper(&redis, &["n:1"]);
+    let () = raw(&redis)
+        .hset_multiple("im_v2_wsOnline", &[("0", "1"), ("3", "1")])
+        .unwrap();
+    assert_eq!(helper.get_client_list_by_online().unwrap(), [3]);
+    // The count itself is still there to read.
+    assert!(helper.has_online(0).unwrap());
+}

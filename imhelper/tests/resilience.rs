@@ -198,7 +198,8 @@ fn eight_threads_at_once() {
                 helper.join_chan(1, &["race"]).unwrap();
                 barrier.wait();
                 helper.leave_chan(1, &["race"]).unwrap();
-                for i in 0..PER_THREAD {
+                // Ids from 1: like FreeIM, member reads never list 0.
+                for i in 1..=PER_THREAD {
                     let id = t * 1000 + i;
                     helper.join_chan(id, &["shared", &format!("t{t}")]).unwrap();
                     helper.join_chan(id, &["shared"]).unwrap();
@@ -212,7 +213,7 @@ fn eight_threads_at_once() {
                 helper
                     .leave_chan_clients(
                         &format!("t{t}"),
-                        &(0..PER_THREAD).map(|i| t * 1000 + i).collect::<Vec<_>>(),
+                        &(1..=PER_THREAD).map(|i| t * 1000 + i).collect::<Vec<_>>(),
                     )
                     .unwrap();
             })

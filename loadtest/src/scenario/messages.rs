@@ -256,8 +256,9 @@ struct Drained {
     cut_short: bool,
 }
 
-/// Waits until `expected` probes arrived, deliveries stop for two seconds,
-/// or `limit` passes.
+/// Waits until `expected` probes arrived, deliveries stop for two seconds
+/// after the first one came (a node still routing a large burst may deliver
+/// nothing for longer at first), or `limit` passes.
 fn drain(s: &mut Session, expected: u64, limit: Duration) -> Result<Drained> {
     let start = now_ns();
     let deadline = start + limit.as_nanos() as u64;
@@ -270,7 +271,7 @@ fn drain(s: &mut Session, expected: u64, limit: Duration) -> Result<Drained> {
             last = received;
             last_change = now;
         }
-        let stalled = now.saturating_sub(last_change) > 2_000_000_000;
+        let stalled = received > 0 && now.saturating_sub(last_change) > 2_000_000_000;
         if received >= expected || now >= deadline || stalled {
             return Ok(Drained {
                 received,
