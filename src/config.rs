@@ -1,11 +1,17 @@
 //! Node settings: the command line (a contract other tools rely on), the same
 //! settings from `FREEIM_*` environment variables, defaults, and validation.
+//!
+//! [`Config`] is what was written; [`Config::validate`] turns it, once, at
+//! start-up, into [`Settings`]: lists trimmed, origins parsed, host names
+//! resolved, defaults filled in. A value that cannot be used is an error
+//! naming its setting, never silently raised, lowered or ignored.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::http::{Origin, OriginPolicy};
 use crate::ws::MAX_HEADER_LEN;
 
 /// Settings of one ImServer node.
@@ -14,12 +20,15 @@ use crate::ws::MAX_HEADER_LEN;
     name = "freeim-server",
     version,
     about = "FreeIM-compatible WebSocket push node: holds clients' sockets, takes commands from Redis",
-    after_help = "Every option can also be set through the environment variable named in brackets."
+    after_help = "Every option can also be set through the environment variable named in brackets. \
+                  Durations are written 500ms, 10s, 2m or as bare seconds, at most a year."
 )]
 pub struct Config {
-    /// Address to accept WebSocket connections on.
+    /// Address to accept WebSocket connections on: `ip:port`, `[ipv6]:port`
+    /// or `host:port`. A host name is resolved once, at start-up; the node
+    /// listens on its first IPv4 address (its first address if it has none).
     #[arg(long, env = "FREEIM_LISTEN", default_value = "0.0.0.0:6001")]
-    pub listen: SocketAddr,
+    pub listen: String,
 
     /// Redis URL shared by every node and business service:
     /// `redis://[user:password@]host:port/db`, `rediss://…` (TLS; add
@@ -42,7 +51,7 @@ pub struct Config {
     pub redis_liveness: Duration,
 
     /// This node's name in the cluster (`host:port` as clients reach it);
-    /// defaults to the listen address.
+    /// defaults to --listen as written (an IP address in its usual form).
     #[arg(long, env = "FREEIM_SERVER")]
     pub server: Option<String>,
 
@@ -61,20 +70,26 @@ pub struct Config {
     pub threads: Option<usize>,
 
     /// Most open client connections; at the cap new upgrades get 503.
-    /// Defaults to the open-file limit less headroom for Redis and listeners.
+    /// Defaults to the open-file limit less 64 kept back for Redis and
+    /// listeners; more than that is an error.
     #[arg(long, env = "FREEIM_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
     /// Most connections still upgrading (request head or token check) at
-    /// once, split evenly across loops; beyond it new connections get 503.
+    /// once, split evenly across loops (each loop's share rounded up);
+    /// beyond it new connections get 503. At least 1.
     #[arg(long, env = "FREEIM_MAX_PENDING_UPGRADES", default_value_t = 16384)]
     pub max_pending_upgrades: usize,
 
-    /// Largest upgrade request head, in bytes (431 beyond it).
+    /// Largest upgrade request head, in bytes (431 beyond it); at least 256.
+    /// The only limit on the request: the number of header fields (a field
+    /// line takes at least 3 bytes) and the length of the path, query, token
+    /// and header values are bounded by it alone.
     #[arg(long, env = "FREEIM_MAX_HEADER_BYTES", default_value_t = 8192)]
     pub max_header_bytes: usize,
 
-    /// Largest client frame or message, in bytes (close 1009 beyond it).
+    /// Largest client frame or message, in bytes (close 1009 beyond it);
+    /// from 125 (a control frame's largest payload) to 4294967295.
     #[arg(long, env = "FREEIM_MAX_MESSAGE_BYTES", default_value_t = 65536)]
     pub max_message_bytes: usize,
 
@@ -122,17 +137,35 @@ pub struct Config {
     #[arg(long, env = "FREEIM_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Accept upgrades only from these `Origin`s (`,`-separated); any when unset.
+    /// Accept upgrades only from these origins, `,`-separated
+    /// (`https://app.example.com, https://example.com:8443`); any when unset.
+    /// Compared as origins: scheme and host in any case, a default port
+    /// (80, 443) written or not. Each must be `scheme://host[:port]`,
+    /// with no path. A request without `Origin` is still accepted unless
+    /// --require-origin.
     #[arg(long, env = "FREEIM_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Address for the admin endpoints `/metrics` (Prometheus) and `/healthz`; off when unset.
+    /// Refuse (403) upgrades without an `Origin` header. Browsers always
+    /// send one; native apps and server-side clients often do not.
+    #[arg(long, env = "FREEIM_REQUIRE_ORIGIN")]
+    pub require_origin: bool,
+
+    /// Address for the admin endpoints `/metrics` (Prometheus) and
+    /// `/healthz` (`ip:port` or `host:port`, resolved like --listen); off when unset.
     #[arg(long, env = "FREEIM_ADMIN")]
-    pub admin: Option<SocketAddr>,
+    pub admin: Option<String>,
 
     /// Conformance-test mode: no Redis, no tokens, every data message echoed.
     #[arg(long, env = "FREEIM_ECHO")]
     pub echo: bool,
+
+    /// Start even though a live node holds this `--server` name (its lease
+    /// `{prefix}Alive{server}`); that node exits at its next lease renewal
+    /// (within 5 s), leaving the name's presence to this one. Without it a
+    /// node refuses to start while another live node holds its name.
+    #[arg(long, env = "FREEIM_TAKE_OVER")]
+    pub take_over: bool,
 }
 
 /// Settings after defaults are filled in and every value is checked.
@@ -174,12 +207,14 @@ pub struct Settings {
     pub heartbeat_timeout: Duration,
     /// Graceful-drain deadline.
     pub drain_timeout: Duration,
-    /// Allowed `Origin`s; empty = any.
-    pub allowed_origins: Vec<String>,
+    /// Which `Origin`s may upgrade.
+    pub origins: OriginPolicy,
     /// Admin endpoint address.
     pub admin: Option<SocketAddr>,
     /// Echo mode.
     pub echo: bool,
+    /// Take the name from a live node.
+    pub take_over: bool,
 }
 
 /// File descriptors kept back from the open-file limit for listeners, Redis
@@ -189,7 +224,13 @@ const FD_HEADROOM: usize = 64;
 impl Config {
     /// Fills in defaults and checks every value; the error is one line.
     pub fn validate(self) -> Result<Settings, String> {
-        let server = self.server.unwrap_or_else(|| self.listen.to_string());
+        let listen = resolve("--listen", &self.listen)?;
+        let server =
+            self.server
+                .unwrap_or_else(|| match self.listen.trim().parse::<SocketAddr>() {
+                    Ok(ip) => ip.to_string(),
+                    Err(_) => self.listen.trim().to_string(),
+                });
         let servers: Vec<String> = match self.servers {
             Some(list) => list
                 .split([';', ','])
@@ -234,13 +275,25 @@ impl Config {
                 ))
             }
             Some(n) => n,
-            None => fd_cap.max(1),
+            None if fd_cap == 0 => {
+                return Err(format!(
+                    "the open-file limit {fd_limit} leaves no room for connections once {FD_HEADROOM} \
+                     are kept back: raise it (ulimit -n) or set --max-connections"
+                ))
+            }
+            None => fd_cap,
         };
+        if self.max_pending_upgrades == 0 {
+            return Err("--max-pending-upgrades must be at least 1".into());
+        }
         if self.max_header_bytes < 256 {
             return Err("--max-header-bytes must be at least 256".into());
         }
         if self.max_message_bytes < 125 {
             return Err("--max-message-bytes must be at least 125".into());
+        }
+        if u32::try_from(self.max_message_bytes).is_err() {
+            return Err(format!("--max-message-bytes must be at most {}", u32::MAX));
         }
         if self.max_push_bytes == 0 {
             return Err("--max-push-bytes must be at least 1".into());
@@ -252,11 +305,19 @@ impl Config {
                 self.max_send_buffer, self.max_push_bytes
             ));
         }
-        if self.handshake_timeout.is_zero() || self.heartbeat_timeout.is_zero() {
-            return Err("--handshake-timeout and --heartbeat-timeout must be above zero".into());
+        if self.handshake_timeout.is_zero() {
+            return Err("--handshake-timeout must be above zero".into());
         }
+        if self.heartbeat_timeout.is_zero() {
+            return Err("--heartbeat-timeout must be above zero".into());
+        }
+        let origins = OriginPolicy::new(parse_origins(&self.allowed_origins)?, self.require_origin);
+        let admin = match &self.admin {
+            Some(text) => Some(resolve("--admin", text)?),
+            None => None,
+        };
         Ok(Settings {
-            listen: self.listen,
+            listen,
             redis,
             redis_liveness: self.redis_liveness,
             server,
@@ -264,7 +325,7 @@ impl Config {
             path: self.path,
             threads,
             max_connections,
-            max_pending_upgrades: self.max_pending_upgrades.max(1),
+            max_pending_upgrades: self.max_pending_upgrades,
             max_header_bytes: self.max_header_bytes,
             max_message_bytes: self.max_message_bytes,
             max_send_buffer: self.max_send_buffer,
@@ -274,11 +335,60 @@ impl Config {
             heartbeat_interval: Some(self.heartbeat_interval).filter(|d| !d.is_zero()),
             heartbeat_timeout: self.heartbeat_timeout,
             drain_timeout: self.drain_timeout,
-            allowed_origins: self.allowed_origins,
-            admin: self.admin,
+            origins,
+            admin,
             echo: self.echo,
+            take_over: self.take_over,
         })
     }
+}
+
+/// `--allowed-origins`, each item trimmed (empty items, as from a trailing
+/// comma or an empty variable, are skipped) and parsed as an origin.
+fn parse_origins(items: &[String]) -> Result<Vec<Origin>, String> {
+    let mut origins: Vec<Origin> = Vec::new();
+    for item in items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+    {
+        let origin = item
+            .parse()
+            .map_err(|e| format!("--allowed-origins: {item:?} is not an origin: {e}"))?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
+}
+
+/// The address `flag`'s `host:port` names: an IP address as written, a host
+/// name looked up now (its first IPv4 address, else its first address).
+fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let example = "e.g. 0.0.0.0:6001, [::]:6001 or localhost:6001";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{flag} {text:?} is not host:port ({example})"));
+    };
+    if host.is_empty() || host.contains([':', '[', ']', ' ', '/']) {
+        return Err(format!("{flag} {text:?} is not host:port ({example})"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{flag} {text:?}: {port:?} is not a port number (0 to 65535)"))?;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{flag} {text}: cannot resolve {host:?}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{flag} {text}: {host:?} resolves to no address"))
 }
 
 /// The process's soft open-file limit (`RLIMIT_NOFILE`).
@@ -294,22 +404,36 @@ pub fn open_file_limit() -> usize {
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
-/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+/// The longest duration a setting takes: a year. Anything longer is surely
+/// a slip, and the deadlines computed from a duration must not overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds, up to
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("{text:?} has an unknown unit (use ms, s or m)")),
-    }
+    let too_long =
+        || format!("{text:?} is longer than a year, the longest duration a setting takes");
+    let number: u64 = match number.parse() {
+        Ok(number) => number,
+        Err(_) if !number.is_empty() => return Err(too_long()),
+        Err(_) => return Err(format!("{text:?} is not a duration like 500ms, 10s or 2m")),
+    };
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        _ => return Err(format!("{text:?} has an unknown unit (use ms, s or m)")),
+    };
+    number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .filter(|duration| *duration <= MAX_DURATION)
+        .ok_or_else(too_long)
 }
 
 #[cfg(test)]
@@ -351,7 +475,29 @@ mod tests {
             (&["--redis", "http://x"], "--redis"),
             (&["--threads", "0"], "--threads"),
             (&["--max-connections", "999999999"], "open-file limit"),
-            (&["--listen", "nowhere"], "invalid value"),
+            (
+                &["--listen", "nowhere"],
+                "--listen \"nowhere\" is not host:port",
+            ),
+            (&["--listen", "localhost:http"], "is not a port number"),
+            (&["--listen", "no-such-host.invalid:6001"], "cannot resolve"),
+            (&["--admin", "nowhere"], "--admin"),
+            (&["--max-pending-upgrades", "0"], "--max-pending-upgrades"),
+            (
+                &["--max-message-bytes", "4294967296"],
+                "--max-message-bytes",
+            ),
+            (&["--heartbeat-timeout", "0s"], "--heartbeat-timeout"),
+            (
+                &["--drain-timeout", "99999999999999999999m"],
+                "longer than a year",
+            ),
+            (&["--allowed-origins", "a.test"], "--allowed-origins"),
+            (
+                &["--allowed-origins", "https://a.test, https://b.test/"],
+                "\"https://b.test/\" is not an origin",
+            ),
+            (&["--allowed-origins", "null"], "opaque"),
             (&["--handshake-timeout", "10 parsecs"], "unknown unit"),
             (&["--max-send-buffer", "4096"], "--max-push-bytes"),
             (&["--max-push-bytes", "0"], "--max-push-bytes"),
@@ -366,6 +512,76 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
         assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1.5s").is_err());
+    }
+
+    #[test]
+    fn durations_stop_at_a_year() {
+        assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION));
+        for text in [
+            "525601m",
+            "31536001s",
+            "31536000001ms",
+            "18446744073709551615m",
+            "99999999999999999999",
+        ] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains("longer than a year"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn origins_are_trimmed_parsed_and_deduplicated() {
+        let listed = settings_of(&[
+            "--allowed-origins",
+            " https://a.test , HTTPS://B.test:443,,https://a.test:443, ",
+        ]);
+        let shown: Vec<String> = listed
+            .origins
+            .allowed()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["https://a.test", "https://b.test"]);
+        assert!(!listed.origins.required());
+        assert_eq!(listed.origins.check(None), Ok(()));
+        assert_eq!(listed.origins.check(Some("https://b.test")), Ok(()));
+
+        // An empty value (e.g. FREEIM_ALLOWED_ORIGINS="") is the same as unset.
+        assert!(settings_of(&["--allowed-origins", ""])
+            .origins
+            .allowed()
+            .is_empty());
+        assert!(settings_of(&["--require-origin"]).origins.required());
+    }
+
+    #[test]
+    fn listen_takes_host_names_and_names_the_node_as_written() {
+        let settings = settings_of(&["--listen", "localhost:6001"]);
+        assert_eq!(settings.listen, "127.0.0.1:6001".parse().unwrap());
+        assert_eq!(settings.server, "localhost:6001");
+        let settings = settings_of(&["--listen", " [::1]:6001 "]);
+        assert_eq!(settings.server, "[::1]:6001");
+        let settings = settings_of(&["--admin", "localhost:9100"]);
+        assert_eq!(settings.admin, Some("127.0.0.1:9100".parse().unwrap()));
+    }
+
+    fn settings_of(args: &[&str]) -> Settings {
+        settings(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn settings_are_kept_as_given() {
+        let settings = settings_of(&[
+            "--max-pending-upgrades",
+            "1",
+            "--max-message-bytes",
+            "4294967295",
+        ]);
+        assert_eq!(settings.max_pending_upgrades, 1);
+        assert_eq!(settings.max_message_bytes, u32::MAX as usize);
     }
 }

@@ -176,13 +176,6 @@ fn a_request_head_over_the_header_limit_gets_431() {
         )
     };
     assert_eq!(node.raw_status(with_filler(9000).as_bytes()), 431);
-    let many: String = (0..40).map(|i| format!("X-H{i}: {i}\r\n")).collect();
-    let too_many = request(&node, &target).replacen("\r\n\r\n", &format!("\r\n{many}\r\n"), 1);
-    assert_eq!(
-        node.raw_status(too_many.as_bytes()),
-        431,
-        "too many headers"
-    );
 
     // A head of exactly the limit (8192 bytes) is fine; one byte more is not.
     let overhead = with_filler(0).len();

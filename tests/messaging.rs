@@ -328,8 +328,9 @@ fn force_offline_closes_every_socket_of_that_client_only() {
 
     im.force_offline(20).unwrap();
     use tungstenite::protocol::frame::coding::CloseCode;
-    assert_eq!(phone.closed_with(PROMPTLY), Some(CloseCode::Normal));
-    assert_eq!(laptop.closed_with(PROMPTLY), Some(CloseCode::Normal));
+    // 4001: a kick, which a client tells from a drain (1001) or an error.
+    assert_eq!(phone.closed_with(PROMPTLY), Some(CloseCode::Library(4001)));
+    assert_eq!(laptop.closed_with(PROMPTLY), Some(CloseCode::Library(4001)));
     wait_online(&redis, 20, None);
     assert!(!im.has_online(20).unwrap());
     let seen = sorted(next_events(&mut events, 5));

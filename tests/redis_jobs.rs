@@ -650,7 +650,6 @@ fn pump(
     from.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut first = upstream;
     while !stop.load(Ordering::Relaxed) && pipe.mode.load(Ordering::Relaxed) != Mode::Cut as u8 {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -658,7 +657,10 @@ fn pump(
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(_) => break,
         };
-        if std::mem::take(&mut first) && buf[..n].windows(6).any(|w| w == b"SCRIPT") {
+        // The worker's connection is the one that loads scripts (after the
+        // `ECHO` every connection starts with).
+        let unknown = upstream && !pipe.worker.load(Ordering::Relaxed);
+        if unknown && buf[..n].windows(6).any(|w| w == b"SCRIPT") {
             pipe.worker.store(true, Ordering::Relaxed);
             if refuse_workers.load(Ordering::Relaxed) {
                 break;

@@ -22,6 +22,7 @@
     channels: [], // [{chan, online}]
     sent: new Map(), // mid -> {status element} of my own messages, for receipts and echoes
     kicked: false,
+    kickText: null, // who forced this page offline, from the notice before the close
     readyCount: 0, // connections whose channels have been re-joined
   };
 
@@ -414,9 +415,9 @@
         }
         return refreshChannelsSoon();
       case 'kicked':
-        state.kicked = true;
-        client.close(4000, 'kicked');
-        return showBanner(`${msg.text}.`, 'Reconnect');
+        // The node's close (4001) follows; this says who did it.
+        state.kickText = msg.text;
+        return undefined;
       default:
         post('lobby', systemElement(msg.text || JSON.stringify(msg)));
     }
@@ -488,6 +489,13 @@
     const seconds = Math.max(1, Math.round(info.retryIn / 1000));
     setStatus('waiting', `reconnecting in ${seconds}s…`);
     if (info.wasOpen) post('lobby', systemElement(`Connection lost (code ${info.code}); reconnecting…`));
+  });
+
+  client.on('kicked', () => {
+    state.kicked = true;
+    setStatus('closed', 'disconnected');
+    showBanner(`${state.kickText || 'Signed in elsewhere: this page was disconnected'}.`, 'Reconnect');
+    state.kickText = null;
   });
 
   client.on('error', (err) => console.warn('FreeIM:', err.message));

@@ -8,7 +8,9 @@
  * 10 seconds and only once, so every (re)connection needs a fresh one. This
  * client does exactly that: it calls your `preConnect()` before each attempt,
  * decodes every frame as JSON, and reconnects with exponential backoff and
- * jitter whenever the socket drops, until you call `close()`.
+ * jitter whenever the socket drops, until you call `close()` — or until the
+ * node closes it with a *kick* (ImHelper's `force_offline`: close code 4001
+ * from `freeim-server`), after which it stays closed and emits `kicked`.
  *
  * Load it with `<script src="/freeim-client.js"></script>` (it defines
  * `window.FreeImClient`), or `require()` it in Node.js (22+ has a global
@@ -26,6 +28,7 @@
  * client.on('open', () => console.log('connected'));
  * client.on('close', (e) => console.log(`closed (${e.code}), retry in ${e.retryIn} ms`));
  * client.on('error', (err) => console.warn(err.message));
+ * client.on('kicked', () => alert('Signed in elsewhere'));
  * client.connect();
  * // later: client.close();
  *
@@ -43,7 +46,7 @@
 })(typeof globalThis !== 'undefined' ? globalThis : this, function () {
   'use strict';
 
-  const EVENTS = ['message', 'open', 'close', 'error'];
+  const EVENTS = ['message', 'open', 'close', 'error', 'kicked'];
 
   /**
    * @typedef {Object} FreeImClientOptions
@@ -62,6 +65,12 @@
    *   long (ms) resets the backoff to `minDelay`.
    * @property {number} [connectTimeout=10000] An attempt not open by then
    *   (ms) is abandoned and retried.
+   * @property {number[]} [kickCodes=[4001]] Close codes that mean the
+   *   business service forced this client offline: the client does not
+   *   reconnect and emits `kicked`. `freeim-server` sends 4001; FreeIM's
+   *   .NET ImServer sends 1001 "disconnect" (pass `[1001]` for it, but note
+   *   that `freeim-server` uses 1001 when it shuts down, which must not
+   *   count as a kick).
    * @property {typeof WebSocket} [WebSocket] WebSocket constructor to use;
    *   defaults to the global one.
    */
@@ -98,12 +107,13 @@
       this._jitter = Math.min(Math.max(options.jitter === undefined ? 0.5 : Number(options.jitter), 0), 1);
       this._stableAfter = positive(options.stableAfter, 5000);
       this._connectTimeout = positive(options.connectTimeout, 10000);
+      this._kickCodes = Array.isArray(options.kickCodes) ? options.kickCodes.map(Number) : [4001];
       this._WebSocket = options.WebSocket || (typeof WebSocket !== 'undefined' ? WebSocket : null);
       if (!this._WebSocket) {
         throw new TypeError('FreeImClient: no WebSocket implementation; pass options.WebSocket');
       }
       /** @type {{[event: string]: Function[]}} */
-      this._handlers = { message: [], open: [], close: [], error: [] };
+      this._handlers = { message: [], open: [], close: [], error: [], kicked: [] };
       this._socket = null;
       this._timer = null;
       this._giveUp = null; // connect-timeout timer of the socket being opened
@@ -123,8 +133,13 @@
      * - `'error'` `(Error)`: `preConnect` failed, a frame was not JSON, a
      *   handler threw, or the socket reported an error. Informational: the
      *   client keeps reconnecting on its own.
+     * - `'kicked'` `(CloseInfo)`: the node closed the socket with one of
+     *   `kickCodes` (the business service forced this client offline, e.g.
+     *   because it signed in elsewhere). The client is now `'closed'` and
+     *   does not reconnect until `connect()` is called; `close` was emitted
+     *   just before, with `retryIn: null`.
      *
-     * @param {'message'|'open'|'close'|'error'} event
+     * @param {'message'|'open'|'close'|'error'|'kicked'} event
      * @param {Function} handler
      * @returns {() => void} a function that unregisters the handler
      */
@@ -254,8 +269,18 @@
       socket.onclose = (event) => {
         if (generation !== this._generation) return;
         clearTimeout(giveUp);
+        const info = { code: event.code, reason: event.reason || '', wasOpen: !!openedAt };
+        if (this._kickCodes.includes(event.code)) {
+          this._generation += 1;
+          this._socket = null;
+          this.state = 'closed';
+          const closed = Object.assign({}, info, { retryIn: null });
+          this._emit('close', closed);
+          this._emit('kicked', closed);
+          return;
+        }
         if (openedAt && Date.now() - openedAt >= this._stableAfter) this._attempt = 0;
-        this._retry(generation, { code: event.code, reason: event.reason || '', wasOpen: !!openedAt });
+        this._retry(generation, info);
       };
     }
 

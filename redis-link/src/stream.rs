@@ -36,7 +36,10 @@ impl RedisUrl {
     /// this returns. (Pub/sub is not per database: no `SELECT`.)
     ///
     /// # Errors
-    /// Resolution, connect, certificate, handshake or `AUTH` failures.
+    /// Resolution, connect, certificate or handshake failures; a refused
+    /// `AUTH` (`PermissionDenied`, in a sentence with the server's own
+    /// words); a server whose answer to `AUTH` is not RESP (`InvalidData`,
+    /// "`host:port` is not a Redis server: it answered …").
     pub fn connect_stream(&self, timeout: Duration) -> io::Result<Stream> {
         let primary = self.primary(timeout).map_err(io::Error::other)?;
         self.stream_to(primary, &self.auth, timeout)
@@ -50,7 +53,7 @@ impl RedisUrl {
         auth: &Credentials,
         timeout: Duration,
     ) -> io::Result<Stream> {
-        let mut stream = match server {
+        let mut stream = match server.clone() {
             Primary::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
             Primary::Tcp(host, port) => {
                 let tcp = connect_tcp(&host, port, timeout)?;
@@ -81,13 +84,28 @@ impl RedisUrl {
             stream.write_all(&command.get_packed_command())?;
             stream.flush()?;
             // Nothing else is in flight, so the parser reads this reply only.
-            let reply = Parser::new()
-                .parse_value(&mut stream)
-                .map_err(io::Error::other)?;
+            let reply = match Parser::new().parse_value(&mut stream) {
+                Ok(reply) => reply,
+                Err(e) if e.kind() == redis::ErrorKind::Parse => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        self.not_redis(&server, timeout),
+                    ))
+                }
+                Err(e) => return Err(io::Error::other(e)),
+            };
             if let Value::ServerError(refused) = reply {
+                // The server's words (`WRONGPASS invalid username-password
+                // pair …`) never hold the password.
+                let said = match refused.details() {
+                    Some(details) => format!("{} {details}", refused.code()),
+                    None => refused.code().to_string(),
+                };
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
-                    format!("Redis refused AUTH: {}", refused.code()),
+                    format!(
+                        "Redis at {server} refused the user name or password in the URL: {said}"
+                    ),
                 ));
             }
         }

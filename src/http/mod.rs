@@ -5,10 +5,21 @@
 //! - [`upgrade`]: [`parse_upgrade`] validates a client's opening handshake
 //!   (RFC 6455 §4.2.1) and extracts the path, `token` query parameter and
 //!   `Origin`; [`Rejection`] says why a request was refused.
+//! - [`origin`]: [`Origin`] (RFC 6454 comparison) and [`OriginPolicy`], the
+//!   `--allowed-origins` / `--require-origin` check (403).
 //! - [`response`]: the `101 Switching Protocols` answer and error responses.
+//!
+//! ## Limits
+//! The only limit on a request head is its size, `--max-header-bytes`
+//! (431 beyond it). Nothing inside it has a cap of its own: not the number
+//! of header fields (a field line takes at least 3 bytes, `a:` and a line
+//! feed, so a head holds fewer than `max_header_bytes / 3` of them), nor the
+//! length of the path, the query, the token or any header value.
 
+pub mod origin;
 pub mod response;
 pub mod upgrade;
 
+pub use origin::{InvalidOrigin, Origin, OriginPolicy};
 pub use response::{accept_response, rejection_response};
-pub use upgrade::{accept_key, parse_upgrade, Rejection, UpgradeRequest};
+pub use upgrade::{accept_key, parse_upgrade, Rejection, UpgradeRequest, MIN_FIELD_LINE_BYTES};

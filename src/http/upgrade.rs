@@ -9,13 +9,25 @@
 //! `Sec-WebSocket-Key` (400), and finally the `token` query parameter and
 //! `Origin` (400 if not decodable). Checking the token itself (401) and the
 //! origin (403) is the caller's job.
+//!
+//! The size cap is the only limit: a head may have as many header fields as
+//! fit in it, and its path, query, token and values may be as long as fits.
+
+use std::mem::MaybeUninit;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use httparse::Status;
+use httparse::{Header, Status};
 
-/// How many header fields a request may have; more is answered with 431.
-pub const MAX_HEADERS: usize = 32;
+/// The fewest bytes a header field line takes: a one-letter name, the colon
+/// and a line feed (`a:\n`). A head of `max_header_bytes` therefore holds
+/// fewer than `max_header_bytes / MIN_FIELD_LINE_BYTES` fields; there is no
+/// other cap on their number.
+pub const MIN_FIELD_LINE_BYTES: usize = 3;
+
+/// Header slots parsed on the stack; a head with more fields is parsed again
+/// with one slot per line (a bound, not a cap).
+const INLINE_FIELDS: usize = 64;
 
 /// The GUID appended to the client's key to compute the accept value.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -50,7 +62,7 @@ pub enum Rejection {
     /// the supported version.
     #[error("426 Upgrade Required")]
     UpgradeRequired,
-    /// 431: the request head exceeds the size or header count cap.
+    /// 431: the request head is larger than `--max-header-bytes`.
     #[error("431 Request Header Fields Too Large")]
     HeadersTooLarge,
     /// 401: the token is missing or not valid (decided by the caller).
@@ -122,25 +134,46 @@ pub fn accept_key(client_key: &str) -> String {
 /// `Ok(None)`: incomplete, read more (unless `buf.len() >= max_header_bytes`,
 /// which is `Err(HeadersTooLarge)`). On success returns the request and how
 /// many bytes the head used; bytes after it (a pipelined first frame) belong
-/// to the WebSocket codec. `path` is the only path accepted.
+/// to the WebSocket codec. `path` is the only path accepted. A head of at
+/// most `max_header_bytes` is never refused for its number of fields.
 pub fn parse_upgrade(
     buf: &[u8],
     path: &str,
     max_header_bytes: usize,
 ) -> Result<Option<(UpgradeRequest, usize)>, Rejection> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let used = match request.parse(buf) {
-        Ok(Status::Complete(used)) if used <= max_header_bytes => used,
-        Ok(Status::Complete(_)) => return Err(Rejection::HeadersTooLarge),
-        Ok(Status::Partial) if buf.len() >= max_header_bytes => {
-            return Err(Rejection::HeadersTooLarge)
+    // Bytes past the cap never matter: a head not complete within it is refused.
+    let head = &buf[..buf.len().min(max_header_bytes)];
+    let mut inline = [const { MaybeUninit::<Header<'_>>::uninit() }; INLINE_FIELDS];
+    if let Some(parsed) = parse_with(head, &mut inline, path, max_header_bytes) {
+        return parsed;
+    }
+    // More fields than the inline slots. Every field line ends with a line
+    // feed, so one slot per line feed is always enough.
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    let mut slots: Vec<Header<'_>> = Vec::with_capacity(lines + 1);
+    parse_with(head, slots.spare_capacity_mut(), path, max_header_bytes)
+        .unwrap_or(Err(Rejection::HeadersTooLarge))
+}
+
+/// [`parse_upgrade`] with `slots` for the header fields; `None` when there
+/// are more fields than slots.
+fn parse_with<'b>(
+    head: &'b [u8],
+    slots: &mut [MaybeUninit<Header<'b>>],
+    path: &str,
+    max_header_bytes: usize,
+) -> Option<Result<Option<(UpgradeRequest, usize)>, Rejection>> {
+    let mut request = httparse::Request::new(&mut []);
+    let used = match request.parse_with_uninit_headers(head, slots) {
+        Ok(Status::Complete(used)) => used,
+        Ok(Status::Partial) if head.len() >= max_header_bytes => {
+            return Some(Err(Rejection::HeadersTooLarge))
         }
-        Ok(Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Rejection::HeadersTooLarge),
-        Err(_) => return Err(Rejection::BadRequest("malformed HTTP request")),
+        Ok(Status::Partial) => return Some(Ok(None)),
+        Err(httparse::Error::TooManyHeaders) => return None,
+        Err(_) => return Some(Err(Rejection::BadRequest("malformed HTTP request"))),
     };
-    validate(&request, path).map(|upgrade| Some((upgrade, used)))
+    Some(validate(&request, path).map(|upgrade| Some((upgrade, used))))
 }
 
 /// What the header fields say, gathered in one pass.

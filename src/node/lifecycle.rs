@@ -58,9 +58,9 @@ impl EventLoop {
     }
 
     fn authorize(&mut self, key: u32, request: UpgradeRequest, early_bytes: Vec<u8>) {
-        let allowed = &self.shared.settings.allowed_origins;
-        if !allowed.is_empty() && !request.origin.as_ref().is_some_and(|o| allowed.contains(o)) {
-            return self.reject(key, Rejection::Forbidden("origin not allowed"));
+        let origins = &self.shared.settings.origins;
+        if let Err(refusal) = origins.check(request.origin.as_deref()) {
+            return self.reject(key, refusal);
         }
         if self.shared.settings.echo {
             let ticket = ClientTicket {
@@ -426,7 +426,7 @@ impl EventLoop {
 
     pub(super) fn force_offline(&mut self, client_id: i64) {
         for key in self.registry.sockets(client_id).to_vec() {
-            self.begin_close(key, code::NORMAL, "forced offline");
+            self.begin_close(key, code::FORCED_OFFLINE, "forced offline");
         }
     }
 }

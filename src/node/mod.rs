@@ -64,6 +64,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
             liveness: settings.redis_liveness,
             max_receipt_bytes: settings.max_receipt_bytes,
             max_push_bytes: settings.max_push_bytes,
+            take_over: settings.take_over,
             names: names.clone(),
             router: router.clone(),
             metrics: metrics.clone(),

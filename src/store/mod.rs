@@ -4,6 +4,7 @@
 //! keep their publish order). Event loops never touch Redis.
 
 pub mod chan_cache;
+pub mod lease;
 pub mod pubsub;
 pub mod resp;
 pub mod scripts;
@@ -29,6 +30,8 @@ pub struct Context {
     pub max_receipt_bytes: usize,
     /// Largest message pushed to clients (`--max-push-bytes`).
     pub max_push_bytes: usize,
+    /// Take this node's name even from a live node (`--take-over`).
+    pub take_over: bool,
     /// Key and channel names.
     pub names: Arc<Names>,
     /// The event loops' mailboxes.

@@ -22,6 +22,12 @@ pub mod code {
     pub const TOO_BIG: u16 = 1009;
     /// An unexpected condition on the server.
     pub const INTERNAL: u16 = 1011;
+    /// This node's close for ImHelper's force-offline (a kick: a client
+    /// should not reconnect by itself). An application code (RFC 6455
+    /// §7.4.2: 4000–4999 are for private use), so a client tells it from a
+    /// drain (1001) or an error; FreeIM's .NET ImServer sends 1001
+    /// "disconnect" instead.
+    pub const FORCED_OFFLINE: u16 = 4001;
 }
 
 /// A close frame's code and reason.

@@ -194,3 +194,41 @@ test('a preConnect that returns a non-ws URL is an error', async () => {
   assert.equal(sockets.length, 0);
   client.close();
 });
+
+test('a kick (close 4001) stops reconnecting and emits kicked; connect() starts again', async () => {
+  const { client, sockets, seen } = makeClient();
+  const kicked = [];
+  client.on('kicked', (info) => kicked.push(info));
+  client.connect();
+  await until(() => sockets.length === 1);
+  sockets[0].open();
+  sockets[0].drop(4001, 'forced offline');
+  assert.equal(client.state, 'closed');
+  assert.equal(kicked.length, 1);
+  assert.equal(kicked[0].code, 4001);
+  assert.equal(kicked[0].reason, 'forced offline');
+  assert.equal(seen.close.at(-1)[0].retryIn, null);
+  await tick(150);
+  assert.equal(sockets.length, 1, 'no reconnection after a kick');
+  client.connect();
+  await until(() => sockets.length === 2);
+  client.close();
+});
+
+test('a drain (1001) is not a kick unless kickCodes says so', async () => {
+  const { client, sockets } = makeClient();
+  client.connect();
+  await until(() => sockets.length === 1);
+  sockets[0].open();
+  sockets[0].drop(1001, 'server shutting down');
+  assert.equal(client.state, 'waiting');
+  await until(() => sockets.length === 2);
+  client.close();
+
+  const dotnet = makeClient({ kickCodes: [1001] });
+  dotnet.client.connect();
+  await until(() => dotnet.sockets.length === 1);
+  dotnet.sockets[0].open();
+  dotnet.sockets[0].drop(1001, 'disconnect');
+  assert.equal(dotnet.client.state, 'closed');
+});

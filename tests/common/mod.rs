@@ -137,6 +137,22 @@ impl Node {
         assert!(up, "node on port {port} did not start");
     }
 
+    /// Starts another process under `server`'s name, listening on `listen`.
+    pub fn start_named(redis: &RedisServer, server: &str, listen: &str, extra: &[&str]) -> Node {
+        Node::launch(&redis.url(), server, listen, &[server.to_string()], extra)
+    }
+
+    /// Waits (up to `timeout`) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let mut status = None;
+        wait_until(timeout, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
     /// Sends SIGTERM and waits (up to `timeout`) for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;

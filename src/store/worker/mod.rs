@@ -57,6 +57,7 @@ use self::backlog::Backlog;
 use self::link::Link;
 use self::pipeline::Try;
 use self::report::{Reason, Report};
+use super::lease::{Lease, Renewal};
 use super::scripts::Scripts;
 use super::Context;
 use crate::metrics::Metrics;
@@ -66,8 +67,6 @@ use crate::throttle::Throttle;
 
 /// Most jobs sent in one pipeline.
 const MAX_BATCH: usize = 2048;
-/// How long this node's presence lease lives without a refresh.
-const LEASE_TTL_SECS: u64 = 15;
 /// How often the lease is refreshed and other nodes' leases are checked; with
 /// no jobs, also how often the connection is proven alive.
 const LEASE_REFRESH: Duration = Duration::from_secs(5);
@@ -201,6 +200,8 @@ struct Worker {
     backoff: Duration,
     retry_at: Instant,
     next_lease: Instant,
+    /// This node's lease on its name.
+    lease: Lease,
     /// Receipts waiting for a connection.
     backlog: Backlog<Try>,
     /// The `run_id` of the Redis server last connected to.
@@ -223,6 +224,7 @@ struct Worker {
 pub fn start(context: Context) -> Result<WorkerHandle, String> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let loops = context.router.loops();
+    let lease = Lease::new(context.names.alive_key(context.names.server()));
     let mut worker = Worker {
         jobs,
         names: context.names,
@@ -235,18 +237,25 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         backoff: BACKOFF_MIN,
         retry_at: Instant::now(),
         next_lease: Instant::now(),
+        lease,
         backlog: Backlog::new(),
         run_id: None,
         unrestored: vec![false; loops],
         link_log: Throttle::new(LINK_LOG_EVERY),
         verbose: true,
     };
-    let link = Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT)
+    let mut link = Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT)
         .map_err(|e| format!("cannot reach Redis: {e}"))?;
+    let own = worker.names.server().to_string();
+    if let Some(previous) = worker
+        .lease
+        .claim(&mut link.conn, &own, context.take_over)?
+    {
+        log::info!("took --server {own} over from {previous}");
+    }
     worker.run_id = link.run_id.clone();
     worker.link = Some(link);
     worker.metrics.worker.up.store(true, Ordering::Relaxed);
-    let own = worker.names.server().to_string();
     let reaped = worker
         .reap(&own, true)
         .map_err(|e| format!("cannot clear this node's old presence in Redis: {e}"))?;
@@ -447,10 +456,7 @@ impl Worker {
             Err(e) => return self.lost(&e),
         }
         if let Some(link) = self.link.as_mut() {
-            let ended: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(names.alive_key(names.server()))
-                .query(&mut link.conn);
-            if let Err(e) = ended {
+            if let Err(e) = self.lease.end(&mut link.conn) {
                 self.lost(&e);
             }
         }
@@ -470,15 +476,23 @@ impl Worker {
         self.next_lease = Instant::now() + LEASE_REFRESH;
         self.report.flush();
         let names = self.names.clone();
-        let Some(link) = self.link() else { return };
-        let lease: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(names.alive_key(names.server()))
-            .arg(std::process::id())
-            .arg("EX")
-            .arg(LEASE_TTL_SECS)
-            .query(&mut link.conn);
-        if let Err(e) = lease {
-            return self.lost(&e);
+        if self.link().is_none() {
+            return;
+        }
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        match self.lease.renew(&mut link.conn) {
+            Ok(Renewal::Renewed) => {}
+            Ok(Renewal::TakenBy(holder)) => {
+                log::error!(
+                    "{holder} took --server {} over (--take-over): exiting now, leaving presence \
+                     to it",
+                    names.server()
+                );
+                std::process::exit(3);
+            }
+            Err(e) => return self.lost(&e),
         }
         for server in names.servers().iter().filter(|s| *s != names.server()) {
             match self.reap(server, false) {
