@@ -312,6 +312,13 @@ fn a_wrong_redis_password_refuses_to_start_with_a_sentence() {
         "{stderr}"
     );
 
+    // None at all.
+    let none = format!("redis://127.0.0.1:{}/", redis.port());
+    assert_refuses_to_start(
+        &["--listen", &listen, "--redis", &none],
+        "Redis requires a password and --redis gives none",
+    );
+
     // The right one starts.
     let right = format!("redis://:right-pw@127.0.0.1:{}/", redis.port());
     let server = listen_arg();

@@ -244,8 +244,8 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         link_log: Throttle::new(LINK_LOG_EVERY),
         verbose: true,
     };
-    let mut link = Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT)
-        .map_err(|e| format!("cannot reach Redis: {e}"))?;
+    let mut link =
+        Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT).map_err(|e| start_error(&e))?;
     let own = worker.names.server().to_string();
     if let Some(previous) = worker
         .lease
@@ -521,6 +521,16 @@ impl Worker {
             .arg(names.offline_event_channel())
             .arg(names.prefix())
             .query(&mut link.conn)
+    }
+}
+
+/// The one line a failed first connection prints.
+fn start_error(error: &redis::RedisError) -> String {
+    match error.code() {
+        Some("NOAUTH") => "Redis requires a password and --redis gives none: write it in the \
+                           URL (redis://:password@host:port/, or user:password@ with ACL users)"
+            .into(),
+        _ => format!("cannot reach Redis: {error}"),
     }
 }
 
