@@ -329,13 +329,16 @@ fn a_missing_node_is_a_clear_503() {
         error.contains("no FreeIM node is running for") && error.contains(&down),
         "{error}"
     );
-    let (status, _) = http(
+    let (status, answer) = http(
         demo.local_addr(),
         "POST",
         "/direct",
         r#"{"from":3,"to":2,"text":"hi"}"#,
     );
-    assert_eq!(status, 200, "the running node still gets its share");
+    assert_eq!(
+        status, 200,
+        "the running node still gets its share: {answer}"
+    );
 }
 
 #[test]

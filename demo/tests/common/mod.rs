@@ -94,8 +94,14 @@ impl Node {
             server: server.to_string(),
             child,
         };
+        // Accepting on the port and subscribed on this Redis (a notice for a
+        // channel nobody caches is a no-op): a port another process happened
+        // to take, or a node that has not subscribed yet, is not "up".
+        let subscribed = || redis.raw_command(&["PUBLISH", "im_v2_wsChanChanged", ""]) != ":0";
         let up = wait_until(PROMPTLY, || {
-            matches!(node.child.try_wait(), Ok(None)) && TcpStream::connect(server).is_ok()
+            matches!(node.child.try_wait(), Ok(None))
+                && TcpStream::connect(server).is_ok()
+                && subscribed()
         });
         assert!(up, "node {server} did not start");
         node
