@@ -1,4 +1,4 @@
-//! Names of every Redis key and pub/sub channel (PROTOCOL.md, "Keys" and
+//! Names of every Redis key and pub/sub channel (`docs/protocol.md`, "Keys" and
 //! "Pub/sub channels"). Nothing else in the crate formats a key.
 
 /// The key and channel names of one cluster, all under one prefix.

@@ -2,7 +2,7 @@
 //! service, with blocking calls.
 //!
 //! It speaks FreeIM 2.x's Redis protocol byte for byte (see the project's
-//! `PROTOCOL.md`), so it drives the Rust ImServer and a .NET FreeIM ImServer
+//! `docs/protocol.md`), so it drives the Rust ImServer and a .NET FreeIM ImServer
 //! alike: it hands out connect tokens, publishes messages to the node that
 //! holds each receiver, keeps channel membership in Redis with atomic Lua
 //! scripts, reads presence, and listens to the nodes' online/offline events.

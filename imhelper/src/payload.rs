@@ -1,4 +1,4 @@
-//! Wire payloads (PROTOCOL.md, "Pub/sub channels" and "Keys"): builders for
+//! Wire payloads (`docs/protocol.md`, "Pub/sub channels" and "Keys"): builders for
 //! what this crate writes, the parser for what nodes publish. Pure, no I/O.
 //!
 //! Every JSON text is produced by `serde_json`, so names, metadata and

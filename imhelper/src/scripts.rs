@@ -1,4 +1,4 @@
-//! The channel Lua scripts (PROTOCOL.md, `JoinChan` / `LeaveChan` /
+//! The channel Lua scripts (`docs/protocol.md`, `JoinChan` / `LeaveChan` /
 //! `ClearChanClient`).
 //!
 //! Join and leave take any number of (client, channel) pairs in one atomic
@@ -6,7 +6,8 @@
 //!
 //! * `KEYS[1]` = `{prefix}ListChan`; pair `j` (from 0) uses
 //!   `KEYS[2 + 2j]` = `{prefix}Chan{chan}` and `KEYS[3 + 2j]` = `{prefix}Client{id}`;
-//! * `ARGV[1 + 2j]` = the client id, `ARGV[2 + 2j]` = the channel name.
+//! * `ARGV[1]` = the `{prefix}ChanChanged` channel (nodes' member caches);
+//!   `ARGV[2 + 2j]` = the client id, `ARGV[3 + 2j]` = the channel name.
 //!
 //! They return how many pairs changed something. Clear takes one channel
 //! and the members to check (see [`CLEAR`]) and returns how many it removed.

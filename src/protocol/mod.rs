@@ -2,7 +2,7 @@
 //! node uses ([`names`]), the commands business services publish to it
 //! ([`command`]) and the JSON payloads it publishes back ([`payload`]).
 //!
-//! `shared/PROTOCOL.md` is the specification these modules follow.
+//! `docs/protocol.md` is the specification these modules follow.
 
 pub mod command;
 pub mod names;
