@@ -156,3 +156,9 @@ pub use messages::DirectMessage;
 pub use on_send::{ImSendEventArgs, OnSend};
 pub use options::ImHelperOptions;
 pub use pool::PoolStats;
+
+/// The repository README's Rust examples, compiled with the doctests so a
+/// pasted example builds (`cargo test --doc -p imhelper`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
