@@ -65,6 +65,10 @@
    *   long (ms) resets the backoff to `minDelay`.
    * @property {number} [connectTimeout=10000] An attempt not open by then
    *   (ms) is abandoned and retried.
+   * @property {number} [preConnectTimeout=10000] A `preConnect` that has not
+   *   settled by then (ms; a business service that never answers) counts as
+   *   failed: the client emits `error` and retries with backoff, and ignores
+   *   whatever that call returns later.
    * @property {number[]} [kickCodes=[4001]] Close codes that mean the
    *   business service forced this client offline: the client does not
    *   reconnect and emits `kicked`. `freeim-server` sends 4001; FreeIM's
@@ -107,6 +111,7 @@
       this._jitter = Math.min(Math.max(options.jitter === undefined ? 0.5 : Number(options.jitter), 0), 1);
       this._stableAfter = positive(options.stableAfter, 5000);
       this._connectTimeout = positive(options.connectTimeout, 10000);
+      this._preConnectTimeout = positive(options.preConnectTimeout, 10000);
       this._kickCodes = Array.isArray(options.kickCodes) ? options.kickCodes.map(Number) : [4001];
       this._WebSocket = options.WebSocket || (typeof WebSocket !== 'undefined' ? WebSocket : null);
       if (!this._WebSocket) {
@@ -207,8 +212,16 @@
       const generation = ++this._generation;
       this.state = 'connecting';
       let url;
+      let hung = null;
       try {
-        url = await this._preConnect();
+        const timedOut = new Promise((_, reject) => {
+          hung = setTimeout(
+            () => reject(new Error(`no answer within ${this._preConnectTimeout} ms`)),
+            this._preConnectTimeout,
+          );
+        });
+        // A preConnect that throws synchronously rejects here too.
+        url = await Promise.race([Promise.resolve().then(() => this._preConnect()), timedOut]);
         if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) {
           throw new Error(`preConnect returned ${JSON.stringify(url)}, not a ws:// or wss:// URL`);
         }
@@ -217,6 +230,8 @@
         this._emit('error', wrap(err, 'preConnect failed'));
         this._retry(generation, { code: 1006, reason: 'preConnect failed', wasOpen: false });
         return;
+      } finally {
+        clearTimeout(hung);
       }
       if (generation !== this._generation) return; // closed or restarted meanwhile
 

@@ -232,3 +232,41 @@ test('a drain (1001) is not a kick unless kickCodes says so', async () => {
   dotnet.sockets[0].drop(1001, 'disconnect');
   assert.equal(dotnet.client.state, 'closed');
 });
+
+test('a preConnect that never answers times out and is retried', async () => {
+  let calls = 0;
+  const { FakeWebSocket, sockets } = fakeWebSocketClass();
+  const client = new FreeImClient({
+    preConnect: () => {
+      calls += 1;
+      if (calls === 1) return new Promise(() => {}); // the business service hangs
+      return `ws://node.test/ws?token=t${calls}`;
+    },
+    WebSocket: FakeWebSocket,
+    minDelay: 20,
+    maxDelay: 80,
+    jitter: 0,
+    preConnectTimeout: 50,
+  });
+  const errors = [];
+  client.on('error', (err) => errors.push(err.message));
+  client.connect();
+  await until(() => sockets.length === 1);
+  assert.equal(calls, 2);
+  assert.match(errors[0], /preConnect failed: no answer within 50 ms/);
+  assert.equal(sockets[0].url, 'ws://node.test/ws?token=t2');
+  client.close();
+});
+
+test('a preConnect that throws synchronously is an error, not a crash', async () => {
+  const { client, seen } = makeClient({
+    preConnect: () => {
+      throw new Error('boom');
+    },
+  });
+  client.connect();
+  await until(() => seen.error.length >= 1);
+  assert.match(seen.error[0][0].message, /preConnect failed: boom/);
+  assert.equal(client.state, 'waiting');
+  client.close();
+});
