@@ -38,8 +38,6 @@ struct Backlog {
     owned_start: usize,
     /// How many chunks are [`Chunk::Owned`].
     owned_chunks: usize,
-    /// Unsent bytes in all.
-    len: usize,
     /// Bytes of the chunks behind the front one (kept, so that checking the
     /// cap never reads a shared frame).
     behind: usize,
@@ -70,9 +68,12 @@ impl SendQueue {
         self.0.is_none()
     }
 
-    /// Unsent bytes.
+    /// Unsent bytes: the rest of the message in flight and all behind it.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |backlog| backlog.len)
+        self.0.as_ref().map_or(0, |backlog| {
+            let front = backlog.chunks.front().map_or(0, Chunk::len);
+            front - backlog.front_sent + backlog.behind
+        })
     }
 
     /// Unsent bytes queued behind the message in flight (the front chunk).
@@ -93,10 +94,8 @@ impl SendQueue {
     /// Queues a shared frame behind everything else.
     pub fn push_frame(&mut self, frame: Arc<Frame>) {
         let backlog = self.backlog();
-        let len = frame.bytes().len();
-        backlog.len += len;
         if !backlog.chunks.is_empty() {
-            backlog.behind += len;
+            backlog.behind += frame.bytes().len();
         }
         backlog.chunks.push_back(Chunk::Shared(frame));
     }
@@ -143,7 +142,6 @@ impl SendQueue {
         let kept_owned = front.map_or(0, owned_len);
         backlog.owned.truncate(backlog.owned_start + kept_owned);
         backlog.owned_chunks = usize::from(kept_owned > 0);
-        backlog.len = front.map_or(0, Chunk::len) - backlog.front_sent;
         backlog.behind = 0;
         self.drop_if_empty();
     }
@@ -169,7 +167,6 @@ impl SendQueue {
         let before = backlog.owned.len();
         write(&mut backlog.owned);
         let added = backlog.owned.len() - before;
-        backlog.len += added;
         let previous = at.checked_sub(1).and_then(|i| backlog.chunks.get_mut(i));
         match previous {
             _ if added == 0 => {}
@@ -200,14 +197,18 @@ impl SendQueue {
                 owned: Vec::new(),
                 owned_start: 0,
                 owned_chunks: 0,
-                len: 0,
                 behind: 0,
             })
         })
     }
 
+    /// Frees the backlog once no chunk is left (no chunk is ever empty).
     fn drop_if_empty(&mut self) {
-        if self.0.as_ref().is_some_and(|backlog| backlog.len == 0) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|backlog| backlog.chunks.is_empty())
+        {
             self.0 = None;
         }
     }
@@ -233,7 +234,6 @@ impl Backlog {
 
     /// Marks `written` bytes, in [`gather`](Self::gather)'s order, as sent.
     fn consume(&mut self, mut written: usize) {
-        self.len -= written;
         while written > 0 {
             let rest = self.chunks[0].len() - self.front_sent;
             if written < rest {

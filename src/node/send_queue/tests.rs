@@ -44,7 +44,9 @@ fn socket(room: usize) -> Socket {
 fn assert_lag_kept(queue: &SendQueue) {
     if let Some(backlog) = &queue.0 {
         let front = backlog.chunks.front().map_or(0, |chunk| chunk.len());
-        assert_eq!(queue.lag(), backlog.len - (front - backlog.front_sent));
+        let unsent: usize = backlog.chunks.iter().map(|chunk| chunk.len()).sum();
+        assert_eq!(queue.lag(), unsent - front);
+        assert_eq!(queue.len(), unsent - backlog.front_sent);
     }
 }
 
