@@ -13,12 +13,7 @@ use imhelper::{Error, ImHelper, ImHelperOptions};
 /// small, so what it has not read waits in the node's queue.
 fn small_window_reader(redis: &RedisServer, node: &Node, id: i64) -> RawWs {
     let url = raw_token(redis, node, id, "reader");
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(32 * 1024).unwrap();
-    let addr: std::net::SocketAddr = node.server.parse().unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut raw = RawWs::from_stream(socket.into());
-    raw.handshake(&url);
+    let raw = RawWs::open_with_recv_buffer(&url, 32 * 1024);
     wait_online(redis, id, Some(1));
     raw
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -481,13 +480,7 @@ fn a_client_that_answers_pings_stays_connected() {
 fn a_reader_that_falls_behind_is_closed_with_1008() {
     let (redis, node) = one_node(&["--max-send-buffer", "4096", "--max-push-bytes", "4000"]);
     let url = raw_token(&redis, &node, 1, "slow");
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr: std::net::SocketAddr = node.server.parse().unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    let mut raw = RawWs::from_stream(stream);
-    raw.handshake(&url);
+    let mut raw = RawWs::open_with_recv_buffer(&url, 4096);
     wait_online(&redis, 1, Some(1));
 
     // Publish 4000-byte messages, without reading, until the node gives up.

@@ -132,7 +132,8 @@ fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything(
     let mut readers: Vec<Client> = (1..=3)
         .map(|id| Client::connect(&im.prev_connect_server(id, "r").unwrap()).unwrap())
         .collect();
-    let _slow = connect_slow_reader(&server, &im.prev_connect_server(99, "slow").unwrap());
+    // A tiny receive buffer, never read.
+    let _slow = RawWs::open_with_recv_buffer(&im.prev_connect_server(99, "slow").unwrap(), 4096);
     assert!(wait_until(PROMPTLY, || im.has_online(99).unwrap()));
 
     let rss_before = rss_kib(node.pid().unwrap());
@@ -156,28 +157,6 @@ fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything(
     );
 }
 
-/// A raw WebSocket client with a tiny receive buffer that never reads.
-fn connect_slow_reader(server: &str, url: &str) -> std::net::TcpStream {
-    use std::io::{Read, Write};
-    let path = url.trim_start_matches(&format!("ws://{server}"));
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket
-        .connect(&server.parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
-    let mut stream: std::net::TcpStream = socket.into();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 101");
-    stream
-}
-
 #[test]
 fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with_memory_bounded() {
     const SLOW: i64 = 1000;
@@ -192,8 +171,8 @@ fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with
     let mut readers: Vec<Client> = (1..=3)
         .map(|id| Client::connect(&im.prev_connect_server(id, "r").unwrap()).unwrap())
         .collect();
-    let _slow: Vec<std::net::TcpStream> = (1000..1000 + SLOW)
-        .map(|id| connect_slow_reader(&server, &im.prev_connect_server(id, "slow").unwrap()))
+    let _slow: Vec<RawWs> = (1000..1000 + SLOW)
+        .map(|id| RawWs::open_with_recv_buffer(&im.prev_connect_server(id, "slow").unwrap(), 4096))
         .collect();
     assert!(wait_until(PROMPTLY, || im
         .get_client_list_by_online()

@@ -49,6 +49,22 @@ fn with_fields(node: &Node, target: &str, fields: &[String]) -> String {
 /// An upgrade request for `target` of exactly `size` bytes: after the five
 /// fields it needs, as many shortest field lines (`a:` CRLF) as fit, and a
 /// last field that takes up the rest. Also returns its number of fields.
+/// A head of exactly `limit` bytes, packed with header fields, is upgraded
+/// (101) and one byte more is refused (431); returns the fields that fit.
+fn assert_head_limit(redis: &RedisServer, node: &Node, limit: usize) -> usize {
+    let target = token_target(redis, node);
+    let (at_limit, fields) = packed_request(node, &target, limit);
+    assert_eq!(
+        status_of(node, at_limit.as_bytes()),
+        101,
+        "{fields} fields in {limit} bytes"
+    );
+    let target = token_target(redis, node);
+    let (past, _) = packed_request(node, &target, limit + 1);
+    assert_eq!(status_of(node, past.as_bytes()), 431, "{} bytes", limit + 1);
+    fields
+}
+
 fn packed_request(node: &Node, target: &str, size: usize) -> (String, usize) {
     let mut head = upgrade_request(&node.server, target);
     head.truncate(head.len() - 2); // the blank line goes back at the end
@@ -121,43 +137,20 @@ fn header_fields_are_limited_only_by_max_header_bytes() {
     let (redis, node) = one_node(&[]);
     // A head of exactly the default 8192 bytes holding as many fields as
     // fit: accepted. One byte more: 431.
-    let target = token_target(&redis, &node);
-    let (at_limit, fields) = packed_request(&node, &target, 8192);
+    let fields = assert_head_limit(&redis, &node, 8192);
     assert!(fields > 1900, "{fields} fields");
-    assert_eq!(
-        status_of(&node, at_limit.as_bytes()),
-        101,
-        "{fields} fields in 8192 bytes"
-    );
-    let target = token_target(&redis, &node);
-    let (past, _) = packed_request(&node, &target, 8193);
-    assert_eq!(status_of(&node, past.as_bytes()), 431, "8193 bytes");
     assert_still_serves(&redis, &node);
 
     // A lower --max-header-bytes moves both.
     let small = Node::start_with(&redis, &["--max-header-bytes", "1024"]);
-    let target = token_target(&redis, &small);
-    let (at_limit, fields) = packed_request(&small, &target, 1024);
-    assert_eq!(
-        status_of(&small, at_limit.as_bytes()),
-        101,
-        "{fields} fields in 1024 bytes"
-    );
-    let target = token_target(&redis, &small);
-    let (past, _) = packed_request(&small, &target, 1025);
-    assert_eq!(status_of(&small, past.as_bytes()), 431, "1025 bytes");
+    assert_head_limit(&redis, &small, 1024);
     assert_still_serves(&redis, &small);
 }
 
 #[test]
 fn the_smallest_max_header_bytes_is_256_and_holds_a_request() {
     let (redis, node) = one_node(&["--max-header-bytes", "256"]);
-    let target = token_target(&redis, &node);
-    let (at_limit, _) = packed_request(&node, &target, 256);
-    assert_eq!(status_of(&node, at_limit.as_bytes()), 101, "256 bytes");
-    let target = token_target(&redis, &node);
-    let (past, _) = packed_request(&node, &target, 257);
-    assert_eq!(status_of(&node, past.as_bytes()), 431, "257 bytes");
+    assert_head_limit(&redis, &node, 256);
 
     let url = redis.url();
     let listen = format!("127.0.0.1:{}", free_port());

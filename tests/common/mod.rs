@@ -599,6 +599,21 @@ impl RawWs {
         raw
     }
 
+    /// Opens `url` (as [`open`](Self::open)) on a socket whose kernel
+    /// receive buffer is `bytes` (set before connecting, so the window stays
+    /// small): what it does not read waits in the node's queue.
+    pub fn open_with_recv_buffer(url: &str, bytes: usize) -> RawWs {
+        let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
+        let addr: std::net::SocketAddr = authority.parse().expect("ip:port");
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(&addr.into()).expect("tcp connect");
+        let mut raw = RawWs::from_stream(socket.into());
+        raw.handshake(url);
+        raw
+    }
+
     /// A TCP connection to `host:port`.
     pub fn connect(authority: &str) -> RawWs {
         RawWs::from_stream(TcpStream::connect(authority).expect("tcp connect"))
