@@ -16,7 +16,7 @@ import { startStack } from './stack.mjs';
 
 const BIN_DIR = process.env.FREEIM_BIN_DIR;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOT = process.env.SCREENSHOT || resolve(import.meta.dirname ?? '.', '../../docs/chat.png');
+const SCREENSHOT = join(process.env.SCREENSHOT_DIR || resolve(import.meta.dirname ?? '.', '../../docs'), 'chat.png');
 const STEP = 15000; // longest wait for any one thing to show up
 
 let stack;
