@@ -21,10 +21,10 @@ fn prev_connect_assigns_an_id_and_a_single_use_url() {
     let id = answer["id"].as_i64().unwrap();
     assert!((100_000..1_000_000).contains(&id), "{answer}");
     assert!(!answer["name"].as_str().unwrap().is_empty());
-    assert_eq!(answer["server"], stack.node.server.as_str());
+    assert_eq!(answer["server"], stack.node.server());
     let url = answer["url"].as_str().unwrap();
     assert!(
-        url.starts_with(&format!("ws://{}/ws?token=", stack.node.server)),
+        url.starts_with(&format!("ws://{}/ws?token=", stack.node.server())),
         "{url}"
     );
     let client = Client::connect(url).expect("the URL admits one socket");
@@ -312,7 +312,7 @@ fn a_missing_node_is_a_clear_503() {
     let up = format!("127.0.0.1:{}", common::free_port());
     let down = format!("127.0.0.1:{}", common::free_port());
     let servers = vec![up.clone(), down.clone()];
-    let _node = Node::start(&redis, &up, &servers);
+    let _node = Node::start(&redis, &up, &servers, &up);
     let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), &redis.url(), &up);
     settings.servers = servers;
     let demo = Demo::start(settings).unwrap();

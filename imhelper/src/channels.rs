@@ -22,7 +22,7 @@ const CLEAR_BATCH: usize = 1000;
 /// use imhelper::{ChanInfo, ImHelper, ImHelperOptions};
 ///
 /// # fn main() -> imhelper::Result<()> {
-/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
 /// for ChanInfo { chan, online } in helper.get_chan_list()? {
 ///     println!("{chan}: {online} members");
 /// }
@@ -56,7 +56,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.join_chan(42, &["room-1", "room-2"])?;
     /// assert!(helper.get_chan_client_list("room-1")?.contains(&42));
     /// # Ok(())
@@ -82,7 +82,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.leave_chan(42, &["room-1", "room-2"])?;
     /// assert!(helper.get_chan_list_by_client_id(42)?.is_empty());
     /// # Ok(())
@@ -105,7 +105,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.leave_chan_clients("room-1", &[7, 8, 9])?;
     /// # Ok(())
     /// # }
@@ -153,7 +153,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let removed = helper.clear_chan_client("room-1")?;
     /// println!("dropped {removed} offline members; {} left", helper.get_chan_online("room-1")?);
     /// # Ok(())
@@ -191,7 +191,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let members = helper.get_chan_client_list("room-1")?;
     /// let online = helper.has_online_many(&members)?;
     /// # Ok(())
@@ -218,7 +218,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let busiest = helper.get_chan_list()?.into_iter().max_by_key(|c| c.online);
     /// # Ok(())
     /// # }
@@ -250,7 +250,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let chans = helper.get_chan_list_by_client_id(42)?;
     /// let chans: Vec<&str> = chans.iter().map(String::as_str).collect();
     /// helper.leave_chan(42, &chans)?;
@@ -275,7 +275,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// println!("room-1 has {} members", helper.get_chan_online("room-1")?);
     /// # Ok(())
     /// # }

@@ -27,7 +27,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// let helper = ImHelper::new(ImHelperOptions::new(
-    ///     "redis://127.0.0.1/",
+    ///     "redis://127.0.0.1:6379/",
     ///     vec!["a:1".into(), "b:2".into(), "c:3".into()],
     /// ))?;
     /// assert_eq!(helper.select_server(0), "a:1");
@@ -61,9 +61,9 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["10.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let url = helper.prev_connect_server(42, "web; alice")?;
-    /// assert!(url.starts_with("ws://10.0.0.1:6001/ws?token="));
+    /// assert!(url.starts_with("ws://127.0.0.1:6001/ws?token="));
     /// # Ok(())
     /// # }
     /// ```

@@ -8,7 +8,7 @@
 /// use imhelper::{Error, ImHelper, ImHelperOptions};
 ///
 /// # fn main() -> imhelper::Result<()> {
-/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
 /// match helper.send_message(1, &[2], "hi", false) {
 ///     Ok(()) => {}
 ///     Err(Error::Unrouted { servers }) => eprintln!("no node is running for {servers:?}"),

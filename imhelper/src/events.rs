@@ -79,7 +79,7 @@ pub enum PresenceEvent {
 /// use imhelper::{ImHelper, ImHelperOptions};
 ///
 /// # fn main() -> imhelper::Result<()> {
-/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
 /// let bus = helper.event_bus(
 ///     |c| println!("{} online ({})", c.client_id, c.client_meta),
 ///     |c| println!("{} offline", c.client_id),
@@ -104,7 +104,7 @@ impl EventBus {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let bus = helper.event_bus(|_| {}, |_| {})?;
     /// assert!(bus.is_connected()); // event_bus returns once subscribed
     /// # Ok(())
@@ -122,7 +122,7 @@ impl EventBus {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let bus = helper.event_bus(|_| {}, |_| {})?;
     /// println!("event link re-established {} times", bus.reconnects());
     /// # Ok(())
@@ -141,7 +141,7 @@ impl EventBus {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let bus = helper.event_bus(|_| {}, |_| {})?;
     /// if bus.liveness_failures() > 0 {
     ///     eprintln!("the Redis link went deaf at least once; check the network path");
@@ -161,7 +161,7 @@ impl EventBus {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let bus = helper.event_bus(|c| assert!(c.client_id >= 0), |_| {})?;
     /// // … later, in a health check:
     /// assert_eq!(bus.callback_panics(), 0, "a callback is failing");
@@ -180,7 +180,7 @@ impl EventBus {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let bus = helper.event_bus(|_| {}, |_| {})?;
     /// bus.stop();
     /// # Ok(())
@@ -216,7 +216,7 @@ impl fmt::Debug for EventBus {
 /// use imhelper::{ImHelper, ImHelperOptions, PresenceEvent};
 ///
 /// # fn main() -> imhelper::Result<()> {
-/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
 /// let mut events = helper.events()?;
 /// while let Some(event) = events.recv_timeout(Duration::from_secs(1)) {
 ///     if let PresenceEvent::Online(client) = event {
@@ -242,7 +242,7 @@ impl EventStream {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let events = helper.events()?;
     /// assert!(events.is_connected());
     /// # Ok(())
@@ -260,7 +260,7 @@ impl EventStream {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let events = helper.events()?;
     /// println!("{} reconnects", events.reconnects());
     /// # Ok(())
@@ -278,7 +278,7 @@ impl EventStream {
     /// ```no_run
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let events = helper.events()?;
     /// println!("{} liveness failures", events.liveness_failures());
     /// # Ok(())
@@ -296,7 +296,7 @@ impl EventStream {
     /// # use std::time::Duration;
     /// # use imhelper::{ImHelper, ImHelperOptions};
     /// # fn main() -> imhelper::Result<()> {
-    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// # let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let mut events = helper.events()?;
     /// match events.recv_timeout(Duration::from_millis(500)) {
     ///     Some(event) => println!("{event:?}"),
@@ -349,7 +349,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let connected = Arc::new(AtomicUsize::new(0));
     /// let (up, down) = (Arc::clone(&connected), Arc::clone(&connected));
     /// let _bus = helper.event_bus(
@@ -404,13 +404,17 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions, PresenceEvent};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
-    /// for event in helper.events()? {
-    ///     match event {
-    ///         PresenceEvent::Online(c) => println!("+{}", c.client_id),
-    ///         PresenceEvent::Offline(c) => println!("-{}", c.client_id),
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
+    /// let events = helper.events()?;
+    /// // The service's event thread: blocks for each event, for the life of the process.
+    /// std::thread::spawn(move || {
+    ///     for event in events {
+    ///         match event {
+    ///             PresenceEvent::Online(c) => println!("+{}", c.client_id),
+    ///             PresenceEvent::Offline(c) => println!("-{}", c.client_id),
+    ///         }
     ///     }
-    /// }
+    /// });
     /// # Ok(())
     /// # }
     /// ```

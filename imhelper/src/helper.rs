@@ -33,7 +33,7 @@ use crate::scripts::Scripts;
 ///
 /// # fn main() -> imhelper::Result<()> {
 /// let helper = Arc::new(ImHelper::new(ImHelperOptions::new(
-///     "redis://127.0.0.1/",
+///     "redis://127.0.0.1:6379/",
 ///     vec!["127.0.0.1:6001".into()],
 /// ))?);
 /// let worker = {
@@ -91,9 +91,9 @@ impl ImHelper {
     /// ```
     /// use imhelper::{Error, ImHelper, ImHelperOptions};
     ///
-    /// let ok = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]));
+    /// let ok = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]));
     /// assert!(ok.is_ok());
-    /// let no_servers = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec![]));
+    /// let no_servers = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec![]));
     /// assert!(matches!(no_servers, Err(Error::Config(_))));
     /// ```
     pub fn new(options: ImHelperOptions) -> Result<ImHelper> {
@@ -152,7 +152,7 @@ impl ImHelper {
     /// ```
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
-    /// let mut options = ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]);
+    /// let mut options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]);
     /// assert_eq!(ImHelper::new(options.clone())?.prefix(), "im_v2_ws");
     /// options.path = "/im/chat".into();
     /// assert_eq!(ImHelper::new(options)?.prefix(), "im_v2_im_chat");
@@ -173,7 +173,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.has_online(1)?;
     /// let stats = helper.stats();
     /// println!(
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn repeated_servers_are_targeted_once() {
         let options = ImHelperOptions::new(
-            "redis://127.0.0.1/",
+            "redis://127.0.0.1:6379/",
             vec!["a:1".into(), "b:2".into(), "a:1".into()],
         );
         let helper = ImHelper::new(options).unwrap();

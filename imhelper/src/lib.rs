@@ -21,13 +21,14 @@
 //! # fn main() -> imhelper::Result<()> {
 //! let helper = ImHelper::new(ImHelperOptions::new(
 //!     "redis://127.0.0.1:6379/",
-//!     vec!["10.0.0.1:6001".to_string(), "10.0.0.2:6001".to_string()],
+//!     // Every node's name, in the order of the nodes' own `--servers`.
+//!     vec!["127.0.0.1:6001".to_string()],
 //! ))?;
 //!
 //! // 1. A client asks the business service where to connect (over HTTP);
 //! //    the service answers with a one-shot URL on the client's node.
 //! let url = helper.prev_connect_server(42, "alice")?;
-//! assert!(url.starts_with("ws://10.0.0.1:6001/ws?token="));
+//! assert!(url.starts_with("ws://127.0.0.1:6001/ws?token="));
 //!
 //! // 2. Watch clients come and go (in a thread of its own).
 //! let events = helper.events()?;
@@ -156,9 +157,3 @@ pub use messages::DirectMessage;
 pub use on_send::{ImSendEventArgs, OnSend};
 pub use options::ImHelperOptions;
 pub use pool::PoolStats;
-
-/// The repository README's Rust examples, compiled with the doctests so a
-/// pasted example builds (`cargo test --doc -p imhelper`).
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeExamples;

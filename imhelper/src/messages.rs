@@ -59,7 +59,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.send_message(42, &[7, 8], "hello", true)?;
     /// helper.send_message(0, &[7], &serde_json::json!({"type": "notice", "n": 3}), false)?;
     /// # Ok(())
@@ -105,7 +105,7 @@ impl ImHelper {
     /// use imhelper::{DirectMessage, ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let batch: Vec<DirectMessage<'_, str>> = [7, 8, 9]
     ///     .iter()
     ///     .map(|receiver| DirectMessage {
@@ -221,7 +221,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.join_chan(42, &["room-1"])?;
     /// helper.send_chan_message(42, "room-1", "hi, room")?;
     /// # Ok(())
@@ -258,7 +258,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.send_broadcast_message(&serde_json::json!({"notice": "maintenance at noon"}))?;
     /// # Ok(())
     /// # }

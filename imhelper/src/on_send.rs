@@ -23,7 +23,7 @@ use crate::panics::panic_message;
 /// ```
 /// use imhelper::{ImHelperOptions, OnSend};
 ///
-/// let mut options = ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]);
+/// let mut options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]);
 /// options.on_send = Some(OnSend::new(|event| {
 ///     match event.chan {
 ///         Some(chan) => println!("{} -> #{chan} via {}", event.sender_client_id, event.server),
@@ -99,7 +99,7 @@ pub struct ImSendEventArgs<'a> {
 ///
 /// let published = Arc::new(AtomicUsize::new(0));
 /// let counter = Arc::clone(&published);
-/// let mut options = ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]);
+/// let mut options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]);
 /// options.on_send = Some(OnSend::new(move |event| {
 ///     counter.fetch_add(event.receive_client_id.len().max(1), Ordering::Relaxed);
 /// }));

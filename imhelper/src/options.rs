@@ -48,13 +48,13 @@ pub(crate) const MIN_LIVENESS: Duration = Duration::from_millis(300);
 /// use std::time::Duration;
 /// use imhelper::ImHelperOptions;
 ///
-/// let mut options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["10.0.0.1:6001".into()]);
+/// let mut options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]);
 /// options.path = "/chat".to_string();
 /// options.io_timeout = Duration::from_secs(2);
 /// options.max_connections = 32;
 /// options.pool_wait = Some(Duration::from_millis(500));
 /// options.liveness = Duration::from_secs(6);
-/// assert_eq!(options.servers, ["10.0.0.1:6001"]);
+/// assert_eq!(options.servers, ["127.0.0.1:6001"]);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct ImHelperOptions {
@@ -154,7 +154,7 @@ impl ImHelperOptions {
     /// use std::time::Duration;
     /// use imhelper::ImHelperOptions;
     ///
-    /// let options = ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]);
+    /// let options = ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]);
     /// assert_eq!(options.path, "/ws");
     /// assert_eq!(options.io_timeout, Duration::from_secs(5));
     /// assert_eq!(options.max_connections, 16);
@@ -278,7 +278,7 @@ mod tests {
     use super::*;
 
     fn options() -> ImHelperOptions {
-        ImHelperOptions::new("redis://127.0.0.1/", vec!["a:1".into(), "b:2".into()])
+        ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["a:1".into(), "b:2".into()])
     }
 
     #[test]

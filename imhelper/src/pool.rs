@@ -96,7 +96,7 @@ impl Connector {
 /// ```
 /// use imhelper::{ImHelper, ImHelperOptions};
 ///
-/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+/// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
 /// let stats = helper.stats();
 /// assert_eq!((stats.open, stats.idle, stats.opened), (0, 0, 0)); // nothing opened yet
 /// assert!(stats.open <= stats.max_connections);

@@ -15,7 +15,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let online = helper.get_client_list_by_online()?;
     /// println!("{} clients online", online.len());
     /// # Ok(())
@@ -37,7 +37,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// if !helper.has_online(42)? {
     ///     println!("42 is offline; store the message for later");
     /// }
@@ -62,7 +62,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// let ids = [1, 2, 3];
     /// for (id, online) in ids.iter().zip(helper.has_online_many(&ids)?) {
     ///     println!("{id}: {online}");
@@ -97,7 +97,7 @@ impl ImHelper {
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
     /// # fn main() -> imhelper::Result<()> {
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// helper.force_offline(42)?;
     /// # Ok(())
     /// # }

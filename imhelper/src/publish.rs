@@ -111,7 +111,7 @@ impl ImHelper {
     /// ```
     /// use imhelper::{ImHelper, ImHelperOptions};
     ///
-    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1/", vec!["127.0.0.1:6001".into()]))?;
+    /// let helper = ImHelper::new(ImHelperOptions::new("redis://127.0.0.1:6379/", vec!["127.0.0.1:6001".into()]))?;
     /// assert_eq!(helper.on_send_panics(), 0);
     /// # Ok::<(), imhelper::Error>(())
     /// ```

@@ -10,6 +10,7 @@
 //! | [`Forwarder`] | `forwarder.rs` | a TCP forwarder that can go silent (hung proxy, forgotten NAT flow) |
 //! | [`SentinelSet`] | `sentinel.rs` | a primary, a replica and three `redis-sentinel`s; kill the primary, wait for the failover |
 //! | [`TlsRedis`] | `tls.rs` | a TLS-only, password-protected `redis-server` with a throwaway CA |
+//! | [`Node`], [`node_binary`] | `node.rs` | a `freeim-server` process, for the tests of other packages |
 //!
 //! Config files, certificates and server data go to a fresh directory under
 //! the system's temp dir, removed on drop.
@@ -17,12 +18,14 @@
 #![deny(missing_docs)]
 
 mod forwarder;
+mod node;
 mod resp;
 mod scratch;
 mod sentinel;
 mod tls;
 
 pub use forwarder::Forwarder;
+pub use node::{node_binary, Node};
 pub use resp::raw_command;
 pub use sentinel::SentinelSet;
 pub use tls::TlsRedis;

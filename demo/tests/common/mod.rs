@@ -1,119 +1,20 @@
-//! Harness for the demo's integration tests: a real `redis-server`
-//! (`testkit`), a real `freeim-server` node process, the demo service
+//! Harness for the demo's integration tests: a real `redis-server` and a
+//! real `freeim-server` node process (`testkit`), the demo service
 //! in-process on a free port, a tiny HTTP client and WebSocket clients.
-//!
-//! The node binary belongs to another package of the workspace, so
-//! `CARGO_BIN_EXE_freeim-server` is not available here. [`node_binary`]
-//! builds it once per test process with `cargo build -p freeim-server`, into
-//! the same target directory as the running test (found from the test
-//! executable's own path), and returns its path. `FREEIM_SERVER_BIN`
-//! overrides that with a ready binary.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use freeim_demo::{Demo, Settings};
 use serde_json::Value;
-pub use testkit::{free_port, wait_until, RedisServer};
+pub use testkit::{free_port, wait_until, Node, RedisServer};
 use tungstenite::{Message, WebSocket};
 
 /// How long a test waits for something that should happen promptly.
 pub const PROMPTLY: Duration = Duration::from_secs(5);
-
-/// The `freeim-server` binary, built on first use.
-pub fn node_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("FREEIM_SERVER_BIN") {
-            return PathBuf::from(path);
-        }
-        // <target>/<profile>/deps/<test-exe>
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("target directory");
-        let profile = profile_dir.file_name().unwrap().to_string_lossy();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(workspace)
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "freeim-server",
-                "--bin",
-                "freeim-server",
-            ])
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile != "debug" {
-            build.args(["--profile", &profile]);
-        }
-        let status = build.status().expect("run cargo build for freeim-server");
-        assert!(status.success(), "cargo build -p freeim-server failed");
-        let binary = profile_dir.join("freeim-server");
-        assert!(binary.exists(), "{} was not built", binary.display());
-        binary
-    })
-}
-
-/// A `freeim-server` child process, killed on drop.
-pub struct Node {
-    /// Its name in the cluster, `127.0.0.1:port`.
-    pub server: String,
-    child: Child,
-}
-
-impl Node {
-    /// Starts node `server` of cluster `servers` and waits until it accepts.
-    pub fn start(redis: &RedisServer, server: &str, servers: &[String]) -> Node {
-        let child = Command::new(node_binary())
-            .args([
-                "--listen",
-                server,
-                "--redis",
-                &redis.url(),
-                "--server",
-                server,
-            ])
-            .args(["--servers", &servers.join(";"), "--threads", "1"])
-            .env("FREEIM_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start freeim-server");
-        let mut node = Node {
-            server: server.to_string(),
-            child,
-        };
-        // Accepting on the port and subscribed on this Redis (a notice for a
-        // channel nobody caches is a no-op): a port another process happened
-        // to take, or a node that has not subscribed yet, is not "up".
-        let subscribed = || redis.raw_command(&["PUBLISH", "im_v2_wsChanChanged", ""]) != ":0";
-        let up = wait_until(PROMPTLY, || {
-            matches!(node.child.try_wait(), Ok(None))
-                && TcpStream::connect(server).is_ok()
-                && subscribed()
-        });
-        assert!(up, "node {server} did not start");
-        node
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Redis, one node and the demo, all on free loopback ports.
 pub struct Stack {
@@ -130,7 +31,7 @@ impl Stack {
     pub fn start() -> Stack {
         let redis = RedisServer::start();
         let server = format!("127.0.0.1:{}", free_port());
-        let node = Node::start(&redis, &server, std::slice::from_ref(&server));
+        let node = Node::start(&redis, &server, std::slice::from_ref(&server), &server);
         let settings = Settings::new("127.0.0.1:0".parse().unwrap(), &redis.url(), &server);
         let demo = Demo::start(settings).expect("start the demo");
         Stack { demo, node, redis }
