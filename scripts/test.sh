@@ -2,7 +2,10 @@
 # Runs every test: installs what the build and the tests need when missing
 # (make and gcc for jemalloc; redis-server with redis-cli, redis-sentinel,
 # nginx and openssl: the tests start their own instances on free ports), then
-# the whole workspace's tests.
+# the whole workspace's tests (README and imhelper examples included, the
+# README's against scripts/run.sh itself), then the browser tests
+# (scripts/browser-test.sh; screenshots to SCREENSHOT_DIR, default
+# target/screenshots). Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-packages.sh
@@ -20,3 +23,5 @@ profile=debug
 for arg in "$@"; do [ "$arg" = "--release" ] && profile=release; done
 export FREEIM_SERVER_BIN="${FREEIM_SERVER_BIN:-$(realpath -m "${CARGO_TARGET_DIR:-target}")/$profile/freeim-server}"
 cargo test --workspace "$@"
+SCREENSHOT_DIR="${SCREENSHOT_DIR:-$(realpath -m "${CARGO_TARGET_DIR:-target}")/screenshots}" \
+  bash scripts/browser-test.sh
