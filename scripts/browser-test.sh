@@ -4,6 +4,7 @@
 # its package-lock.json), builds freeim-server and freeim-demo, then runs
 # tests/browser with Node's test runner:
 #   - client.test.mjs: the JavaScript client in Node.js;
+#   - readme.test.mjs: the README's JavaScript example, run as written;
 #   - the other *.test.mjs: their own redis-server, node and demo on free
 #     loopback ports (killed by PID at the end) driven through headless
 #     Chromium. Screenshots go to SCREENSHOT_DIR (default docs/).
