@@ -8,12 +8,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use freeim_protocol::decode_command;
 use freeim_server::node::connections::Connections;
 use freeim_server::node::delivery::route;
 use freeim_server::node::mailbox::{Audience, Frame, Push};
 use freeim_server::node::registry::Registry;
 use freeim_server::node::send_queue::SendQueue;
-use freeim_server::protocol::decode_command;
 
 /// The node's own allocator, so allocation costs here match the binary's.
 #[global_allocator]

@@ -7,7 +7,8 @@
 //! ## Layout
 //! - [`ws`]: the RFC 6455 frame codec (sans-io: bytes in, events out).
 //! - [`http`]: the HTTP/1.1 upgrade request parser and response builders.
-//! - [`protocol`]: FreeIM 2.x names, Redis keys and command payloads.
+//! - [`names`]: this node's place in the cluster and its Redis names (the
+//!   wire contract itself is the `freeim-protocol` crate).
 //! - [`config`]: command line and environment settings.
 //! - [`metrics`] and [`admin`]: counters, and the `/metrics` and `/healthz` endpoints.
 //! - [`store`]: the Redis side: the subscriber thread and the worker that
@@ -21,8 +22,8 @@ pub mod admin;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod names;
 pub mod node;
-pub mod protocol;
 pub mod store;
 pub mod throttle;
 pub mod ws;

@@ -210,7 +210,7 @@ fn event_balance(events: &[(String, String)]) -> BTreeMap<i64, (u32, u32)> {
 fn presence_scripts_count_and_announce_once_however_often_they_run() {
     let redis = RedisServer::start();
     let spy = Spy::start(&redis, &[ONLINE.into(), OFFLINE.into()]);
-    let scripts = freeim_server::store::scripts::Scripts::new();
+    let scripts = freeim_protocol::scripts::presence::PresenceScripts::new();
     let mut conn = redis_conn(&redis);
     let (node, online) = ("im_v2_wsNode{n}", "im_v2_wsOnline");
     let event = r#"{"Item1":7,"Item2":"m"}"#;

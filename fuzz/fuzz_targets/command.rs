@@ -6,7 +6,7 @@
 //! and that a parsed ticket survives `to_json` and parsing again.
 #![no_main]
 
-use freeim_server::protocol::{decode_command, ClientTicket, Command};
+use freeim_protocol::{decode_command, ClientTicket, Command};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

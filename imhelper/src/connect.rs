@@ -4,8 +4,7 @@ use rand::RngCore;
 
 use crate::error::Result;
 use crate::helper::ImHelper;
-use crate::payload;
-use crate::routing;
+use freeim_protocol::{server_index, ClientTicket};
 
 /// Seconds a connect token lives (FreeIM: 10 s).
 const TOKEN_TTL_SECS: u64 = 10;
@@ -36,7 +35,7 @@ impl ImHelper {
     /// # Ok::<(), imhelper::Error>(())
     /// ```
     pub fn select_server(&self, client_id: i64) -> &str {
-        &self.servers[routing::server_index(client_id, self.servers.len())]
+        &self.servers[server_index(client_id, self.servers.len())]
     }
 
     /// Prepares a WebSocket connection for `client_id` and returns the URL the
@@ -70,7 +69,7 @@ impl ImHelper {
     pub fn prev_connect_server(&self, client_id: i64, client_meta: &str) -> Result<String> {
         let token = new_token();
         let key = self.keys.token(&token);
-        let value = payload::token_value(client_id, client_meta)?;
+        let value = ClientTicket::new(client_id, client_meta).to_json();
         let mut set = redis::cmd("SET");
         set.arg(&key).arg(&value).arg("EX").arg(TOKEN_TTL_SECS);
         self.pool.run(|c| set.query::<()>(c))?;

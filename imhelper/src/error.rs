@@ -50,10 +50,6 @@ pub enum Error {
     /// The message could not be serialised to JSON.
     #[error("cannot serialise the message as JSON: {0}")]
     Serialize(#[from] serde_json::Error),
-    /// An online/offline event payload was not `{"Item1":id,"Item2":"meta"}`.
-    /// Listeners skip such payloads; this variant names why one was skipped.
-    #[error("bad event payload: {0}")]
-    BadEventPayload(String),
     /// The publish went out, but no node was subscribed for these servers
     /// (PUBLISH reached 0 subscribers), so nobody there got it. The other
     /// targeted servers did get their part.

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use freeim_protocol::{first_places, Keys};
+
 use crate::error::{Error, Result};
-use crate::keys::Keys;
 use crate::on_send::{HookPresence, OnSend};
 use crate::options::ImHelperOptions;
 use crate::pool::{Connector, Pool, PoolStats};
-use crate::routing;
 use crate::scripts::Scripts;
 
 /// A handle on one FreeIM cluster, through its Redis.
@@ -102,7 +102,7 @@ impl ImHelper {
             .redis_url
             .parse()
             .map_err(|e| Error::Config(format!("redis_url is invalid: {e}")))?;
-        let first_places = routing::first_places(&options.servers);
+        let first_places = first_places(&options.servers);
         let distinct_servers: Vec<String> = first_places
             .iter()
             .enumerate()

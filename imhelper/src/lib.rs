@@ -114,9 +114,6 @@
 //! | `options.rs` | [`ImHelperOptions`], their defaults and validation |
 //! | `error.rs` | [`Error`] and [`Result`] |
 //! | `helper.rs` | the [`ImHelper`] value: construction, prefix, [`stats`](ImHelper::stats) |
-//! | `keys.rs` | names of every Redis key and pub/sub channel |
-//! | `routing.rs` | `select_server` arithmetic, receiver de-duplication and grouping (pure) |
-//! | `payload.rs` | wire payload builders and the event parser (pure, unit-tested) |
 //! | `pool.rs` | the bounded connection pool: at most `max_connections`, waiting in line up to `pool_wait`, idle checks, the one safe retry, [`PoolStats`] |
 //! | `scripts.rs` | the join/leave/clear Lua scripts |
 //! | `connect.rs` | `select_server`, `prev_connect_server` (tokens) |
@@ -136,17 +133,14 @@ mod connect;
 mod error;
 mod events;
 mod helper;
-mod keys;
 mod listener;
 mod messages;
 mod on_send;
 mod options;
 mod panics;
-mod payload;
 mod pool;
 mod presence;
 mod publish;
-mod routing;
 mod scripts;
 
 pub use channels::ChanInfo;

@@ -31,12 +31,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use freeim_protocol::ClientTicket;
 use redis::{ErrorKind, Msg, RedisError, RedisResult};
 use redis_link::Subscription;
 
 use crate::error::{Error, Result};
-use crate::events::PresenceEvent;
-use crate::payload;
+use crate::events::{ClientEvent, PresenceEvent};
 use crate::pool::Connector;
 
 /// First wait before a reconnect attempt.
@@ -261,7 +261,19 @@ fn decode(config: &ListenerConfig, message: &Msg) -> Option<PresenceEvent> {
     } else {
         return None;
     };
-    let event = payload::parse_client_event(message.get_payload_bytes()).ok()?;
+    let payload = message.get_payload_bytes();
+    let ticket = match ClientTicket::parse(payload) {
+        Ok(ticket) => ticket,
+        Err(why) => {
+            let payload = String::from_utf8_lossy(payload);
+            log::warn!("imhelper: skipping a malformed event on {channel} ({why}): {payload:?}");
+            return None;
+        }
+    };
+    let event = ClientEvent {
+        client_id: ticket.client_id,
+        client_meta: ticket.client_meta.unwrap_or_default(),
+    };
     Some(if online {
         PresenceEvent::Online(event)
     } else {

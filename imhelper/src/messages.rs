@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
+use freeim_protocol::{chan_command, group_by_server, receipt_command, receipt_len_bound};
+
 use crate::error::{Error, Result};
 use crate::helper::ImHelper;
-use crate::payload;
 use crate::publish::Outgoing;
-use crate::routing;
 
 /// One message of an [`ImHelper::send_messages`] batch: the arguments of
 /// one [`ImHelper::send_message`] call.
@@ -127,7 +127,7 @@ impl ImHelper {
         // announced or published.
         let mut plans = Vec::with_capacity(messages.len());
         for direct in messages {
-            let groups = routing::group_by_server(direct.receivers, &self.first_places);
+            let groups = group_by_server(direct.receivers, &self.first_places);
             if groups.is_empty() {
                 continue;
             }
@@ -160,7 +160,7 @@ impl ImHelper {
     /// The message's JSON text, unless it is over
     /// [`ImHelperOptions::max_push_bytes`](crate::ImHelperOptions::max_push_bytes).
     fn message_text<T: Serialize + ?Sized>(&self, message: &T) -> Result<String> {
-        let text = payload::message_text(message)?;
+        let text = serde_json::to_string(message)?;
         if text.len() > self.max_push_bytes {
             return Err(Error::MessageTooLarge {
                 bytes: text.len(),
@@ -181,12 +181,13 @@ impl ImHelper {
             return Ok(());
         }
         // A cheap bound settles nearly every send without building a receipt.
-        if receivers.saturating_mul(payload::receipt_len_bound(text.len()))
-            <= self.max_receipt_bytes
-        {
+        if receivers.saturating_mul(receipt_len_bound(text.len())) <= self.max_receipt_bytes {
             return Ok(());
         }
-        let receipt_bytes = receivers.saturating_mul(payload::receipt_len(text)?);
+        // The longest receipt a node can publish for this text: the widest
+        // ids and the longer wording.
+        let each = receipt_command(i64::MIN, i64::MIN, text, false).len();
+        let receipt_bytes = receivers.saturating_mul(each);
         if receipt_bytes <= self.max_receipt_bytes {
             return Ok(());
         }
@@ -274,7 +275,9 @@ impl ImHelper {
         message: &T,
     ) -> Result<()> {
         let text = self.message_text(message)?;
-        let command = payload::chan_command(sender, chan, &text)?;
+        // Named channels are cacheable: this crate announces every membership
+        // change on `ChanChanged`.
+        let command = chan_command(sender, chan, &text, chan.is_some());
         let outgoing: Vec<Outgoing<'_>> = self
             .distinct_servers
             .iter()

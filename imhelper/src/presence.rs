@@ -2,7 +2,6 @@
 
 use crate::error::Result;
 use crate::helper::ImHelper;
-use crate::payload;
 
 impl ImHelper {
     /// Every client with at least one open socket on any node
@@ -103,7 +102,7 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn force_offline(&self, client_id: i64) -> Result<()> {
-        let command = payload::force_offline_command(client_id);
+        let command = freeim_protocol::force_offline_command(client_id);
         self.publish_checked(&[(self.select_server(client_id), command.as_str())])
     }
 }

@@ -27,7 +27,7 @@ impl<'a> Outgoing<'a> {
         receipt: bool,
     ) -> Result<Outgoing<'a>> {
         Ok(Outgoing {
-            payload: crate::payload::send_command(sender, receivers, message, receipt)?,
+            payload: freeim_protocol::send_command(sender, receivers, message, receipt),
             event: ImSendEventArgs {
                 server,
                 sender_client_id: sender,

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use super::mailbox::{Audience, Frame, Push};
 use super::registry::Registry;
 use crate::metrics::LoopCounters;
-use crate::protocol::receipt_command;
 use crate::store::Job;
 use crate::ws::code;
+use freeim_protocol::receipt_command;
 
 /// What routing one push on one loop came to.
 #[derive(Debug, Default)]
@@ -80,7 +80,7 @@ impl EventLoop {
         for (receiver, delivered) in routed.receipts {
             let sender = push.sender;
             self.shared.worker.submit(Job::Publish {
-                channel: names.server_channel(names.select_server(sender)),
+                channel: names.keys().server(names.select_server(sender)),
                 payload: receipt_command(sender, receiver, push.frame.payload(), delivered),
             });
         }

@@ -23,7 +23,7 @@ use super::timer::{Tick, TimerWheel};
 use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
 use crate::metrics::{LoopCounters, Metrics};
-use crate::protocol::Names;
+use crate::names::Names;
 use crate::store::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::throttle::Throttle;
 use crate::ws::ReaderConfig;

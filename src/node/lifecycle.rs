@@ -11,9 +11,9 @@ use super::mailbox::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use super::timer::Tick;
 use crate::http::{accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest};
 use crate::metrics::LoopCounters;
-use crate::protocol::ClientTicket;
 use crate::store::{socket_name, Job};
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
+use freeim_protocol::ClientTicket;
 
 /// How long a closing connection may take to send its last bytes and see EOF.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);

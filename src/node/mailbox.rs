@@ -13,9 +13,9 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::Waker;
 
-use crate::protocol::ClientTicket;
 use crate::store::chan_cache::Members;
 use crate::ws::{encode_frame, OpCode};
+use freeim_protocol::ClientTicket;
 
 /// A connection's slab key tagged with its generation, so a message for a
 /// connection that closed (and whose slot was reused) is recognised as stale.

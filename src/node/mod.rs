@@ -27,7 +27,7 @@ use mio::{Poll, Waker};
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::protocol::Names;
+use crate::names::Names;
 use crate::store::{self, Job, WorkerHandle};
 use event_loop::{EventLoop, Shared, WAKER};
 use mailbox::{LoopMsg, Mailbox, Router};

@@ -7,15 +7,14 @@ pub mod chan_cache;
 pub mod lease;
 pub mod pubsub;
 pub mod resp;
-pub mod scripts;
 pub mod subscriber;
 pub mod worker;
 
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
+use crate::names::Names;
 use crate::node::mailbox::Router;
-use crate::protocol::Names;
 
 pub use worker::{socket_name, HeldSocket, Job, WorkerHandle};
 

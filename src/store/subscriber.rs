@@ -19,11 +19,11 @@ use redis_link::Shutdown;
 use super::pubsub::{Liveness, PubSubConnection};
 use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
+use freeim_protocol::{decode_command, receipt_command, receipt_len_bound, ChanMessage, Command};
+
 use crate::metrics::Metrics;
+use crate::names::Names;
 use crate::node::mailbox::{Frame, LoopMsg, Router, Wakes};
-use crate::protocol::{
-    decode_command, receipt_command, receipt_len_bound, ChanMessage, Command, Names,
-};
 use crate::throttle::Throttle;
 
 type Ready = crossbeam_channel::Sender<io::Result<()>>;
@@ -152,8 +152,8 @@ impl Subscriber {
         backoff: &mut Duration,
         gap_since: &mut Option<Instant>,
     ) -> io::Error {
-        let commands = self.names.server_channel(self.names.server());
-        let chan_changes = self.names.chan_changed_channel();
+        let commands = self.names.keys().server(self.names.server());
+        let chan_changes = self.names.keys().chan_changed();
         let channels = [commands, chan_changes.clone()];
         let mut conn =
             match PubSubConnection::open(&self.redis, &channels, IO_TIMEOUT, self.liveness) {
@@ -275,7 +275,7 @@ impl Subscriber {
     fn read_members(&mut self, chan: &str) -> Option<Members> {
         let read = |reader: &mut redis::Connection| -> redis::RedisResult<Vec<String>> {
             redis::cmd("HKEYS")
-                .arg(self.names.chan_key(chan))
+                .arg(self.names.keys().chan(chan))
                 .query(reader)
         };
         // A failed connection is dropped and the read tried once more on a

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::{RedisError, RedisResult, Value};
 
-use crate::store::scripts::Scripts;
+use freeim_protocol::scripts::presence::PresenceScripts;
 
 /// A live Redis connection with the script hashes loaded on it.
 pub(super) struct Link {
@@ -52,7 +52,7 @@ impl Link {
     /// Connects (timeouts of `timeout`) and loads the scripts.
     pub(super) fn open(
         url: &redis_link::RedisUrl,
-        scripts: &Scripts,
+        scripts: &PresenceScripts,
         timeout: Duration,
     ) -> RedisResult<Link> {
         let mut conn = url.connect(timeout)?;

@@ -58,12 +58,12 @@ use self::link::Link;
 use self::pipeline::Try;
 use self::report::{Reason, Report};
 use super::lease::{Lease, Renewal};
-use super::scripts::Scripts;
 use super::Context;
 use crate::metrics::Metrics;
+use crate::names::Names;
 use crate::node::mailbox::{ConnId, LoopMsg, Router};
-use crate::protocol::Names;
 use crate::throttle::Throttle;
+use freeim_protocol::scripts::presence::PresenceScripts;
 
 /// Most jobs sent in one pipeline.
 const MAX_BATCH: usize = 2048;
@@ -195,7 +195,7 @@ struct Worker {
     router: Router,
     metrics: Arc<Metrics>,
     redis: redis_link::RedisUrl,
-    scripts: Scripts,
+    scripts: PresenceScripts,
     link: Option<Link>,
     backoff: Duration,
     retry_at: Instant,
@@ -224,7 +224,7 @@ struct Worker {
 pub fn start(context: Context) -> Result<WorkerHandle, String> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let loops = context.router.loops();
-    let lease = Lease::new(context.names.alive_key(context.names.server()));
+    let lease = Lease::new(context.names.keys().alive(context.names.server()));
     let mut worker = Worker {
         jobs,
         names: context.names,
@@ -232,7 +232,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         report: Report::new(context.metrics.clone()),
         metrics: context.metrics,
         redis: context.redis,
-        scripts: Scripts::new(),
+        scripts: PresenceScripts::new(),
         link: None,
         backoff: BACKOFF_MIN,
         retry_at: Instant::now(),
@@ -514,12 +514,12 @@ impl Worker {
         redis::cmd("EVALSHA")
             .arg(&link.reap_node)
             .arg(3)
-            .arg(names.alive_key(server))
-            .arg(names.node_key(server))
-            .arg(names.online_key())
+            .arg(names.keys().alive(server))
+            .arg(names.keys().node(server))
+            .arg(names.keys().online())
             .arg(if force { "1" } else { "0" })
-            .arg(names.offline_event_channel())
-            .arg(names.prefix())
+            .arg(names.keys().offline_event())
+            .arg(names.keys().prefix())
             .query(&mut link.conn)
     }
 }

@@ -11,7 +11,7 @@ use super::report::Reason;
 use super::retry::{self, Action, Failure, Kind};
 use super::{socket_loop, socket_name_prefix, Job, Worker};
 use crate::node::mailbox::{LoopMsg, TokenOutcome, Wakes};
-use crate::protocol::ClientTicket;
+use freeim_protocol::ClientTicket;
 
 /// A job on its way to Redis.
 #[derive(Debug)]
@@ -120,7 +120,7 @@ impl Worker {
         for t in round {
             match &t.job {
                 Job::ClaimToken { token, .. } => {
-                    pipe.cmd("GETDEL").arg(names.token_key(token));
+                    pipe.cmd("GETDEL").arg(names.keys().token(token));
                 }
                 Job::SocketOpened {
                     client_id,
@@ -129,15 +129,15 @@ impl Worker {
                 } if t.as_transaction() => {
                     pipe.cmd("MULTI");
                     pipe.cmd("HSET")
-                        .arg(names.node_key(names.server()))
+                        .arg(names.keys().node(names.server()))
                         .arg(socket)
                         .arg(format!("{client_id}|{event}"));
                     pipe.cmd("HINCRBY")
-                        .arg(names.online_key())
+                        .arg(names.keys().online())
                         .arg(client_id)
                         .arg(1);
                     pipe.cmd("PUBLISH")
-                        .arg(names.online_event_channel())
+                        .arg(names.keys().online_event())
                         .arg(event.as_ref());
                     pipe.cmd("EXEC");
                 }
@@ -149,12 +149,12 @@ impl Worker {
                     pipe.cmd("EVALSHA")
                         .arg(&link.socket_opened)
                         .arg(2)
-                        .arg(names.node_key(names.server()))
-                        .arg(names.online_key())
+                        .arg(names.keys().node(names.server()))
+                        .arg(names.keys().online())
                         .arg(socket)
                         .arg(client_id)
                         .arg(event.as_ref())
-                        .arg(names.online_event_channel());
+                        .arg(names.keys().online_event());
                 }
                 Job::SocketClosed {
                     client_id,
@@ -170,12 +170,12 @@ impl Worker {
                     pipe.cmd("EVALSHA")
                         .arg(&link.socket_closed)
                         .arg(2)
-                        .arg(names.online_key())
-                        .arg(names.node_key(names.server()))
+                        .arg(names.keys().online())
+                        .arg(names.keys().node(names.server()))
                         .arg(client_id)
                         .arg(event.as_ref())
-                        .arg(names.offline_event_channel())
-                        .arg(names.prefix())
+                        .arg(names.keys().offline_event())
+                        .arg(names.keys().prefix())
                         .arg(socket)
                         .arg(if announce { "1" } else { "0" });
                 }
@@ -190,11 +190,11 @@ impl Worker {
                         .cmd("EVALSHA")
                         .arg(&link.restore_presence)
                         .arg(2)
-                        .arg(names.node_key(names.server()))
-                        .arg(names.online_key())
-                        .arg(names.prefix())
-                        .arg(names.online_event_channel())
-                        .arg(names.offline_event_channel())
+                        .arg(names.keys().node(names.server()))
+                        .arg(names.keys().online())
+                        .arg(names.keys().prefix())
+                        .arg(names.keys().online_event())
+                        .arg(names.keys().offline_event())
                         .arg(socket_name_prefix(*loop_index));
                     for held in sockets {
                         script

@@ -1,16 +1,18 @@
-//! Which node holds a client, and how one send splits into one command per
-//! node. Pure arithmetic, no I/O.
+//! Which node owns a client (`servers[clientId mod len(servers)]`, FreeIM's
+//! rule), and how one send splits into one command per node.
 
 use std::collections::HashSet;
 
+/// The place in `servers` of the node that owns `client_id`:
 /// `client_id mod server_count`, falling back to `0` when the remainder is
-/// out of range, exactly as FreeIM (and this project's ImServer) do.
+/// out of range, exactly as FreeIM does. Only negative ids have an
+/// out-of-range (negative) remainder, so every negative id maps to the first
+/// server.
 ///
-/// Only negative ids have an out-of-range (negative) remainder, so every
-/// negative id maps to the first server. The ImServer uses the same rule;
-/// changing it here alone would route messages to the wrong node.
-pub(crate) fn server_index(client_id: i64, server_count: usize) -> usize {
-    debug_assert!(server_count > 0, "validated by ImHelperOptions");
+/// # Panics
+/// When `server_count` is 0 (both sides refuse an empty servers list).
+pub fn server_index(client_id: i64, server_count: usize) -> usize {
+    assert!(server_count > 0, "a cluster has at least one server");
     let count = i64::try_from(server_count).unwrap_or(i64::MAX);
     // `count >= 1`, so `%` cannot overflow; a negative remainder falls back.
     usize::try_from(client_id % count).unwrap_or(0)
@@ -20,7 +22,7 @@ pub(crate) fn server_index(client_id: i64, server_count: usize) -> usize {
 /// server listed twice owns both places' shares of the ids (routing is over
 /// the whole list, as on the nodes), but it is one node, with one command
 /// channel: it is named by its first place.
-pub(crate) fn first_places(servers: &[String]) -> Vec<usize> {
+pub fn first_places(servers: &[String]) -> Vec<usize> {
     servers
         .iter()
         .enumerate()
@@ -32,7 +34,7 @@ pub(crate) fn first_places(servers: &[String]) -> Vec<usize> {
 /// node: by the first place (see [`first_places`]) of the server each is
 /// routed to, as FreeIM groups them by server name. Groups come in the order
 /// their node was first needed; receivers keep their order inside a group.
-pub(crate) fn group_by_server(receivers: &[i64], first_places: &[usize]) -> Vec<(usize, Vec<i64>)> {
+pub fn group_by_server(receivers: &[i64], first_places: &[usize]) -> Vec<(usize, Vec<i64>)> {
     let mut seen = HashSet::with_capacity(receivers.len());
     let mut groups: Vec<(usize, Vec<i64>)> = Vec::new();
     for &id in receivers {
@@ -53,21 +55,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn index_is_the_remainder() {
-        assert_eq!(server_index(0, 3), 0);
-        assert_eq!(server_index(4, 3), 1);
-        assert_eq!(server_index(5, 3), 2);
-        assert_eq!(server_index(i64::MAX, 1), 0);
-        assert_eq!(server_index(i64::MAX, 2), 1);
-    }
-
-    #[test]
-    fn negative_ids_fall_back_to_the_first_server() {
-        assert_eq!(server_index(-1, 3), 0);
-        assert_eq!(server_index(-4, 3), 0);
-        assert_eq!(server_index(-3, 3), 0);
-        assert_eq!(server_index(i64::MIN, 3), 0);
-        assert_eq!(server_index(i64::MIN, 1), 0);
+    fn every_routing_vector_holds() {
+        for &(client_id, count, index) in crate::vectors::ROUTING {
+            assert_eq!(
+                server_index(client_id, count),
+                index,
+                "{client_id} mod {count}"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Lua scripts the node runs in Redis, each atomic.
+//! The presence Lua scripts the node runs in Redis, each atomic.
 //!
 //! Presence is kept twice: counted cluster-wide in `{prefix}Online` (FreeIM's
 //! key), and socket by socket in `{prefix}Node{server}` (socket name →
@@ -153,7 +153,7 @@ return 1
 "#;
 
 /// The scripts' sources, ready for `SCRIPT LOAD`.
-pub struct Scripts {
+pub struct PresenceScripts {
     /// See [`SOCKET_OPENED`].
     pub socket_opened: String,
     /// See [`SOCKET_CLOSED`].
@@ -164,10 +164,10 @@ pub struct Scripts {
     pub restore_presence: String,
 }
 
-impl Scripts {
+impl PresenceScripts {
     /// Assembles every script with its shared functions.
-    pub fn new() -> Scripts {
-        Scripts {
+    pub fn new() -> PresenceScripts {
+        PresenceScripts {
             socket_opened: SOCKET_OPENED.to_string(),
             socket_closed: format!("{LEAVE_ALL}{UNCOUNT}{SOCKET_CLOSED}"),
             reap_node: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{REAP_NODE}"),
@@ -176,8 +176,8 @@ impl Scripts {
     }
 }
 
-impl Default for Scripts {
+impl Default for PresenceScripts {
     fn default() -> Self {
-        Scripts::new()
+        PresenceScripts::new()
     }
 }

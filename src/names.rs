@@ -1,0 +1,70 @@
+//! This node's place in the cluster: its own name, the `servers` list it
+//! partitions clients over, and the cluster's Redis names (the wire contract
+//! itself, names and routing rule, is `freeim_protocol`'s).
+
+use freeim_protocol::{server_index, Keys};
+
+/// The cluster as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    keys: Keys,
+    server: String,
+    servers: Vec<String>,
+}
+
+impl Names {
+    /// The names for node `server` of `servers`, whose WebSocket path is
+    /// `path` (which names the Redis keys).
+    ///
+    /// # Panics
+    /// When `servers` is empty (the settings refuse that first).
+    pub fn new(path: &str, server: &str, servers: &[String]) -> Names {
+        assert!(!servers.is_empty(), "a cluster has at least one server");
+        Names {
+            keys: Keys::new(path),
+            server: server.to_string(),
+            servers: servers.to_vec(),
+        }
+    }
+
+    /// The cluster's Redis key and channel names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// This node's own name (`host:port`).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The cluster's servers, in partition order.
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// The server that owns `client_id` (FreeIM's `clientId mod len(servers)`).
+    pub fn select_server(&self, client_id: i64) -> &str {
+        &self.servers[server_index(client_id, self.servers.len())]
+    }
+
+    /// Whether this node is the one `client_id` is partitioned to.
+    pub fn owns(&self, client_id: i64) -> bool {
+        self.select_server(client_id) == self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_owns_the_ids_routed_to_its_name() {
+        let servers = vec!["a:1".to_string(), "b:2".to_string(), "c:3".to_string()];
+        let names = Names::new("/ws", "b:2", &servers);
+        assert_eq!(names.select_server(4), "b:2");
+        assert_eq!(names.select_server(-5), "a:1");
+        assert!(names.owns(7));
+        assert!(!names.owns(8));
+        assert_eq!(names.keys().server(names.server()), "im_v2_wsServerb:2");
+    }
+}
