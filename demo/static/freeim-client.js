@@ -12,6 +12,15 @@
  * node closes it with a *kick* (ImHelper's `force_offline`: close code 4001
  * from `freeim-server`), after which it stays closed and emits `kicked`.
  *
+ * A socket can also die silently (a phone switching networks): the browser
+ * keeps believing it is open, and the node's pings are invisible to
+ * JavaScript. So the client offers the `freeim.heartbeat.v1` subprotocol; a
+ * `freeim-server` node with heartbeats on selects it and sends a binary frame
+ * of its heartbeat interval after the handshake and with every ping. When
+ * nothing at all arrives for 1.5 intervals plus 1 s, the client closes the
+ * socket and reconnects (`close` with code 4000, "heartbeat timeout"). Nodes
+ * that do not select it (FreeIM's .NET ImServer) work as before.
+ *
  * Load it with `<script src="/freeim-client.js"></script>` (it defines
  * `window.FreeImClient`), or `require()` it in Node.js (22+ has a global
  * `WebSocket`; on older versions pass one, e.g. from the `ws` package).
@@ -47,6 +56,12 @@
   'use strict';
 
   const EVENTS = ['message', 'open', 'close', 'error', 'kicked'];
+  /** The subprotocol under which the node sends its heartbeat interval. */
+  const HEARTBEAT_SUBPROTOCOL = 'freeim.heartbeat.v1';
+  /** Slack (ms) added to 1.5 heartbeat intervals before a silent socket is given up. */
+  const HEARTBEAT_GRACE = 1000;
+  /** The close code (and reason) reported when the heartbeat stopped. */
+  const HEARTBEAT_TIMEOUT = { code: 4000, reason: 'heartbeat timeout' };
 
   /**
    * @typedef {Object} FreeImClientOptions
@@ -69,6 +84,16 @@
    *   settled by then (ms; a business service that never answers) counts as
    *   failed: the client emits `error` and retries with backoff, and ignores
    *   whatever that call returns later.
+   * @property {boolean} [heartbeat=true] Offer the `freeim.heartbeat.v1`
+   *   subprotocol. When the node selects it, it sends a binary frame holding
+   *   its heartbeat interval in milliseconds (ASCII decimal) after the
+   *   handshake and with every ping; once that interval is known, a socket on
+   *   which nothing at all arrives for 1.5 intervals plus 1000 ms is closed
+   *   and retried like a dropped one (`close` with code 4000, reason
+   *   `'heartbeat timeout'`, `wasOpen: true`). Binary frames are never
+   *   emitted as `message`. (With the `ws` package, a node that selects no
+   *   subprotocol fails the first handshake — "Server sent no subprotocol";
+   *   the client then stops offering it and retries.)
    * @property {number[]} [kickCodes=[4001]] Close codes that mean the
    *   business service forced this client offline: the client does not
    *   reconnect and emits `kicked`. `freeim-server` sends 4001; FreeIM's
@@ -82,7 +107,8 @@
   /**
    * @typedef {Object} CloseInfo
    * @property {number} code WebSocket close code (1006 = dropped without a
-   *   close frame, e.g. the node died or the network went away).
+   *   close frame, e.g. the node died or the network went away; 4000 = the
+   *   client gave the socket up because the node's heartbeat stopped).
    * @property {string} reason Close reason sent by the node, if any.
    * @property {boolean} wasOpen Whether this socket had opened.
    * @property {number|null} retryIn Milliseconds until the next attempt, or
@@ -113,6 +139,7 @@
       this._connectTimeout = positive(options.connectTimeout, 10000);
       this._preConnectTimeout = positive(options.preConnectTimeout, 10000);
       this._kickCodes = Array.isArray(options.kickCodes) ? options.kickCodes.map(Number) : [4001];
+      this._heartbeat = options.heartbeat === undefined ? true : !!options.heartbeat;
       this._WebSocket = options.WebSocket || (typeof WebSocket !== 'undefined' ? WebSocket : null);
       if (!this._WebSocket) {
         throw new TypeError('FreeImClient: no WebSocket implementation; pass options.WebSocket');
@@ -122,6 +149,7 @@
       this._socket = null;
       this._timer = null;
       this._giveUp = null; // connect-timeout timer of the socket being opened
+      this._watchdog = null; // heartbeat timer of the open socket
       this._attempt = 0; // failed attempts since the last stable connection
       this._generation = 0; // bumped on every attempt and on close(): stale callbacks check it
       /** @type {'idle'|'connecting'|'open'|'waiting'|'closed'} */
@@ -237,7 +265,8 @@
 
       let socket;
       try {
-        socket = new this._WebSocket(url);
+        socket = this._heartbeat ? new this._WebSocket(url, [HEARTBEAT_SUBPROTOCOL]) : new this._WebSocket(url);
+        socket.binaryType = 'arraybuffer';
       } catch (err) {
         this._emit('error', wrap(err, 'cannot open the WebSocket'));
         this._retry(generation, { code: 1006, reason: 'invalid URL', wasOpen: false });
@@ -255,16 +284,45 @@
       }, this._connectTimeout);
       this._giveUp = giveUp;
 
+      // The heartbeat: whether the node selected it, how long the socket may
+      // stay silent (known once its first interval frame arrives), when it
+      // was last heard from.
+      let heartbeat = false;
+      let silenceLimit = 0;
+      let heardAt = 0;
+      const watch = () => {
+        this._watchdog = null;
+        if (generation !== this._generation) return;
+        const silent = Date.now() - heardAt;
+        if (silent < silenceLimit) {
+          this._watchdog = setTimeout(watch, silenceLimit - silent);
+          return;
+        }
+        detach(socket);
+        try { socket.close(HEARTBEAT_TIMEOUT.code, HEARTBEAT_TIMEOUT.reason); } catch (_) { /* ignore */ }
+        this._lost(generation, openedAt, Object.assign({ wasOpen: true }, HEARTBEAT_TIMEOUT));
+      };
+
       socket.onopen = () => {
         if (generation !== this._generation) return;
         clearTimeout(giveUp);
         openedAt = Date.now();
+        heartbeat = socket.protocol === HEARTBEAT_SUBPROTOCOL;
         this.state = 'open';
         this._emit('open', { attempt: this._attempt });
       };
       socket.onmessage = (event) => {
         if (generation !== this._generation) return;
-        const raw = typeof event.data === 'string' ? event.data : String(event.data);
+        heardAt = Date.now();
+        if (typeof event.data !== 'string') {
+          const interval = heartbeat ? heartbeatInterval(event.data) : 0;
+          if (interval > 0) {
+            silenceLimit = interval * 1.5 + HEARTBEAT_GRACE;
+            if (this._watchdog === null) this._watchdog = setTimeout(watch, silenceLimit);
+          }
+          return;
+        }
+        const raw = event.data;
         let data;
         try {
           data = JSON.parse(raw);
@@ -276,17 +334,21 @@
         }
         this._emit('message', data, raw);
       };
-      socket.onerror = () => {
+      socket.onerror = (event) => {
         if (generation !== this._generation) return;
+        // The `ws` package fails a handshake that selects none of the
+        // subprotocols it offered (a node with heartbeats off, FreeIM's .NET
+        // ImServer): offer none from now on.
+        if (!openedAt && event && /no subprotocol/.test(event.message)) this._heartbeat = false;
         // Browsers give no detail here; the close event follows with the code.
         this._emit('error', new Error(openedAt ? 'WebSocket error' : 'WebSocket connection failed'));
       };
       socket.onclose = (event) => {
         if (generation !== this._generation) return;
-        clearTimeout(giveUp);
         const info = { code: event.code, reason: event.reason || '', wasOpen: !!openedAt };
         if (this._kickCodes.includes(event.code)) {
           this._generation += 1;
+          this._clearTimer();
           this._socket = null;
           this.state = 'closed';
           const closed = Object.assign({}, info, { retryIn: null });
@@ -294,9 +356,16 @@
           this._emit('kicked', closed);
           return;
         }
-        if (openedAt && Date.now() - openedAt >= this._stableAfter) this._attempt = 0;
-        this._retry(generation, info);
+        this._lost(generation, openedAt, info);
       };
+    }
+
+    /** @private A socket dropped or was given up: one that stayed open long
+     * enough resets the backoff; then the next attempt is scheduled. */
+    _lost(generation, openedAt, info) {
+      this._clearTimer();
+      if (openedAt && Date.now() - openedAt >= this._stableAfter) this._attempt = 0;
+      this._retry(generation, info);
     }
 
     /** @private Schedules the next attempt and reports the close. */
@@ -329,6 +398,10 @@
         clearTimeout(this._giveUp);
         this._giveUp = null;
       }
+      if (this._watchdog !== null) {
+        clearTimeout(this._watchdog);
+        this._watchdog = null;
+      }
     }
 
     /** @private Calls the handlers; one that throws is reported, not fatal. */
@@ -356,6 +429,20 @@
     const error = new Error(`${context}: ${err && err.message ? err.message : String(err)}`);
     error.cause = err;
     return error;
+  }
+
+  /** The heartbeat interval (ms) a binary frame holds, or 0 if it holds none. */
+  function heartbeatInterval(data) {
+    let bytes = null;
+    if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (!bytes || bytes.length === 0 || bytes.length > 9) return 0;
+    let interval = 0;
+    for (const byte of bytes) {
+      if (byte < 0x30 || byte > 0x39) return 0;
+      interval = interval * 10 + (byte - 0x30);
+    }
+    return interval;
   }
 
   function detach(socket) {

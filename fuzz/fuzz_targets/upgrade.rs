@@ -10,7 +10,9 @@
 //! - "incomplete" is only answered below the size cap.
 #![no_main]
 
-use freeim_server::http::{accept_response, parse_upgrade, rejection_response};
+use freeim_server::http::{
+    accept_response, parse_upgrade, rejection_response, HEARTBEAT_SUBPROTOCOL,
+};
 use libfuzzer_sys::fuzz_target;
 
 const PATH: &str = "/ws";
@@ -61,7 +63,8 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Some((request.clone(), used))),
                 "head alone differs"
             );
-            let response = accept_response(&request.accept_key);
+            let subprotocol = request.offers_heartbeat.then_some(HEARTBEAT_SUBPROTOCOL);
+            let response = accept_response(&request.accept_key, subprotocol);
             let (code, length, body) = parse_response(&response);
             assert_eq!((code, length, body), (101, None, 0));
         }

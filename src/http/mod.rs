@@ -3,11 +3,13 @@
 //!
 //! ## Layout
 //! - [`upgrade`]: [`parse_upgrade`] validates a client's opening handshake
-//!   (RFC 6455 §4.2.1) and extracts the path, `token` query parameter and
-//!   `Origin`; [`Rejection`] says why a request was refused.
+//!   (RFC 6455 §4.2.1) and extracts the path, `token` query parameter,
+//!   `Origin` and whether [`HEARTBEAT_SUBPROTOCOL`] is offered; [`Rejection`]
+//!   says why a request was refused.
 //! - [`origin`]: [`Origin`] (RFC 6454 comparison) and [`OriginPolicy`], the
 //!   `--allowed-origins` / `--require-origin` check (403).
-//! - [`response`]: the `101 Switching Protocols` answer and error responses.
+//! - [`response`]: the `101 Switching Protocols` answer (naming the selected
+//!   subprotocol, if any) and error responses.
 //!
 //! ## Limits
 //! The only limit on a request head is its size, `--max-header-bytes`
@@ -22,4 +24,7 @@ pub mod upgrade;
 
 pub use origin::{InvalidOrigin, Origin, OriginPolicy};
 pub use response::{accept_response, rejection_response};
-pub use upgrade::{accept_key, parse_upgrade, Rejection, UpgradeRequest, MIN_FIELD_LINE_BYTES};
+pub use upgrade::{
+    accept_key, parse_upgrade, Rejection, UpgradeRequest, HEARTBEAT_SUBPROTOCOL,
+    MIN_FIELD_LINE_BYTES,
+};

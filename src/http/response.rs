@@ -1,21 +1,28 @@
-//! Response bytes for the upgrade: `101 Switching Protocols` on success, a
-//! short `text/plain` error response with `Connection: close` otherwise.
+//! Response bytes for the upgrade: `101 Switching Protocols` on success (with
+//! `Sec-WebSocket-Protocol` when a subprotocol is selected), a short
+//! `text/plain` error response with `Connection: close` otherwise.
 
 use std::fmt::Write as _;
 
 use super::upgrade::Rejection;
 
 /// The `101 Switching Protocols` response completing the handshake;
-/// `accept_key` is [`UpgradeRequest::accept_key`](super::UpgradeRequest::accept_key).
-pub fn accept_response(accept_key: &str) -> Vec<u8> {
-    format!(
+/// `accept_key` is [`UpgradeRequest::accept_key`](super::UpgradeRequest::accept_key),
+/// `subprotocol` the one selected from the client's offer (RFC 6455 §4.2.2),
+/// if any.
+pub fn accept_response(accept_key: &str, subprotocol: Option<&str>) -> Vec<u8> {
+    let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\n\
          Upgrade: websocket\r\n\
          Connection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept_key}\r\n\
-         \r\n"
-    )
-    .into_bytes()
+         Sec-WebSocket-Accept: {accept_key}\r\n"
+    );
+    if let Some(subprotocol) = subprotocol {
+        // Writing to a String cannot fail.
+        let _ = write!(head, "Sec-WebSocket-Protocol: {subprotocol}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
 }
 
 /// An error response for `rejection`: status line, `Content-Type`,
@@ -52,9 +59,15 @@ mod tests {
     #[test]
     fn accept() {
         assert_eq!(
-            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None),
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+        assert_eq!(
+            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("freeim.heartbeat.v1")),
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+              Sec-WebSocket-Protocol: freeim.heartbeat.v1\r\n\r\n"
         );
     }
 

@@ -10,6 +10,11 @@
 //! `Origin` (400 if not decodable). Checking the token itself (401) and the
 //! origin (403) is the caller's job.
 //!
+//! It also notes whether `Sec-WebSocket-Protocol` offers
+//! [`HEARTBEAT_SUBPROTOCOL`] (RFC 6455 §4.2.1 item 8, §11.3.4); whether to
+//! select it is the caller's choice, and nothing else offered is ever
+//! selected or refused.
+//!
 //! The size cap is the only limit: a head may have as many header fields as
 //! fit in it, and its path, query, token and values may be as long as fits.
 
@@ -29,6 +34,12 @@ pub const MIN_FIELD_LINE_BYTES: usize = 3;
 /// with one slot per line (a bound, not a cap).
 const INLINE_FIELDS: usize = 64;
 
+/// The subprotocol a client offers to see the node's heartbeats: the node
+/// that selects it sends a binary frame holding the heartbeat interval in
+/// milliseconds (ASCII decimal) after the `101` and with every ping, data
+/// JavaScript can watch (pings are invisible to it).
+pub const HEARTBEAT_SUBPROTOCOL: &str = "freeim.heartbeat.v1";
+
 /// The GUID appended to the client's key to compute the accept value.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -44,6 +55,9 @@ pub struct UpgradeRequest {
     pub accept_key: String,
     /// The `Origin` header, if sent (browsers always send it).
     pub origin: Option<String>,
+    /// `Sec-WebSocket-Protocol` lists [`HEARTBEAT_SUBPROTOCOL`] (names are
+    /// compared exactly, as the client checks the one selected).
+    pub offers_heartbeat: bool,
 }
 
 /// Why an upgrade request is refused; each maps to an HTTP status.
@@ -188,6 +202,7 @@ struct Fields<'a> {
     key: Option<&'a [u8]>,
     origins: usize,
     origin: Option<&'a [u8]>,
+    offers_heartbeat: bool,
 }
 
 impl<'a> Fields<'a> {
@@ -211,6 +226,9 @@ impl<'a> Fields<'a> {
             } else if name.eq_ignore_ascii_case("origin") {
                 fields.origins += 1;
                 fields.origin = Some(value.trim_ascii());
+            } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+                fields.offers_heartbeat |=
+                    list_items(value).any(|item| item == HEARTBEAT_SUBPROTOCOL.as_bytes());
             }
         }
         fields
@@ -281,15 +299,20 @@ fn validate(request: &httparse::Request<'_, '_>, path: &str) -> Result<UpgradeRe
         token,
         accept_key: accept_key(key),
         origin,
+        offers_heartbeat: fields.offers_heartbeat,
     })
 }
 
+/// The items of a comma-separated header value, surrounding whitespace
+/// trimmed.
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
 /// Whether a comma-separated header value contains `token` (ASCII
-/// case-insensitive, surrounding whitespace ignored).
+/// case-insensitive).
 fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    list_items(value).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// The key as text if it is base64 for exactly 16 bytes.

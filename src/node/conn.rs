@@ -25,6 +25,8 @@ pub enum Phase {
     Authorizing {
         /// The `Sec-WebSocket-Accept` value to answer with.
         accept_key: String,
+        /// `freeim.heartbeat.v1` is selected (offered, and heartbeats are on).
+        heartbeat: bool,
         /// Bytes the client sent after the head.
         early_bytes: Vec<u8>,
     },
@@ -53,6 +55,9 @@ pub struct Session {
     pub reader: MessageReader,
     /// A heartbeat ping is out and unanswered.
     pub awaiting_pong: bool,
+    /// The session speaks `freeim.heartbeat.v1`: every ping goes with a
+    /// binary frame holding the heartbeat interval.
+    pub heartbeat: bool,
     /// Echo mode (conformance testing): data messages are sent back.
     pub echo: bool,
 }

@@ -26,7 +26,7 @@ use crate::metrics::{LoopCounters, Metrics};
 use crate::names::Names;
 use crate::store::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::throttle::Throttle;
-use crate::ws::ReaderConfig;
+use crate::ws::{encode_frame, OpCode, ReaderConfig};
 
 /// Token of the mailbox waker.
 pub const WAKER: Token = Token(usize::MAX);
@@ -74,6 +74,11 @@ pub struct EventLoop {
     pub(super) now: Tick,
     pub(super) scratch: Vec<u8>,
     pub(super) reader_config: ReaderConfig,
+    /// The binary frame a `freeim.heartbeat.v1` session gets after the 101
+    /// and with every ping: the heartbeat interval in milliseconds, ASCII
+    /// decimal. `None` with heartbeats off, when the subprotocol is never
+    /// selected.
+    pub(super) heartbeat_frame: Option<Vec<u8>>,
     /// Sockets whose reads were cut short for fairness, to read again soon.
     pub(super) read_again: Vec<ConnId>,
     inbox_backlog: bool,
@@ -111,6 +116,12 @@ impl EventLoop {
                 max_message_size: max_message,
                 keep_data: shared.settings.echo,
             },
+            heartbeat_frame: shared.settings.heartbeat_interval.map(|interval| {
+                let mut frame = Vec::new();
+                let millis = interval.as_millis().to_string();
+                encode_frame(&mut frame, OpCode::Binary, millis.as_bytes());
+                frame
+            }),
             read_again: Vec::new(),
             inbox_backlog: false,
             accept_paused_until: None,

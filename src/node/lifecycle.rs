@@ -1,5 +1,7 @@
-//! A connection's life on its loop: upgrade request, token check, hand-over
-//! to the owning loop, open session, heartbeats, and the close paths.
+//! A connection's life on its loop: upgrade request (and whether it selects
+//! the `freeim.heartbeat.v1` subprotocol), token check, hand-over to the
+//! owning loop, open session, heartbeats (pings, and for `freeim.heartbeat.v1`
+//! sessions the binary frame of the interval with each), and the close paths.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,7 +11,10 @@ use super::conn::{Absorbed, IoStep, Phase, Session};
 use super::event_loop::{EventLoop, READS_PER_TURN};
 use super::mailbox::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use super::timer::Tick;
-use crate::http::{accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest};
+use crate::http::{
+    accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest,
+    HEARTBEAT_SUBPROTOCOL,
+};
 use crate::metrics::LoopCounters;
 use crate::store::{socket_name, Job};
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
@@ -62,12 +67,13 @@ impl EventLoop {
         if let Err(refusal) = origins.check(request.origin.as_deref()) {
             return self.reject(key, refusal);
         }
+        let heartbeat = request.offers_heartbeat && self.heartbeat_frame.is_some();
         if self.shared.settings.echo {
             let ticket = ClientTicket {
                 client_id: i64::from(key),
                 client_meta: None,
             };
-            if self.activate(key, ticket, &request.accept_key, early_bytes) {
+            if self.activate(key, ticket, &request.accept_key, heartbeat, early_bytes) {
                 self.read_frames(key);
             }
             return;
@@ -80,6 +86,7 @@ impl EventLoop {
         };
         let authorizing = Phase::Authorizing {
             accept_key: request.accept_key,
+            heartbeat,
             early_bytes,
         };
         self.conns.set_phase(key, authorizing);
@@ -114,6 +121,7 @@ impl EventLoop {
         }
         let Some(Phase::Authorizing {
             accept_key,
+            heartbeat,
             early_bytes,
         }) = self.conns.set_phase(id.key, Phase::Closing)
         else {
@@ -123,7 +131,7 @@ impl EventLoop {
         if owner == self.index {
             // Data that arrived while the token was checked raised no new
             // edge: read it now.
-            if self.activate(id.key, ticket, &accept_key, early_bytes) {
+            if self.activate(id.key, ticket, &accept_key, heartbeat, early_bytes) {
                 self.read_frames(id.key);
             }
             return;
@@ -136,6 +144,7 @@ impl EventLoop {
             stream: conn.stream,
             ticket,
             accept_key,
+            heartbeat,
             early_bytes,
         };
         self.shared
@@ -155,33 +164,41 @@ impl EventLoop {
         // so no read is needed here.
         if let Some(id) = self.register(adoption.stream, deadline) {
             let (ticket, early_bytes) = (adoption.ticket, adoption.early_bytes);
-            self.activate(id.key, ticket, &adoption.accept_key, early_bytes);
+            let (accept_key, heartbeat) = (&adoption.accept_key, adoption.heartbeat);
+            self.activate(id.key, ticket, accept_key, heartbeat, early_bytes);
         }
     }
 
-    /// Completes the upgrade of an admitted connection on its owning loop;
-    /// false when the connection is already closing (its early bytes broke
-    /// the protocol).
+    /// Completes the upgrade of an admitted connection on its owning loop
+    /// (with `heartbeat`, the 101 selects `freeim.heartbeat.v1` and the
+    /// interval's binary frame follows it); false when the connection is
+    /// already closing (its early bytes broke the protocol).
     fn activate(
         &mut self,
         key: u32,
         ticket: ClientTicket,
         accept_key: &str,
+        heartbeat: bool,
         mut early_bytes: Vec<u8>,
     ) -> bool {
         let event: Arc<str> = ticket.to_json().into();
         let client_id = ticket.client_id;
         let deadline = self.heartbeat_deadline();
+        let heartbeat_frame = self.heartbeat_frame.as_deref().filter(|_| heartbeat);
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        conn.out
-            .push_with(|out| out.extend_from_slice(&accept_response(accept_key)));
+        conn.out.push_with(|out| {
+            let subprotocol = heartbeat.then_some(HEARTBEAT_SUBPROTOCOL);
+            out.extend_from_slice(&accept_response(accept_key, subprotocol));
+            out.extend_from_slice(heartbeat_frame.unwrap_or_default());
+        });
         let session = Session {
             client_id,
             event: event.clone(),
             reader: MessageReader::new(self.reader_config),
             awaiting_pong: false,
+            heartbeat,
             echo: self.shared.settings.echo,
         };
         self.conns.set_phase(key, Phase::Open(session));
@@ -396,8 +413,12 @@ impl EventLoop {
             }
             Phase::Open(session) => {
                 session.awaiting_pong = true;
-                conn.out
-                    .push_control(|out| encode_frame(out, OpCode::Ping, b""));
+                let heartbeat_frame = self.heartbeat_frame.as_deref();
+                let heartbeat_frame = heartbeat_frame.filter(|_| session.heartbeat);
+                conn.out.push_control(|out| {
+                    encode_frame(out, OpCode::Ping, b"");
+                    out.extend_from_slice(heartbeat_frame.unwrap_or_default());
+                });
                 let timeout = self.shared.settings.heartbeat_timeout;
                 conn.deadline = self.wheel.after(timeout);
                 let deadline = conn.deadline;

@@ -130,6 +130,8 @@ pub struct Adoption {
     pub ticket: ClientTicket,
     /// The `Sec-WebSocket-Accept` value for the 101 response.
     pub accept_key: String,
+    /// `freeim.heartbeat.v1` is selected.
+    pub heartbeat: bool,
     /// Bytes the client sent after its request head (a pipelined frame).
     pub early_bytes: Vec<u8>,
 }

@@ -1,6 +1,7 @@
 // Unit tests of demo/static/freeim-client.js with a scripted fake WebSocket:
 // fresh URL per attempt, JSON decoding, backoff growth, jitter bounds,
-// reset after a stable connection, close() stopping everything.
+// reset after a stable connection, close() stopping everything, the
+// freeim.heartbeat.v1 watchdog, and handlers or WebSockets that throw.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,13 +14,22 @@ const FreeImClient = require('../../demo/static/freeim-client.js');
 function fakeWebSocketClass() {
   const sockets = [];
   class FakeWebSocket {
-    constructor(url) {
+    constructor(url, protocols) {
       this.url = url;
+      this.protocols = protocols;
+      this.protocol = '';
+      this.binaryType = 'blob';
       this.closed = null;
       sockets.push(this);
     }
-    open() { this.onopen && this.onopen({}); }
+    /** Opens, with `protocol` as the subprotocol the node selected. */
+    open(protocol = '') {
+      this.protocol = protocol;
+      this.onopen && this.onopen({});
+    }
     push(text) { this.onmessage && this.onmessage({ data: text }); }
+    /** A binary frame of `text`'s bytes, as an ArrayBuffer. */
+    pushBinary(text) { this.onmessage && this.onmessage({ data: Uint8Array.from(Buffer.from(text)).buffer }); }
     drop(code = 1006, reason = '') { this.onclose && this.onclose({ code, reason }); }
     close(code, reason) { this.closed = { code, reason }; }
   }
@@ -269,4 +279,117 @@ test('a preConnect that throws synchronously is an error, not a crash', async ()
   assert.match(seen.error[0][0].message, /preConnect failed: boom/);
   assert.equal(client.state, 'waiting');
   client.close();
+});
+
+const HEARTBEAT = 'freeim.heartbeat.v1';
+
+test('offers freeim.heartbeat.v1 and gives up a socket whose heartbeat stops', async () => {
+  const { client, sockets, seen } = makeClient();
+  client.connect();
+  await until(() => sockets.length === 1);
+  assert.deepEqual(sockets[0].protocols, [HEARTBEAT]);
+  assert.equal(sockets[0].binaryType, 'arraybuffer');
+  sockets[0].open(HEARTBEAT);
+  sockets[0].pushBinary('100'); // a 100 ms interval: silence allowed = 150 + 1000 ms
+  // Any frame keeps the socket: binary ones are never messages.
+  for (let i = 0; i < 12; i += 1) {
+    await tick(100);
+    if (i % 2) sockets[0].pushBinary('100');
+    else sockets[0].push(`${i}`);
+  }
+  assert.equal(client.state, 'open');
+  assert.equal(seen.close.length, 0);
+  assert.deepEqual(seen.message.map(([data]) => data), [0, 2, 4, 6, 8, 10]);
+  const lastFrame = Date.now();
+  await until(() => seen.close.length === 1, 4000);
+  const silent = Date.now() - lastFrame;
+  assert.ok(silent >= 1100 && silent < 3000, `gave up after ${silent} ms of silence`);
+  const [info] = seen.close[0];
+  assert.deepEqual(info, { code: 4000, reason: 'heartbeat timeout', wasOpen: true, retryIn: 20 });
+  assert.deepEqual(sockets[0].closed, { code: 4000, reason: 'heartbeat timeout' });
+  assert.equal(sockets[0].onmessage, null, 'the old socket is detached');
+  await until(() => sockets.length === 2);
+  sockets[1].open(HEARTBEAT);
+  assert.equal(client.state, 'open');
+  assert.equal(seen.error.length, 0);
+  client.close();
+});
+
+test('no watchdog when the node does not select the subprotocol, or it is not offered', async () => {
+  const { client, sockets, seen } = makeClient();
+  client.connect();
+  await until(() => sockets.length === 1);
+  sockets[0].open(''); // e.g. a node with --heartbeat-interval 0s, or FreeIM's .NET ImServer
+  sockets[0].pushBinary('100');
+  await tick(1500);
+  assert.equal(client.state, 'open');
+  assert.deepEqual([seen.close.length, seen.message.length, seen.error.length], [0, 0, 0]);
+  client.close();
+
+  const off = makeClient({ heartbeat: false });
+  off.client.connect();
+  await until(() => off.sockets.length === 1);
+  assert.equal(off.sockets[0].protocols, undefined, 'no subprotocol offered');
+  off.client.close();
+});
+
+test('after the ws package refuses a handshake without the subprotocol, it is no longer offered', async () => {
+  const { client, sockets, seen } = makeClient();
+  client.connect();
+  await until(() => sockets.length === 1);
+  sockets[0].onerror({ message: 'Server sent no subprotocol' });
+  sockets[0].drop(1006);
+  await until(() => sockets.length === 2);
+  assert.equal(sockets[1].protocols, undefined);
+  assert.match(seen.error[0][0].message, /connection failed/);
+  client.close();
+});
+
+test('a WebSocket constructor that throws is reported and retried', async () => {
+  let attempts = 0;
+  const { FakeWebSocket, sockets } = fakeWebSocketClass();
+  class FlakyWebSocket extends FakeWebSocket {
+    constructor(url, protocols) {
+      attempts += 1;
+      if (attempts === 1) throw new SyntaxError('bad URL');
+      super(url, protocols);
+    }
+  }
+  const { client, seen } = makeClient({ WebSocket: FlakyWebSocket });
+  client.connect();
+  await until(() => sockets.length === 1);
+  assert.match(seen.error[0][0].message, /cannot open the WebSocket: bad URL/);
+  assert.equal(seen.close[0][0].wasOpen, false);
+  client.close();
+});
+
+test('handlers that throw, even error handlers, crash neither the client nor the process', async () => {
+  const { client, sockets, seen } = makeClient();
+  for (const event of ['message', 'open', 'close', 'error', 'kicked']) {
+    client.on(event, () => { throw new Error(`${event} handler`); });
+  }
+  const logged = [];
+  const consoleError = console.error;
+  console.error = (err) => logged.push(err.message);
+  try {
+    client.connect();
+    await until(() => sockets.length === 1);
+    sockets[0].open(HEARTBEAT);
+    sockets[0].pushBinary('10');
+    sockets[0].push('"hi"');
+    sockets[0].push('not json');
+    await until(() => sockets.length === 2, 3000); // heartbeat timeout, then a retry
+    sockets[1].open();
+    sockets[1].drop(4001, 'forced offline');
+    assert.equal(client.state, 'closed');
+  } finally {
+    console.error = consoleError;
+  }
+  assert.deepEqual(seen.message.map(([data]) => data), ['hi']);
+  assert.deepEqual(seen.close.map(([info]) => info.code), [4000, 4001]);
+  const reported = seen.error.map(([err]) => err.message);
+  for (const event of ['open', 'message', 'close', 'kicked']) {
+    assert.ok(reported.includes(`a '${event}' handler threw: ${event} handler`), `${event}: ${reported}`);
+  }
+  assert.ok(logged.length >= 1 && logged.every((m) => m === 'error handler'), String(logged));
 });

@@ -94,9 +94,10 @@ class Service {
 
 /**
  * Starts redis-server, a node and the demo; `binDir` holds the
- * freeim-server and freeim-demo binaries.
+ * freeim-server and freeim-demo binaries; `nodeArgs` are added to the
+ * node's command line.
  */
-export async function startStack(binDir) {
+export async function startStack(binDir, { nodeArgs = [] } = {}) {
   const logDir = mkdtempSync(join(tmpdir(), 'freeim-browser-'));
   const [redisPort, nodePort, demoPort] = [await freePort(), await freePort(), await freePort()];
   const redisUrl = `redis://127.0.0.1:${redisPort}/`;
@@ -104,7 +105,7 @@ export async function startStack(binDir) {
   const redis = new Service('redis', 'redis-server',
     ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], redisPort, logDir);
   const node = new Service('node', join(binDir, 'freeim-server'),
-    ['--listen', server, '--redis', redisUrl, '--servers', server, '--threads', '2'], nodePort, logDir);
+    ['--listen', server, '--redis', redisUrl, '--servers', server, '--threads', '2', ...nodeArgs], nodePort, logDir);
   const demo = new Service('demo', join(binDir, 'freeim-demo'),
     ['--listen', `127.0.0.1:${demoPort}`, '--redis', redisUrl, '--servers', server], demoPort, logDir);
   await redis.start();

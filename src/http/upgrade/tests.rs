@@ -68,6 +68,7 @@ fn browser_request() {
             token: Some("abc/def==".into()),
             accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
             origin: Some("https://app.example.com".into()),
+            offers_heartbeat: false,
         }
     );
 }
@@ -413,6 +414,56 @@ fn non_utf8_origin_is_rejected() {
         parse_upgrade(&raw, "/ws", MAX),
         Err(Rejection::BadRequest("Origin header is not UTF-8"))
     );
+}
+
+#[test]
+fn heartbeat_subprotocol_offers() {
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("not offered", &[], false),
+        (
+            "alone",
+            &["Sec-WebSocket-Protocol: freeim.heartbeat.v1"],
+            true,
+        ),
+        (
+            "among others",
+            &["Sec-WebSocket-Protocol: chat,  freeim.heartbeat.v1 ,x"],
+            true,
+        ),
+        (
+            "in a second header",
+            &[
+                "Sec-WebSocket-Protocol: chat",
+                "sec-websocket-protocol: freeim.heartbeat.v1",
+            ],
+            true,
+        ),
+        (
+            "other names only",
+            &["Sec-WebSocket-Protocol: chat, superchat"],
+            false,
+        ),
+        (
+            "another case",
+            &["Sec-WebSocket-Protocol: FreeIM.Heartbeat.v1"],
+            false,
+        ),
+        (
+            "a longer name",
+            &["Sec-WebSocket-Protocol: freeim.heartbeat.v10"],
+            false,
+        ),
+        (
+            "in another header",
+            &["X-Protocol: freeim.heartbeat.v1"],
+            false,
+        ),
+    ];
+    for (name, extra, offered) in cases {
+        let raw = request("GET", "/ws", "1.1", &with(extra));
+        let (req, _) = parse_upgrade(raw.as_bytes(), "/ws", MAX).unwrap().unwrap();
+        assert_eq!(req.offers_heartbeat, *offered, "{name}");
+    }
 }
 
 #[test]
