@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use freeim_protocol::decode_command;
+use freeim_server::bus::{Audience, Frame, Push};
 use freeim_server::node::connections::Connections;
 use freeim_server::node::delivery::route;
-use freeim_server::node::mailbox::{Audience, Frame, Push};
 use freeim_server::node::registry::Registry;
 use freeim_server::node::send_queue::SendQueue;
 

@@ -13,17 +13,22 @@
 //! - [`metrics`] and [`admin`]: counters, and the `/metrics` and `/healthz` endpoints.
 //! - [`store`]: the Redis side: the subscriber thread and the worker that
 //!   pipelines token checks, presence and events.
+//! - [`bus`]: the types that cross threads (below `node` and `store`, which
+//!   never import each other), and the layer rules.
 //! - [`node`]: the thread-per-core `mio` event loops and their connections.
+//! - [`server`]: the process: wiring, listeners, signals, drain.
 //! - [`throttle`]: rate limiting for log lines peers can trigger.
 
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod bus;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod names;
 pub mod node;
+pub mod server;
 pub mod store;
 pub mod throttle;
 pub mod ws;

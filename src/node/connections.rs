@@ -7,8 +7,8 @@ use mio::net::TcpStream;
 use slab::Slab;
 
 use super::conn::{Conn, IoStep, Phase, Session};
-use super::mailbox::{ConnId, Frame};
 use super::timer::Tick;
+use crate::bus::{ConnId, Frame};
 
 /// Why bytes could not be queued for a connection.
 #[derive(Debug, PartialEq, Eq)]

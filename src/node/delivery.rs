@@ -6,10 +6,10 @@ use super::connections::Connections;
 use super::event_loop::EventLoop;
 use std::sync::Arc;
 
-use super::mailbox::{Audience, Frame, Push};
 use super::registry::Registry;
+use crate::bus::Job;
+use crate::bus::{Audience, Frame, Push};
 use crate::metrics::LoopCounters;
-use crate::store::Job;
 use crate::ws::code;
 use freeim_protocol::receipt_command;
 

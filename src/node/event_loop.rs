@@ -17,14 +17,14 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connections::Connections;
-use super::mailbox::{ConnId, LoopMsg, Router};
 use super::registry::Registry;
 use super::timer::{Tick, TimerWheel};
+use crate::bus::{socket_name, HeldSocket, Job, WorkerHandle};
+use crate::bus::{ConnId, LoopMsg, Router};
 use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
 use crate::metrics::{LoopCounters, Metrics};
 use crate::names::Names;
-use crate::store::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::throttle::Throttle;
 use crate::ws::{encode_frame, OpCode, ReaderConfig};
 

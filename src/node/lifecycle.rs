@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use super::conn::{Absorbed, IoStep, Phase, Session};
 use super::event_loop::{EventLoop, READS_PER_TURN};
-use super::mailbox::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use super::timer::Tick;
+use crate::bus::{socket_name, Job};
+use crate::bus::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use crate::http::{
     accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest,
     HEARTBEAT_SUBPROTOCOL,
 };
 use crate::metrics::LoopCounters;
-use crate::store::{socket_name, Job};
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
 use freeim_protocol::ClientTicket;
 

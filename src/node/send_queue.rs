@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
-use super::mailbox::Frame;
+use crate::bus::Frame;
 
 /// Most slices one vectored write gathers (Linux takes up to 1024).
 const SLICES_PER_WRITE: usize = 1024;

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::mailbox::ConnId;
+use crate::bus::ConnId;
 
 /// Wheel resolution.
 pub const TICK: Duration = Duration::from_millis(100);

@@ -12,14 +12,11 @@
 //! messages in the order Redis published them, so a read can never be cached
 //! after a notice that should have dropped it.
 
+use crate::bus::Members;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Most channels kept; past it the cache starts over.
 const MAX_CHANNELS: usize = 100_000;
-
-/// A channel's members held by this node, split by owning event loop.
-pub type Members = Arc<Vec<Vec<i64>>>;
 
 /// The cache.
 #[derive(Default)]
@@ -56,6 +53,7 @@ impl ChanCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn a_notice_drops_the_entry_and_clear_drops_all() {

@@ -12,11 +12,9 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use crate::bus::Router;
 use crate::metrics::Metrics;
 use crate::names::Names;
-use crate::node::mailbox::Router;
-
-pub use worker::{socket_name, HeldSocket, Job, WorkerHandle};
 
 /// What the Redis threads share.
 #[derive(Clone)]

@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan_cache::{ChanCache, Members};
+use super::chan_cache::ChanCache;
+use crate::bus::Members;
 use parking_lot::Mutex;
 use redis_link::Shutdown;
 
@@ -21,9 +22,9 @@ use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
 use freeim_protocol::{decode_command, receipt_command, receipt_len_bound, ChanMessage, Command};
 
+use crate::bus::{Frame, LoopMsg, Router, Wakes};
 use crate::metrics::Metrics;
 use crate::names::Names;
-use crate::node::mailbox::{Frame, LoopMsg, Router, Wakes};
 use crate::throttle::Throttle;
 
 type Ready = crossbeam_channel::Sender<io::Result<()>>;

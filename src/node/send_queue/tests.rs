@@ -2,7 +2,7 @@ use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
 use super::{SendQueue, SLICES_PER_WRITE};
-use crate::node::mailbox::Frame;
+use crate::bus::Frame;
 use crate::ws::{encode_frame, OpCode};
 
 /// A socket whose kernel takes at most `room` bytes per write.

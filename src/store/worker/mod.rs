@@ -51,7 +51,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use self::backlog::Backlog;
 use self::link::Link;
@@ -59,9 +59,9 @@ use self::pipeline::Try;
 use self::report::{Reason, Report};
 use super::lease::{Lease, Renewal};
 use super::Context;
+use crate::bus::{Job, LoopMsg, Router, WorkerHandle};
 use crate::metrics::Metrics;
 use crate::names::Names;
-use crate::node::mailbox::{ConnId, LoopMsg, Router};
 use crate::throttle::Throttle;
 use freeim_protocol::scripts::presence::PresenceScripts;
 
@@ -77,117 +77,6 @@ const LINK_LOG_EVERY: Duration = Duration::from_secs(10);
 /// First and longest wait before reconnecting to Redis.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// Work for the Redis worker.
-#[derive(Debug)]
-pub enum Job {
-    /// Consume an upgrade's token (GETDEL) and tell the loop who it admits.
-    ClaimToken {
-        /// The token from the query string.
-        token: String,
-        /// The loop holding the connection.
-        loop_index: usize,
-        /// The connection.
-        conn: ConnId,
-    },
-    /// A socket of `client_id` opened: count it and publish the online event
-    /// (once: a repeat finds the socket known and does nothing).
-    SocketOpened {
-        /// Whose socket.
-        client_id: i64,
-        /// The event payload (the token's value).
-        event: Arc<str>,
-        /// The socket's name in `{prefix}Node{server}` ([`socket_name`]).
-        socket: String,
-    },
-    /// A socket closed: uncount it, publish the offline event, and leave every
-    /// channel when it was the client's last socket (once: a repeat finds the
-    /// socket gone and does nothing).
-    SocketClosed {
-        /// Whose socket.
-        client_id: i64,
-        /// The event payload.
-        event: Arc<str>,
-        /// The socket's name in `{prefix}Node{server}`.
-        socket: String,
-    },
-    /// Publish a payload (receipts). Not idempotent: never sent twice when
-    /// the first send's outcome is unknown.
-    Publish {
-        /// The pub/sub channel.
-        channel: String,
-        /// The payload.
-        payload: String,
-    },
-    /// What one loop holds, sent after Redis came back: re-assert it.
-    PresenceSnapshot {
-        /// The loop that reports.
-        loop_index: usize,
-        /// Every open socket the loop holds.
-        sockets: Vec<HeldSocket>,
-    },
-    /// Sentinel announced a new primary: finish the jobs queued before this
-    /// one, then drop the link; the next job reconnects (to the new
-    /// primary) and the loops' presence snapshots re-assert what they hold.
-    PrimaryChanged,
-    /// The node is stopping: finish every job queued before this one, take
-    /// this node's presence out of Redis, end the lease, then signal `done`.
-    Drain {
-        /// Signalled when the drain is complete.
-        done: Sender<()>,
-    },
-}
-
-/// An open socket, as a loop reports it after a Redis outage.
-#[derive(Debug)]
-pub struct HeldSocket {
-    /// Its name in `{prefix}Node{server}`.
-    pub socket: String,
-    /// Whose socket.
-    pub client_id: i64,
-    /// Its event payload.
-    pub event: Arc<str>,
-}
-
-/// The name of a socket in `{prefix}Node{server}`: `loop:key:generation`,
-/// unique within one run of the node.
-pub fn socket_name(loop_index: usize, conn: ConnId) -> String {
-    format!(
-        "{}{}:{}",
-        socket_name_prefix(loop_index),
-        conn.key,
-        conn.generation
-    )
-}
-
-/// The part of [`socket_name`] that names the loop.
-fn socket_name_prefix(loop_index: usize) -> String {
-    format!("{loop_index}:")
-}
-
-/// The loop a [`socket_name`] belongs to.
-fn socket_loop(socket: &str) -> Option<usize> {
-    socket.split(':').next()?.parse().ok()
-}
-
-/// Submits jobs to the worker; cheap to clone.
-#[derive(Clone)]
-pub struct WorkerHandle {
-    jobs: Sender<Job>,
-}
-
-impl WorkerHandle {
-    /// A handle whose jobs go nowhere, for echo mode (which has no Redis).
-    pub fn detached() -> WorkerHandle {
-        let (jobs, _) = crossbeam_channel::unbounded();
-        WorkerHandle { jobs }
-    }
-
-    /// Queues a job; never blocks.
-    pub fn submit(&self, job: Job) {
-        let _ = self.jobs.send(job);
-    }
-}
 
 struct Worker {
     jobs: Receiver<Job>,
@@ -266,7 +155,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         .name("redis-worker".into())
         .spawn(move || worker.run())
         .map_err(|e| format!("cannot start the Redis worker thread: {e}"))?;
-    Ok(WorkerHandle { jobs: sender })
+    Ok(WorkerHandle::new(sender))
 }
 
 impl Worker {
@@ -551,16 +440,5 @@ mod tests {
         assert!(link_changed(&id("a"), &id("b")));
         assert!(link_changed(&id("a"), &None));
         assert!(link_changed(&None, &id("a")));
-    }
-
-    #[test]
-    fn a_socket_name_tells_its_loop() {
-        let conn = ConnId {
-            key: 17,
-            generation: 3,
-        };
-        assert_eq!(socket_name(2, conn), "2:17:3");
-        assert_eq!(socket_loop(&socket_name(2, conn)), Some(2));
-        assert_eq!(socket_loop("x:1:1"), None);
     }
 }

@@ -9,8 +9,9 @@ use redis::Value;
 use super::link::Exchange;
 use super::report::Reason;
 use super::retry::{self, Action, Failure, Kind};
-use super::{socket_loop, socket_name_prefix, Job, Worker};
-use crate::node::mailbox::{LoopMsg, TokenOutcome, Wakes};
+use super::Worker;
+use crate::bus::{socket_loop, socket_name_prefix, Job};
+use crate::bus::{LoopMsg, TokenOutcome, Wakes};
 use freeim_protocol::ClientTicket;
 
 /// A job on its way to Redis.

@@ -1,140 +1,17 @@
-//! How other threads talk to an event loop: each loop has a [`Mailbox`]
-//! (a crossbeam channel plus a `mio::Waker`), and [`Router`] picks the loop
-//! that owns a client and posts pushes to it.
+//! How other threads reach an event loop: each loop has a [`Mailbox`] (a
+//! crossbeam channel plus a `mio::Waker`), and [`Router`] picks the loop that
+//! owns a client and posts to it.
 //!
 //! All sockets of one client live on the loop `client_id mod loops`, so that
 //! loop alone can apply the sender-echo rule and decide receipts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::net::TcpStream;
 use mio::Waker;
 
-use crate::store::chan_cache::Members;
-use crate::ws::{encode_frame, OpCode};
-use freeim_protocol::ClientTicket;
-
-/// A connection's slab key tagged with its generation, so a message for a
-/// connection that closed (and whose slot was reused) is recognised as stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId {
-    /// Slab key.
-    pub key: u32,
-    /// Generation of the slot when the message was made.
-    pub generation: u32,
-}
-
-/// What the Redis worker learned about an upgrade's token.
-#[derive(Debug)]
-pub enum TokenOutcome {
-    /// The token was valid (and is now consumed).
-    Admitted(ClientTicket),
-    /// Unknown, expired, already used or malformed.
-    Refused,
-    /// Redis could not be asked.
-    Unavailable,
-}
-
-/// A message frame encoded once and shared by every socket it goes to.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    bytes: Vec<u8>,
-    header_len: usize,
-    received: Instant,
-}
-
-impl Frame {
-    /// Encodes `text` as one unmasked WebSocket text frame.
-    pub fn text(text: &str) -> Frame {
-        let mut bytes = Vec::with_capacity(text.len() + 10);
-        encode_frame(&mut bytes, OpCode::Text, text.as_bytes());
-        let header_len = bytes.len() - text.len();
-        Frame {
-            bytes,
-            header_len,
-            received: Instant::now(),
-        }
-    }
-
-    /// When the command carrying this message arrived from Redis.
-    pub fn received(&self) -> Instant {
-        self.received
-    }
-
-    /// The whole frame, header included.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The message text the frame carries.
-    pub fn payload(&self) -> &str {
-        std::str::from_utf8(&self.bytes[self.header_len..]).expect("frames are built from text")
-    }
-}
-
-/// Who a push is for, on one loop.
-#[derive(Debug)]
-pub enum Audience {
-    /// Every socket of these clients.
-    Clients(Vec<i64>),
-    /// Every socket of the clients in this loop's share of a channel.
-    Members(Members),
-    /// Every open socket (broadcast).
-    Everyone,
-}
-
-/// One message to deliver on one loop.
-#[derive(Debug)]
-pub struct Push {
-    /// The sender (0 = system); a sender's single socket is not echoed to.
-    pub sender: i64,
-    /// Receivers on this loop.
-    pub audience: Audience,
-    /// The encoded frame.
-    pub frame: Arc<Frame>,
-    /// Whether the sender asked for receipts (direct messages only).
-    pub receipt: bool,
-}
-
-/// Everything a loop can be told.
-#[derive(Debug)]
-pub enum LoopMsg {
-    /// Result of the token check for a connection of this loop.
-    TokenChecked {
-        /// The connection that asked.
-        conn: ConnId,
-        /// The answer.
-        outcome: TokenOutcome,
-    },
-    /// An admitted connection handed over by the loop that accepted it.
-    Adopt(Box<Adoption>),
-    /// Deliver a message.
-    Push(Push),
-    /// Close every socket of a client.
-    ForceOffline(i64),
-    /// Redis is back after an outage: report every held client to the worker.
-    ReportPresence,
-    /// Stop accepting, close every connection with 1001, then exit.
-    Shutdown,
-}
-
-/// An admitted connection moving to the loop that owns its client.
-#[derive(Debug)]
-pub struct Adoption {
-    /// The socket, already deregistered from the accepting loop.
-    pub stream: TcpStream,
-    /// Who it belongs to.
-    pub ticket: ClientTicket,
-    /// The `Sec-WebSocket-Accept` value for the 101 response.
-    pub accept_key: String,
-    /// `freeim.heartbeat.v1` is selected.
-    pub heartbeat: bool,
-    /// Bytes the client sent after its request head (a pipelined frame).
-    pub early_bytes: Vec<u8>,
-}
+use super::{Audience, Frame, LoopMsg, Members, Push};
 
 /// A loop's inbox: a channel and the waker of the loop's `Poll`.
 pub struct Mailbox {

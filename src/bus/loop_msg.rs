@@ -1,0 +1,58 @@
+//! Everything an event loop can be told by other threads ([`LoopMsg`]):
+//! token answers from the Redis worker, pushes and force-offlines from the
+//! subscriber, connections handed over by another loop, drain and presence
+//! requests.
+
+use mio::net::TcpStream;
+
+use freeim_protocol::ClientTicket;
+
+use super::{ConnId, Push};
+
+/// What the Redis worker learned about an upgrade's token.
+#[derive(Debug)]
+pub enum TokenOutcome {
+    /// The token was valid (and is now consumed).
+    Admitted(ClientTicket),
+    /// Unknown, expired, already used or malformed.
+    Refused,
+    /// Redis could not be asked.
+    Unavailable,
+}
+
+/// Everything a loop can be told.
+#[derive(Debug)]
+pub enum LoopMsg {
+    /// Result of the token check for a connection of this loop.
+    TokenChecked {
+        /// The connection that asked.
+        conn: ConnId,
+        /// The answer.
+        outcome: TokenOutcome,
+    },
+    /// An admitted connection handed over by the loop that accepted it.
+    Adopt(Box<Adoption>),
+    /// Deliver a message.
+    Push(Push),
+    /// Close every socket of a client.
+    ForceOffline(i64),
+    /// Redis is back after an outage: report every held client to the worker.
+    ReportPresence,
+    /// Stop accepting, close every connection with 1001, then exit.
+    Shutdown,
+}
+
+/// An admitted connection moving to the loop that owns its client.
+#[derive(Debug)]
+pub struct Adoption {
+    /// The socket, already deregistered from the accepting loop.
+    pub stream: TcpStream,
+    /// Who it belongs to.
+    pub ticket: ClientTicket,
+    /// The `Sec-WebSocket-Accept` value for the 101 response.
+    pub accept_key: String,
+    /// `freeim.heartbeat.v1` is selected.
+    pub heartbeat: bool,
+    /// Bytes the client sent after its request head (a pipelined frame).
+    pub early_bytes: Vec<u8>,
+}

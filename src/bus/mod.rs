@@ -1,0 +1,29 @@
+//! The types that cross threads, below both the event loops ([`crate::node`])
+//! and the Redis threads ([`crate::store`]): connection ids and socket names,
+//! pushes and their frames, the loops' messages and mailboxes with the
+//! [`Router`], and the Redis worker's jobs.
+//!
+//! ## Layers
+//! Each module may use the ones below it, never one beside or above it:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | process | [`crate::server`]: wires the loops and the Redis threads, signals, drain |
+//! | threads | [`crate::node`] (event loops), [`crate::store`] (Redis threads), [`crate::admin`] |
+//! | crossing | `bus` (this module) |
+//! | leaves | [`crate::ws`], [`crate::http`], [`crate::names`], [`crate::config`], [`crate::metrics`], [`crate::throttle`], `freeim_protocol` |
+//!
+//! `node` and `store` never import each other: what one tells the other is
+//! a type from here.
+
+mod conn_id;
+mod job;
+mod loop_msg;
+mod push;
+mod router;
+
+pub use conn_id::{socket_loop, socket_name, socket_name_prefix, ConnId};
+pub use job::{HeldSocket, Job, WorkerHandle};
+pub use loop_msg::{Adoption, LoopMsg, TokenOutcome};
+pub use push::{Audience, Frame, Members, Push};
+pub use router::{Mailbox, Router, Wakes};

@@ -1,0 +1,243 @@
+//! The process: wires the event loops ([`crate::node`]) to the Redis
+//! threads ([`crate::store`]) through [`crate::bus`], binds the listeners,
+//! serves until SIGTERM/SIGINT and drains.
+//!
+//! Start-up order: the loops' polls and mailboxes, then the Redis worker
+//! (which fails fast when Redis is unreachable and clears what a previous run
+//! of this node left in the presence hashes), the subscriber, the listener, and
+//! last the loop threads.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::{Poll, Waker};
+
+use crate::bus::{Job, LoopMsg, Mailbox, Router, WorkerHandle};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::names::Names;
+use crate::node::{EventLoop, Shared, WAKER};
+use crate::store;
+
+/// Starts the node and serves until SIGTERM/SIGINT (then drains and returns
+/// `Ok`) or until an event loop fails; the error is one line.
+pub fn run(settings: Settings) -> Result<(), String> {
+    let names = Arc::new(Names::new(
+        &settings.path,
+        &settings.server,
+        &settings.servers,
+    ));
+    let mut polls = Vec::new();
+    let mut mailboxes = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..settings.threads {
+        let poll = Poll::new().map_err(|e| format!("cannot create an epoll instance: {e}"))?;
+        let waker = Waker::new(poll.registry(), WAKER)
+            .map_err(|e| format!("cannot create a waker: {e}"))?;
+        let (mailbox, inbox) = Mailbox::new(waker);
+        polls.push(poll);
+        mailboxes.push(mailbox);
+        inboxes.push(inbox);
+    }
+    let router = Router::new(mailboxes.into());
+    let open_connections = Arc::new(AtomicUsize::new(0));
+    let metrics = Arc::new(Metrics::new(settings.threads, open_connections.clone()));
+    // The Sentinel watch (if any) lives until the node has drained.
+    let (worker, _failover_watch) = if settings.echo {
+        (WorkerHandle::detached(), None)
+    } else {
+        let context = store::Context {
+            redis: settings.redis.clone(),
+            liveness: settings.redis_liveness,
+            max_receipt_bytes: settings.max_receipt_bytes,
+            max_push_bytes: settings.max_push_bytes,
+            take_over: settings.take_over,
+            names: names.clone(),
+            router: router.clone(),
+            metrics: metrics.clone(),
+        };
+        let worker = store::worker::start(context.clone())?;
+        let subscriber = store::subscriber::start(context)?;
+        let on_switch = worker.clone();
+        let failover_watch = settings
+            .redis
+            .watch_failovers(move || {
+                log::warn!("Sentinel announced a new primary: reconnecting to it");
+                on_switch.submit(Job::PrimaryChanged);
+                subscriber.resubscribe();
+            })
+            .map_err(|e| format!("cannot start the Sentinel watch thread: {e}"))?;
+        (worker, failover_watch)
+    };
+    if let Some(admin) = settings.admin {
+        crate::admin::start(admin, metrics.clone())?;
+    }
+    let stop = stop_signals()?;
+    let listeners = bind_listeners(settings.listen, settings.threads)?;
+    log::info!(
+        "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections{}",
+        env!("CARGO_PKG_VERSION"),
+        settings.listen,
+        settings.path,
+        settings.server,
+        settings.servers.join(";"),
+        settings.threads,
+        settings.max_connections,
+        if settings.echo { ", echo mode" } else { "" },
+    );
+    let drain_timeout = settings.drain_timeout;
+    let has_redis = !settings.echo;
+    let shared = Arc::new(Shared {
+        names,
+        settings: Arc::new(settings),
+        router: router.clone(),
+        worker: worker.clone(),
+        open_connections,
+        metrics,
+    });
+    let (exited, loop_exits) = crossbeam_channel::unbounded();
+    let loops = polls.into_iter().zip(inboxes).zip(listeners);
+    for (index, ((poll, inbox), listener)) in loops.enumerate() {
+        let listener = mio::net::TcpListener::from_std(listener);
+        let event_loop = EventLoop::new(index, shared.clone(), poll, listener, inbox)
+            .map_err(|e| format!("cannot register the listener: {e}"))?;
+        let exited = exited.clone();
+        std::thread::Builder::new()
+            .name(format!("loop-{index}"))
+            .spawn(move || {
+                let _ = exited.send(event_loop.run());
+            })
+            .map_err(|e| format!("cannot start an event loop: {e}"))?;
+    }
+    crossbeam_channel::select! {
+        recv(loop_exits) -> result => {
+            return Err(match result {
+                Ok(Err(e)) => format!("an event loop failed: {e}"),
+                _ => "an event loop stopped unexpectedly".into(),
+            });
+        }
+        recv(stop) -> _ => {}
+    }
+    drain(
+        &router,
+        has_redis.then_some(&worker),
+        &loop_exits,
+        drain_timeout,
+    );
+    Ok(())
+}
+
+/// Graceful drain: every loop closes its sockets with 1001 and exits, then
+/// the Redis worker (none in echo mode) publishes the last offline events and
+/// clears this node's presence; whatever is left at the deadline is abandoned.
+fn drain(
+    router: &Router,
+    worker: Option<&WorkerHandle>,
+    loop_exits: &Receiver<io::Result<()>>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    log::info!("draining: closing every connection (deadline {timeout:?})");
+    router.post_all(|| LoopMsg::Shutdown);
+    for _ in 0..router.loops() {
+        if loop_exits.recv_deadline(deadline).is_err() {
+            log::warn!("drain deadline reached with connections still closing");
+            break;
+        }
+    }
+    let Some(worker) = worker else {
+        return;
+    };
+    let (done, drained) = crossbeam_channel::bounded(1);
+    worker.submit(Job::Drain { done });
+    let grace = deadline.max(Instant::now() + Duration::from_secs(1));
+    match drained.recv_deadline(grace) {
+        Ok(()) => log::info!("drained: presence cleared, exiting"),
+        Err(_) => log::warn!("drain: Redis did not answer in time; exiting anyway"),
+    }
+}
+
+/// A channel that yields once SIGTERM or SIGINT arrives.
+fn stop_signals() -> Result<Receiver<()>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    let (stop, stopped) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::info!("received signal {signal}");
+                let _ = stop.send(());
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(stopped)
+}
+
+/// Binds one listening socket per event loop on `addr`, sharing the port
+/// with `SO_REUSEPORT` so the kernel hands each new connection to one loop
+/// (a single shared socket would wake every loop for every connection).
+///
+/// A probe bind without `SO_REUSEPORT` first makes sure nothing listens on
+/// the port already: otherwise a second node started on the same port (same
+/// user) would silently join the group and take half the connections.
+fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>, String> {
+    let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    let mut addr = addr;
+    if addr.port() != 0 {
+        drop(socket(addr, false).map_err(fail)?);
+    }
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = socket(addr, true).map_err(fail)?;
+        socket.listen(4096).map_err(fail)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr().map_err(fail)?; // port 0: the others follow the first
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// A non-blocking TCP socket bound to `addr` with SO_REUSEADDR, TCP_NODELAY
+/// (and SO_REUSEPORT when asked).
+fn socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
+    // Accepted sockets inherit it on Linux: no setsockopt per connection.
+    socket.set_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listeners = bind_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        assert_eq!(
+            listeners[1].local_addr().unwrap(),
+            addr,
+            "one port for every loop"
+        );
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            if let Some(Ok((stream, _))) = listeners.iter().map(|l| l.accept()).find(Result::is_ok)
+            {
+                break stream;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
+}
