@@ -432,7 +432,8 @@
   function setChannelCount(chan, online) {
     const channels = state.channels.filter((c) => c.chan !== chan);
     if (online > 0) channels.push({ chan, online });
-    channels.sort((a, b) => b.online - a.online); // stable: ties keep their order
+    // As the service sorts them: busiest first, then by name.
+    channels.sort((a, b) => b.online - a.online || (a.chan < b.chan ? -1 : a.chan > b.chan ? 1 : 0));
     setChannels(channels);
   }
 
