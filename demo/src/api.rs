@@ -1,7 +1,7 @@
 //! The HTTP API: routing, one handler per endpoint, and the mapping of
 //! failures to status codes. Independent of the HTTP server crate: a
-//! request is a method, a path and a body; a reply is a status, a content
-//! type and bytes.
+//! request is a method, a path, a query string and a body; a reply is a
+//! status, a content type and bytes.
 //!
 //! | method, path | body | answer |
 //! |---|---|---|
@@ -11,15 +11,25 @@
 //! | `POST /leave` | `{"id", "chan"}` | `{"chan", "online"}` |
 //! | `POST /chan-message` | `{"id", "chan", "text", "mid"?}` | `{"ok", "mid"}`; the sender must have joined |
 //! | `POST /direct` | `{"from", "to", "text", "receipt"?, "mid"?}` | `{"ok", "mid"}`; receipt (default on) comes over the sender's socket |
+//! | `GET /history?chan=NAME` | | `{"messages": [...]}`: the channel's last 100 messages, oldest first |
+//! | `GET /history?id=ME&with=OTHER` | | `{"messages": [...]}`: the last 100 direct messages between the two |
 //! | `POST /broadcast` | `{"from"?, "text"}` | `{"ok"}` |
 //! | `POST /force-offline` | `{"id", "by"?}` | `{"ok", "was_online"}` |
 //! | `GET /online` | | `{"clients": [{"id", "name"}]}` |
 //! | `GET /health` | | `{"status": "ok"}` (no Redis involved) |
 //!
+//! A join or a leave also asks for a `channels` push
+//! ([`ChannelsPush`]); a channel or direct message is recorded in the
+//! [`History`] before it is pushed.
+//!
+//! [`Api::route`] decides from the method and path alone (no I/O) whether
+//! the answer is ready (the page, `/health`, `404`, `405`) or needs Redis,
+//! in which case [`Api::run`] answers with blocking calls.
+//!
 //! Errors are `{"error": "<one line>"}`: `400` bad input, `403` not a
-//! member, `404` unknown path, `405` wrong method, `413` body too large,
-//! `503` Redis unreachable, every Redis connection busy, or no node running
-//! for the client's server.
+//! member, `404` unknown path, `405` wrong method, `408` body too slow and
+//! `413` body too large (both from the server), `503` Redis unreachable,
+//! every Redis connection busy, or no node running for the client's server.
 
 use std::sync::Arc;
 
@@ -28,6 +38,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::assets;
+use crate::channels::{self, ChannelsPush};
+use crate::history::{Conversation, History};
 use crate::input;
 use crate::messages::{self, Sender};
 use crate::presence::Directory;
@@ -93,6 +105,12 @@ impl ApiError {
     }
 }
 
+impl From<redis::RedisError> for ApiError {
+    fn from(error: redis::RedisError) -> ApiError {
+        imhelper::Error::Redis(error).into()
+    }
+}
+
 impl From<imhelper::Error> for ApiError {
     fn from(error: imhelper::Error) -> ApiError {
         let (status, message) = match &error {
@@ -116,69 +134,133 @@ impl From<imhelper::Error> for ApiError {
 
 type Handled = Result<Value, ApiError>;
 
-/// The API's state: the cluster handle and the name directory.
+/// A handler of an endpoint that needs Redis.
+#[derive(Clone, Copy, Debug)]
+enum Handler {
+    /// Reads the body (`POST`).
+    Post(fn(&Api, &[u8]) -> Handled),
+    /// Reads the query string (`GET`, `HEAD`).
+    Get(fn(&Api, &str) -> Handled),
+}
+
+/// The endpoints that need Redis, by path.
+const ENDPOINTS: [(&str, Handler); 10] = [
+    ("/prev-connect", Handler::Post(Api::prev_connect)),
+    ("/join", Handler::Post(Api::join)),
+    ("/leave", Handler::Post(Api::leave)),
+    ("/chan-message", Handler::Post(Api::chan_message)),
+    ("/direct", Handler::Post(Api::direct)),
+    ("/broadcast", Handler::Post(Api::broadcast)),
+    ("/force-offline", Handler::Post(Api::force_offline)),
+    ("/channels", Handler::Get(Api::channels)),
+    ("/history", Handler::Get(Api::history)),
+    ("/online", Handler::Get(Api::online)),
+];
+
+/// An endpoint that needs Redis, with the right method: what
+/// [`Api::run`] answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    path: &'static str,
+    handler: Handler,
+}
+
+/// What a request needs, decided from its method and path alone.
+#[derive(Clone, Debug)]
+pub enum Route {
+    /// The answer is known now: the page and its scripts, `/health`, or a
+    /// refusal (`404`, `405`).
+    Ready(Reply),
+    /// The answer needs Redis: [`Api::run`], which blocks.
+    Redis(Endpoint),
+}
+
+/// The API's state: the cluster handle, the name directory, the history
+/// and the channel-list push.
 #[derive(Debug)]
 pub struct Api {
     helper: Arc<ImHelper>,
     directory: Arc<Directory>,
+    history: History,
+    channels_push: ChannelsPush,
 }
 
 impl Api {
-    /// An API on `helper`, naming clients from `directory`.
-    pub fn new(helper: Arc<ImHelper>, directory: Arc<Directory>) -> Api {
-        Api { helper, directory }
+    /// An API on `helper`, naming clients from `directory`, recording
+    /// messages in `history`, and asking `channels_push` for a push after
+    /// every join and leave.
+    pub fn new(
+        helper: Arc<ImHelper>,
+        directory: Arc<Directory>,
+        history: History,
+        channels_push: ChannelsPush,
+    ) -> Api {
+        Api {
+            helper,
+            directory,
+            history,
+            channels_push,
+        }
     }
 
-    /// Answers one request. `path` excludes the query string; `body` is at
-    /// most [`MAX_BODY_BYTES`] (the server answers `413` beyond that).
-    pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+    /// Routes a request by its method and path (without the query).
+    pub fn route(method: &str, path: &str) -> Route {
+        let is_get = matches!(method, "GET" | "HEAD");
         if let Some(asset) = assets::find(path) {
-            return match method {
-                "GET" | "HEAD" => Reply {
+            return Route::Ready(if is_get {
+                Reply {
                     status: 200,
                     content_type: asset.content_type,
                     cacheable: true,
                     body: asset.body.as_bytes().to_vec(),
-                },
-                _ => method_not_allowed("GET"),
-            };
+                }
+            } else {
+                method_not_allowed("GET")
+            });
         }
-        let (allowed, result) = match path {
-            "/prev-connect" => ("POST", self.on_post(method, body, Api::prev_connect)),
-            "/join" => ("POST", self.on_post(method, body, Api::join)),
-            "/leave" => ("POST", self.on_post(method, body, Api::leave)),
-            "/chan-message" => ("POST", self.on_post(method, body, Api::chan_message)),
-            "/direct" => ("POST", self.on_post(method, body, Api::direct)),
-            "/broadcast" => ("POST", self.on_post(method, body, Api::broadcast)),
-            "/force-offline" => ("POST", self.on_post(method, body, Api::force_offline)),
-            "/channels" => ("GET", self.on_get(method, Api::channels)),
-            "/online" => ("GET", self.on_get(method, Api::online)),
-            "/health" => ("GET", self.on_get(method, |_| Ok(json!({"status": "ok"})))),
-            _ => return Reply::error(404, format!("no such endpoint: {path}")),
+        if path == "/health" {
+            return Route::Ready(if is_get {
+                Reply::json(200, &json!({"status": "ok"}))
+            } else {
+                method_not_allowed("GET")
+            });
+        }
+        let Some(&(path, handler)) = ENDPOINTS.iter().find(|(known, _)| *known == path) else {
+            return Route::Ready(Reply::error(404, format!("no such endpoint: {path}")));
+        };
+        match handler {
+            Handler::Post(_) if method != "POST" => Route::Ready(method_not_allowed("POST")),
+            Handler::Get(_) if !is_get => Route::Ready(method_not_allowed("GET")),
+            _ => Route::Redis(Endpoint { path, handler }),
+        }
+    }
+
+    /// Answers a routed request: `query` is the query string (without the
+    /// `?`), `body` at most [`MAX_BODY_BYTES`]. Blocks on Redis.
+    pub fn run(&self, endpoint: Endpoint, query: &str, body: &[u8]) -> Reply {
+        let result = match endpoint.handler {
+            Handler::Post(handler) => handler(self, body),
+            Handler::Get(handler) => handler(self, query),
         };
         match result {
-            None => method_not_allowed(allowed),
-            Some(Ok(value)) => Reply::json(200, &value),
-            Some(Err(error)) => {
+            Ok(value) => Reply::json(200, &value),
+            Err(error) => {
                 if error.status >= 500 {
-                    log::warn!("{method} {path}: {}", error.message);
+                    log::warn!("{}: {}", endpoint.path, error.message);
                 }
                 Reply::error(error.status, error.message)
             }
         }
     }
 
-    fn on_post(
-        &self,
-        method: &str,
-        body: &[u8],
-        handler: fn(&Api, &[u8]) -> Handled,
-    ) -> Option<Handled> {
-        (method == "POST").then(|| handler(self, body))
-    }
-
-    fn on_get(&self, method: &str, handler: impl Fn(&Api) -> Handled) -> Option<Handled> {
-        matches!(method, "GET" | "HEAD").then(|| handler(self))
+    /// Answers one request, `target` being the path and the query string:
+    /// [`route`](Api::route), then [`run`](Api::run) when Redis is needed.
+    pub fn handle(&self, method: &str, target: &str, body: &[u8]) -> Reply {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        match Api::route(method, path) {
+            Route::Ready(reply) => reply,
+            Route::Redis(endpoint) => self.run(endpoint, query, body),
+        }
     }
 
     fn sender(&self, id: i64) -> (i64, String) {
@@ -201,19 +283,19 @@ impl Api {
         }))
     }
 
-    fn channels(&self) -> Handled {
-        let mut channels = self.helper.get_chan_list()?;
-        channels.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.chan.cmp(&b.chan)));
-        let channels: Vec<Value> = channels
-            .into_iter()
-            .map(|c| json!({"chan": c.chan, "online": c.online}))
-            .collect();
-        Ok(json!({ "channels": channels }))
+    fn channels(&self, _query: &str) -> Handled {
+        Ok(json!({ "channels": channels::list(&self.helper)? }))
+    }
+
+    fn history(&self, query: &str) -> Handled {
+        let conversation = input::history(query).map_err(ApiError::bad_request)?;
+        Ok(json!({ "messages": self.history.recent(&conversation)? }))
     }
 
     fn join(&self, body: &[u8]) -> Handled {
         let (id, chan) = membership(body)?;
         self.helper.join_chan(id, &[&chan])?;
+        self.channels_push.changed();
         let (id, name) = self.sender(id);
         let notice =
             messages::membership(true, &Sender { id, name: &name }, &chan, messages::now_ms());
@@ -225,6 +307,7 @@ impl Api {
     fn leave(&self, body: &[u8]) -> Handled {
         let (id, chan) = membership(body)?;
         self.helper.leave_chan(id, &[&chan])?;
+        self.channels_push.changed();
         let (id, name) = self.sender(id);
         let notice = messages::membership(
             false,
@@ -257,6 +340,8 @@ impl Api {
             &mid,
             messages::now_ms(),
         );
+        self.history
+            .record(&Conversation::Chan(chan.clone()), &message)?;
         self.helper.send_chan_message(id, &chan, &message)?;
         Ok(json!({ "ok": true, "mid": mid }))
     }
@@ -281,6 +366,8 @@ impl Api {
             &mid,
             messages::now_ms(),
         );
+        self.history
+            .record(&Conversation::direct(from, to), &message)?;
         self.helper
             .send_message(from, &[to], &message, request.receipt.unwrap_or(true))?;
         Ok(json!({ "ok": true, "mid": mid }))
@@ -322,7 +409,7 @@ impl Api {
         Ok(json!({ "ok": true, "was_online": was_online }))
     }
 
-    fn online(&self) -> Handled {
+    fn online(&self, _query: &str) -> Handled {
         let mut ids = self.helper.get_client_list_by_online()?;
         ids.sort_unstable();
         let clients: Vec<Value> = ids
@@ -352,13 +439,20 @@ mod tests {
     /// An API whose Redis is a closed port: every path that needs no Redis
     /// can be checked without one.
     fn api() -> Api {
-        let mut options =
-            ImHelperOptions::new("redis://127.0.0.1:1/", vec!["127.0.0.1:6001".into()]);
-        options.io_timeout = std::time::Duration::from_millis(200);
-        Api::new(
-            Arc::new(ImHelper::new(options).unwrap()),
-            Arc::new(Directory::new()),
-        )
+        let (url, timeout) = (
+            "redis://127.0.0.1:1/",
+            std::time::Duration::from_millis(200),
+        );
+        let mut options = ImHelperOptions::new(url, vec!["127.0.0.1:6001".into()]);
+        options.io_timeout = timeout;
+        let helper = Arc::new(ImHelper::new(options).unwrap());
+        let history = History::new(url.parse().unwrap(), timeout, 1);
+        // The push task never runs: nothing here gets past validation.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let push = ChannelsPush::start(Arc::clone(&helper), runtime.handle());
+        Api::new(helper, Arc::new(Directory::new()), history, push)
     }
 
     #[test]
@@ -391,6 +485,17 @@ mod tests {
         assert_eq!(api.handle("GET", "/join", b"").status, 405);
         assert_eq!(api.handle("POST", "/channels", b"").status, 405);
         assert_eq!(api.handle("GET", "/health", b"").status, 200);
+        assert!(matches!(Api::route("GET", "/health"), Route::Ready(_)));
+        assert!(matches!(Api::route("GET", "/history"), Route::Redis(_)));
+    }
+
+    #[test]
+    fn bad_history_queries_are_400() {
+        let api = api();
+        for target in ["/history", "/history?chan=a%20b", "/history?id=1&with=1"] {
+            let reply = api.handle("GET", target, b"");
+            assert_eq!(reply.status, 400, "{target}: {}", reply.text());
+        }
     }
 
     #[test]
@@ -415,6 +520,10 @@ mod tests {
             ("/force-offline", r#"{"id":"7"}"#),
             ("/force-offline", "{"),
         ] {
+            assert!(
+                matches!(Api::route("POST", path), Route::Redis(_)),
+                "{path}"
+            );
             let reply = api.handle("POST", path, body.as_bytes());
             assert_eq!(reply.status, 400, "{path} {body}: {}", reply.text());
             let error: Value = serde_json::from_slice(&reply.body).unwrap();

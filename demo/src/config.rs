@@ -6,8 +6,18 @@
 //! a business service must use exactly the values its nodes use. Only the
 //! listen address has a variable of its own, `FREEIM_DEMO_LISTEN`, so that
 //! one shell can configure a node and the demo side by side.
+//!
+//! The HTTP time limits are [`Settings`] fields with fixed defaults
+//! ([`HEAD_TIMEOUT`], [`BODY_TIMEOUT`]), not flags.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default time a client has to send a request head; also how long an idle
+/// keep-alive connection is kept.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send a request body, once its head came.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 use clap::Parser;
 
@@ -42,7 +52,8 @@ pub struct Config {
     #[arg(long, env = "FREEIM_PATH", default_value = "/ws")]
     pub path: String,
 
-    /// HTTP worker threads.
+    /// Threads for the blocking calls into imhelper and Redis (tokio's
+    /// blocking pool; HTTP itself is served by tokio's workers).
     #[arg(long, env = "FREEIM_DEMO_THREADS", default_value_t = 4)]
     pub threads: usize,
 }
@@ -58,13 +69,22 @@ pub struct Settings {
     pub servers: Vec<String>,
     /// The nodes' WebSocket path.
     pub path: String,
-    /// HTTP worker threads (at least 1).
+    /// Threads for the blocking calls into `imhelper` and Redis (at least
+    /// 1): the size of tokio's blocking pool. Requests beyond that wait in
+    /// line; requests that need no Redis never do.
     pub threads: usize,
+    /// Time a client has to send a request head, and the longest an idle
+    /// keep-alive connection is kept; the connection is closed after it.
+    pub head_timeout: Duration,
+    /// Time a client has to send a request body once its head came; a
+    /// slower one gets `408` and the connection is closed.
+    pub body_timeout: Duration,
 }
 
 impl Settings {
     /// Settings for one node `server` behind Redis `redis`, served on
-    /// `listen`, with the default path and 4 threads.
+    /// `listen`, with the default path, 4 threads and the default time
+    /// limits.
     ///
     /// # Example
     ///
@@ -82,6 +102,8 @@ impl Settings {
             servers: vec![server.to_string()],
             path: "/ws".to_string(),
             threads: 4,
+            head_timeout: HEAD_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
         }
     }
 }
@@ -136,6 +158,8 @@ impl Config {
             servers,
             path: self.path,
             threads: self.threads,
+            head_timeout: HEAD_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
         })
     }
 }

@@ -1,8 +1,11 @@
-//! Request bodies of the HTTP API and their validation. Pure: no I/O,
-//! unit-tested. Every rejection is a one-line message for a `400`.
+//! Request bodies and query strings of the HTTP API and their validation.
+//! Pure: no I/O, unit-tested. Every rejection is a one-line message for a
+//! `400`.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+
+use crate::history::Conversation;
 
 /// Largest id accepted: JavaScript's `Number.MAX_SAFE_INTEGER`, so ids
 /// survive a round trip through a browser.
@@ -85,6 +88,61 @@ pub struct ForceOffline {
     pub id: i64,
     /// Who asks (named in the notice the client gets).
     pub by: Option<i64>,
+}
+
+/// `GET /history`'s query string, before validation (values
+/// percent-decoded; other parameters, such as cache busters, ignored).
+#[derive(Debug, Default, Deserialize)]
+struct HistoryQuery {
+    chan: Option<String>,
+    id: Option<String>,
+    with: Option<String>,
+}
+
+/// The conversation `GET /history` asks for: `chan=NAME`, or
+/// `id=ME&with=OTHER` (two different ids).
+///
+/// # Example
+///
+/// ```
+/// use freeim_demo::history::Conversation;
+/// use freeim_demo::input::history;
+///
+/// assert_eq!(history("chan=%23g%C3%A9n%C3%A9ral").unwrap(), Conversation::Chan("général".into()));
+/// assert_eq!(history("id=9&with=4").unwrap(), Conversation::direct(4, 9));
+/// assert!(history("id=9").is_err());
+/// ```
+pub fn history(query: &str) -> Result<Conversation, String> {
+    let query: HistoryQuery =
+        serde_urlencoded::from_str(query).map_err(|e| format!("invalid query string: {e}"))?;
+    match query {
+        HistoryQuery {
+            chan: Some(name),
+            id: None,
+            with: None,
+        } => Ok(Conversation::Chan(chan(&name)?)),
+        HistoryQuery {
+            chan: None,
+            id: Some(me),
+            with: Some(other),
+        } => {
+            let (me, other) = (query_id("id", &me)?, query_id("with", &other)?);
+            if me == other {
+                return Err("with must differ from id".into());
+            }
+            Ok(Conversation::direct(me, other))
+        }
+        _ => Err("give chan=NAME, or id=ME&with=OTHER".into()),
+    }
+}
+
+/// An id given as a query value.
+fn query_id(field: &str, value: &str) -> Result<i64, String> {
+    let number = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{field} must be a number, not {value:?}"))?;
+    id(field, number)
 }
 
 /// Decodes a JSON body; an empty body reads as `{}`.
@@ -234,6 +292,33 @@ mod tests {
         assert_ne!(mid(None).unwrap(), mid(None).unwrap());
         for bad in ["", "a b", "<x>", &"m".repeat(65)] {
             assert!(mid(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn history_queries() {
+        assert_eq!(
+            history("chan=lobby&_=123"),
+            Ok(Conversation::Chan("lobby".into()))
+        );
+        assert_eq!(
+            history("chan=+%23lobby+"),
+            Ok(Conversation::Chan("lobby".into()))
+        );
+        assert_eq!(history("with=2&id=1"), Ok(Conversation::Direct(1, 2)));
+        for (bad, needle) in [
+            ("", "give chan"),
+            ("chan=a&id=1&with=2", "give chan"),
+            ("with=2", "give chan"),
+            ("chan=a%20b", "chan may hold"),
+            ("chan=", "chan must not be empty"),
+            ("id=x&with=2", "id must be a number"),
+            ("id=1&with=0", "with must be between"),
+            ("id=5&with=5", "differ"),
+            ("chan=a&chan=b", "invalid query string"),
+        ] {
+            let error = history(bad).unwrap_err();
+            assert!(error.contains(needle), "{bad}: {error}");
         }
     }
 

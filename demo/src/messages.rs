@@ -10,6 +10,7 @@
 //! | `direct` | `send_message` (receipt on) | `from`, `name`, `to`, `text`, `mid`, `at` |
 //! | `presence` | `send_broadcast_message` | `event` (`online`/`offline`), `id`, `name`, `at` |
 //! | `system` | broadcast, channel or direct | `event` (`announcement`, `joined`, `left`, `kicked`), `text`, and `chan`, `from`, `name` when they apply |
+//! | `channels` | `send_broadcast_message` | `channels`: `[{"chan", "online"}]`, as `GET /channels` lists them |
 //!
 //! Receipts are written by the *node*, in FreeIM's shape and without a
 //! `type`: `{"content": "<the direct message's JSON text>", "receipt":
@@ -112,6 +113,13 @@ pub fn membership(joined: bool, who: &Sender<'_>, chan: &str, at: u64) -> Value 
     })
 }
 
+/// The channel list pushed to everyone when it changed:
+/// `{"type":"channels","channels":[{"chan","online"},…]}`, the entries as
+/// [`channels::list`](crate::channels::list) makes them.
+pub fn channels(list: &[Value]) -> Value {
+    json!({ "type": "channels", "channels": list })
+}
+
 /// The notice sent to a client right before it is forced offline, so its
 /// page stops reconnecting on its own.
 pub fn kicked(by: Option<&Sender<'_>>, at: u64) -> Value {
@@ -150,6 +158,7 @@ mod tests {
             kicked(Some(&ALICE), 1),
             kicked(None, 1),
         ];
+        assert_eq!(channels(&[])["type"], "channels");
         for message in all {
             let kind = message["type"].as_str().unwrap();
             assert!(

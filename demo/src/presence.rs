@@ -1,6 +1,8 @@
 //! Who is online, as the demo tells the pages: the event bus turns the
-//! nodes' online/offline events into `presence` broadcasts, and a small
-//! directory remembers the display name each connected client chose.
+//! nodes' online/offline events into `presence` broadcasts (and a client's
+//! going offline, which takes it out of its channels, into a `channels`
+//! push), and a small directory remembers the display name each connected
+//! client chose.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use imhelper::{ClientEvent, EventBus, ImHelper};
 use parking_lot::Mutex;
 
+use crate::channels::ChannelsPush;
 use crate::input;
 use crate::messages;
 
@@ -62,14 +65,20 @@ impl Directory {
 
 /// Subscribes to the nodes' events and broadcasts each change to every
 /// client: `online` for every socket that opens, `offline` only when a
-/// client's *last* socket closed (a second tab closing is no news).
+/// client's *last* socket closed (a second tab closing is no news). The
+/// node takes such a client out of its channels before announcing it, so
+/// `channels_push` is asked for a push then too.
 ///
 /// Every demo process subscribed this way broadcasts each event, so run one
 /// per cluster (a real service would elect one, or keep presence elsewhere).
 ///
 /// # Errors
 /// [`imhelper::Error::Redis`] when Redis cannot be reached now.
-pub fn start(helper: Arc<ImHelper>, directory: Arc<Directory>) -> imhelper::Result<EventBus> {
+pub fn start(
+    helper: Arc<ImHelper>,
+    directory: Arc<Directory>,
+    channels_push: ChannelsPush,
+) -> imhelper::Result<EventBus> {
     let (online_helper, online_directory) = (Arc::clone(&helper), Arc::clone(&directory));
     let offline_helper = Arc::clone(&helper);
     helper.event_bus(
@@ -91,6 +100,7 @@ pub fn start(helper: Arc<ImHelper>, directory: Arc<Directory>) -> imhelper::Resu
                 Ok(false) => {}
                 Err(e) => log::warn!("cannot read presence of {}: {e}", client.client_id),
             }
+            channels_push.changed();
             let name = directory.name_of(client.client_id);
             directory.forget(client.client_id);
             let message = messages::presence(false, client.client_id, &name, messages::now_ms());

@@ -1,19 +1,32 @@
-//! [`Demo`]: the running service. A `tiny_http` listener shared by a few
-//! worker threads, each reading one request at a time, bounding its body,
-//! and answering through [`Api::handle`]; plus the presence event bus.
+//! [`Demo`]: the running service. A tokio runtime whose workers accept
+//! connections and serve HTTP/1.1 with hyper (keep-alive, the request-head
+//! timeout) through the axum router of [`http`](crate::http), and whose
+//! blocking pool ([`Settings::threads`] threads) runs the calls into
+//! `imhelper`; plus the presence event bus and the `channels` push task.
 
-use std::io::Read;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use imhelper::{EventBus, ImHelper, ImHelperOptions};
-use tiny_http::{Header, Request, Response, Server};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-use crate::api::{Api, Reply, MAX_BODY_BYTES};
+use crate::api::Api;
+use crate::channels::ChannelsPush;
 use crate::config::Settings;
+use crate::history::History;
 use crate::presence::{self, Directory};
+
+/// How long stopping waits for requests in progress to be answered.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Why the service could not start. Each message is one line.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +50,13 @@ pub enum StartError {
         /// What the OS reported.
         message: String,
     },
+    /// The async runtime could not be built (no threads to be had).
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
-/// The demo service, serving until [`stop`](Demo::stop)ped or dropped.
+/// The demo service, serving until [`stop`](Demo::stop)ped or dropped
+/// (outside of an async context: it owns its tokio runtime).
 ///
 /// # Example
 ///
@@ -53,15 +70,16 @@ pub enum StartError {
 /// # Ok::<(), freeim_demo::StartError>(())
 /// ```
 pub struct Demo {
-    server: Arc<Server>,
-    workers: Vec<JoinHandle<()>>,
+    runtime: Option<Runtime>,
+    server: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
     addr: SocketAddr,
     bus: Option<EventBus>,
 }
 
 impl Demo {
     /// Connects to the cluster, subscribes to presence events, binds the
-    /// HTTP address and starts the workers; returns once requests are served.
+    /// HTTP address and starts serving; returns once requests are served.
     ///
     /// # Errors
     /// [`StartError`] when the settings are refused, Redis is unreachable,
@@ -69,34 +87,50 @@ impl Demo {
     pub fn start(settings: Settings) -> Result<Demo, StartError> {
         let mut options = ImHelperOptions::new(settings.redis.clone(), settings.servers.clone());
         options.path = settings.path.clone();
+        let io_timeout = options.io_timeout;
         let helper = Arc::new(ImHelper::new(options).map_err(StartError::Config)?);
+        // Checked by `ImHelper::new` already.
+        let redis_url = settings
+            .redis
+            .parse()
+            .map_err(|e| StartError::Config(imhelper::Error::Config(format!("{e}"))))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("freeim-demo")
+            .max_blocking_threads(settings.threads.max(1))
+            .build()
+            .map_err(StartError::Runtime)?;
+        let channels_push = ChannelsPush::start(Arc::clone(&helper), runtime.handle());
         let directory = Arc::new(Directory::new());
-        let bus =
-            presence::start(Arc::clone(&helper), Arc::clone(&directory)).map_err(|source| {
-                StartError::Redis {
-                    url: settings.redis.clone(),
-                    source,
-                }
-            })?;
-        let server = Server::http(settings.listen).map_err(|e| StartError::Bind {
+        let bus = presence::start(
+            Arc::clone(&helper),
+            Arc::clone(&directory),
+            channels_push.clone(),
+        )
+        .map_err(|source| StartError::Redis {
+            url: settings.redis.clone(),
+            source,
+        })?;
+        let bind_error = |e: std::io::Error| StartError::Bind {
             addr: settings.listen,
             message: e.to_string(),
-        })?;
-        let addr = server.server_addr().to_ip().unwrap_or(settings.listen);
-        let server = Arc::new(server);
-        let api = Arc::new(Api::new(helper, directory));
-        let workers = (0..settings.threads.max(1))
-            .map(|i| {
-                let (server, api) = (Arc::clone(&server), Arc::clone(&api));
-                std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .spawn(move || serve(&server, &api))
-                    .expect("spawn an HTTP worker thread")
-            })
-            .collect();
+        };
+        let listener = std::net::TcpListener::bind(settings.listen).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener).map_err(bind_error)?
+        };
+        let history = History::new(redis_url, io_timeout, settings.threads.max(1));
+        let api = Arc::new(Api::new(helper, directory, history, channels_push));
+        let app = crate::http::router(api, settings.body_timeout);
+        let (stop, stopped) = oneshot::channel();
+        let server = runtime.spawn(serve(listener, app, settings.head_timeout, stopped));
         Ok(Demo {
-            server,
-            workers,
+            runtime: Some(runtime),
+            server: Some(server),
+            stop: Some(stop),
             addr,
             bus: Some(bus),
         })
@@ -114,26 +148,29 @@ impl Demo {
 
     /// Serves until the process ends.
     pub fn wait(mut self) {
-        for worker in std::mem::take(&mut self.workers) {
-            let _ = worker.join();
+        if let (Some(runtime), Some(server)) = (&self.runtime, self.server.take()) {
+            let _ = runtime.block_on(server);
         }
     }
 
-    /// Stops serving: the workers finish their current request and exit,
-    /// and the event bus stops.
+    /// Stops serving: no new connections, requests in progress get up to
+    /// 2 s to be answered, then the event bus and the runtime stop.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
-        for _ in &self.workers {
-            self.server.unblock();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        for worker in std::mem::take(&mut self.workers) {
-            let _ = worker.join();
+        if let (Some(runtime), Some(server)) = (&self.runtime, self.server.take()) {
+            let _ = runtime.block_on(server);
         }
         if let Some(bus) = self.bus.take() {
             bus.stop();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(STOP_GRACE);
         }
     }
 }
@@ -148,68 +185,51 @@ impl std::fmt::Debug for Demo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Demo")
             .field("addr", &self.addr)
-            .field("workers", &self.workers.len())
             .finish_non_exhaustive()
     }
 }
 
-/// One worker: answers requests until the server is unblocked.
-fn serve(server: &Server, api: &Api) {
-    while let Ok(mut request) = server.recv() {
-        let reply = match read_body(&mut request) {
-            Ok(body) => {
-                let method = request.method().as_str().to_ascii_uppercase();
-                let path = request.url().split('?').next().unwrap_or("/").to_string();
-                catch_unwind(AssertUnwindSafe(|| api.handle(&method, &path, &body)))
-                    .unwrap_or_else(|_| Reply::error(500, "internal error"))
-            }
-            Err(reply) => reply,
+/// Accepts connections and serves each on a task of its own until `stop`
+/// fires; then lets the open connections finish (at most [`STOP_GRACE`]).
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    head_timeout: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(head_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset in the
+                    // backlog: wait a little rather than spin.
+                    log::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
         };
-        log::debug!("{} {} -> {}", request.method(), request.url(), reply.status);
-        if let Err(e) = request.respond(response(reply)) {
-            log::debug!("cannot answer a request: {e}");
-        }
+        let _ = stream.set_nodelay(true);
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                log::debug!("connection from {peer}: {e}");
+            }
+        });
     }
-}
-
-/// Reads the body, at most [`MAX_BODY_BYTES`]; a larger one is a `413`.
-fn read_body(request: &mut Request) -> Result<Vec<u8>, Reply> {
-    let too_large = || Reply::error(413, format!("body larger than {MAX_BODY_BYTES} bytes"));
-    if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
+    drop(listener);
+    if tokio::time::timeout(STOP_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        log::debug!("stopping with connections still open");
     }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Reply::error(400, format!("cannot read the body: {e}")))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
-    Ok(body)
-}
-
-fn response(reply: Reply) -> Response<std::io::Cursor<Vec<u8>>> {
-    let cache = if reply.cacheable {
-        "no-cache"
-    } else {
-        "no-store"
-    };
-    let mut response = Response::from_data(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type))
-        .with_header(header("Cache-Control", cache))
-        .with_header(header("X-Content-Type-Options", "nosniff"));
-    if reply.content_type.starts_with("text/html") {
-        response = response.with_header(header(
-            "Content-Security-Policy",
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:",
-        ));
-    }
-    response
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
 }

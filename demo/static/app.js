@@ -6,20 +6,37 @@
   'use strict';
 
   const $ = (id) => document.getElementById(id);
-  const store = window.sessionStorage; // per tab: two tabs = two users
+  // Per tab: two tabs = two users, and a reload is the same user in the
+  // same conversation (its messages come back from GET /history).
+  const store = window.sessionStorage;
+  const MAX_ITEMS = 500; // messages kept per conversation
+  const narrowQuery = window.matchMedia('(max-width: 720px)');
+
+  function stored(key, fallback) {
+    try {
+      const value = JSON.parse(store.getItem(key));
+      return value === null ? fallback : value;
+    } catch (_) {
+      return fallback;
+    }
+  }
 
   const params = new URLSearchParams(location.search);
+  const savedCurrent = store.getItem('freeim.current') || 'lobby';
   const state = {
     me: {
       id: Number(store.getItem('freeim.id')) || null,
       name: params.get('name') || store.getItem('freeim.name') || null,
     },
-    joined: new Set(JSON.parse(store.getItem('freeim.joined') || '[]')),
-    conversations: new Map(), // key -> {key, kind, title, chan?, peer?, items: [], unread}
+    joined: new Set(stored('freeim.joined', [])),
+    // key -> {key, kind, title, chan?, peer?, items: [], byMid: Map, unread, history}
+    // key: 'lobby', '#chan' or '@peerId'; history: 'none', 'loading' or 'done'.
+    conversations: new Map(),
     current: 'lobby',
+    view: store.getItem('freeim.view') === 'chat' ? 'chat' : 'list', // on narrow screens: one pane at a time
     online: new Map(), // id -> name, of the clients online now
     names: new Map(), // id -> name, of every client seen (kept after they leave)
-    channels: [], // [{chan, online}]
+    channels: [], // [{chan, online}], busiest first
     sent: new Map(), // mid -> {status element} of my own messages, for receipts and echoes
     kicked: false,
     kickText: null, // who forced this page offline, from the notice before the close
@@ -45,9 +62,13 @@
   }
 
   function saveSession() {
-    store.setItem('freeim.id', String(state.me.id));
-    store.setItem('freeim.name', state.me.name);
+    if (state.me.id) store.setItem('freeim.id', String(state.me.id));
+    if (state.me.name) store.setItem('freeim.name', state.me.name);
     store.setItem('freeim.joined', JSON.stringify([...state.joined]));
+    const peers = [...state.conversations.values()].filter((c) => c.kind === 'dm').map((c) => [c.peer, nameOf(c.peer)]);
+    store.setItem('freeim.peers', JSON.stringify(peers));
+    store.setItem('freeim.current', state.current);
+    store.setItem('freeim.view', state.view);
   }
 
   // ---- conversations ----------------------------------------------------
@@ -64,8 +85,11 @@
         conv = { key, kind: 'dm', peer, title: nameOf(peer) };
       }
       conv.items = [];
+      conv.byMid = new Map(); // mid -> element: a message shown once, however it arrives
       conv.unread = 0;
+      conv.history = 'none';
       state.conversations.set(key, conv);
+      if (conv.kind === 'dm') saveSession();
     }
     return conv;
   }
@@ -75,26 +99,46 @@
     return state.names.get(id) || `#${id}`;
   }
 
-  /** Adds a message element to a conversation; shows it if current. */
-  function post(key, element) {
+  function isNarrow() {
+    return narrowQuery.matches;
+  }
+
+  /** Whether the user sees this conversation now (on a narrow screen the list may cover it). */
+  function isViewing(key) {
+    return key === state.current && !(isNarrow() && state.view === 'list');
+  }
+
+  /**
+   * Adds a message element to a conversation; shows it if current. Only
+   * messages from others (`counts`) raise the unread badge of a
+   * conversation the user is not looking at; notices never do.
+   */
+  function post(key, element, counts = false) {
     const conv = conversation(key);
+    if (element.dataset.mid) conv.byMid.set(element.dataset.mid, element);
     conv.items.push(element);
-    if (conv.items.length > 500) conv.items.shift();
+    if (conv.items.length > MAX_ITEMS) conv.items.shift().remove();
     if (key === state.current) {
       const list = $('messages');
       const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
       list.appendChild(element);
       if (atBottom || element.classList.contains('mine')) list.scrollTop = list.scrollHeight;
-    } else {
-      conv.unread += 1;
     }
+    if (counts && !isViewing(key)) conv.unread += 1;
     renderConversations();
+  }
+
+  /** A pushed (or stored) `chan` or `direct` message. */
+  function chatElement(msg) {
+    const mine = msg.from === state.me.id; // mine: sent from my other tab, or before a reload
+    return messageElement({ mine, who: mine ? 'You' : msg.name, text: msg.text, at: msg.at, mid: msg.mid });
   }
 
   function messageElement({ mine, who, text, at, mid }) {
     const li = document.createElement('li');
     li.className = 'msg ' + (mine ? 'mine' : 'theirs');
     if (mid) li.dataset.mid = mid;
+    li.dataset.at = String(at || Date.now());
     const whoEl = document.createElement('span');
     whoEl.className = 'who';
     whoEl.textContent = who;
@@ -113,6 +157,7 @@
   function systemElement(text, extraClass) {
     const li = document.createElement('li');
     li.className = 'msg system' + (extraClass ? ' ' + extraClass : '');
+    li.dataset.at = String(Date.now());
     li.textContent = text;
     return li;
   }
@@ -125,13 +170,84 @@
     if (title) entry.status.title = title;
   }
 
+  // ---- history --------------------------------------------------------------
+
+  /**
+   * Fetches the stored messages of a channel or a direct conversation and
+   * merges them in: a message already shown (pushed while the request was
+   * in flight, or sent from this page) is kept once, by its `mid`. Nothing
+   * here raises an unread badge. A 4xx answer (no such endpoint, an unknown
+   * channel) shows nothing and is not asked again for this conversation.
+   */
+  async function loadHistory(conv) {
+    if (conv.kind === 'lobby' || !state.me.id) return;
+    const query = conv.kind === 'chan'
+      ? new URLSearchParams({ chan: conv.chan })
+      : new URLSearchParams({ id: String(state.me.id), with: String(conv.peer) });
+    conv.history = 'loading';
+    let messages;
+    try {
+      const res = await fetch('/history?' + query);
+      if (!res.ok) {
+        conv.history = res.status < 500 ? 'done' : 'none';
+        if (res.status >= 500) console.warn(`history of ${conv.key}: ${res.status}`);
+        return;
+      }
+      messages = (await res.json()).messages;
+    } catch (err) {
+      conv.history = 'none'; // asked again the next time it is opened
+      console.warn(`history of ${conv.key}:`, err.message);
+      return;
+    }
+    conv.history = 'done';
+    if (Array.isArray(messages)) mergeHistory(conv, messages);
+  }
+
+  function mergeHistory(conv, messages) {
+    const older = [];
+    for (const msg of messages) {
+      if (!msg || typeof msg.text !== 'string') continue;
+      if (msg.mid && conv.byMid.has(msg.mid)) continue;
+      if (msg.from !== state.me.id && msg.name) state.names.set(msg.from, msg.name);
+      const element = chatElement(msg);
+      if (msg.mid) conv.byMid.set(msg.mid, element);
+      older.push(element);
+    }
+    if (!older.length) return;
+    // Both lists are in time order: merge them by `at`.
+    const merged = [];
+    const items = conv.items;
+    let i = 0;
+    let j = 0;
+    while (i < items.length || j < older.length) {
+      if (j === older.length || (i < items.length && Number(items[i].dataset.at) <= Number(older[j].dataset.at))) {
+        merged.push(items[i++]);
+      } else {
+        merged.push(older[j++]);
+      }
+    }
+    conv.items = merged.slice(-MAX_ITEMS);
+    if (conv.key === state.current) {
+      const list = $('messages');
+      const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+      list.replaceChildren(...conv.items);
+      if (atBottom) list.scrollTop = list.scrollHeight;
+      renderTitle();
+    }
+    renderConversations();
+    renderOnline();
+    saveSession();
+  }
+
   // ---- rendering ----------------------------------------------------------
 
   function renderConversations() {
     const list = $('conversations');
     list.replaceChildren();
+    let unread = 0;
     for (const conv of state.conversations.values()) {
       if (conv.kind === 'chan' && !state.joined.has(conv.chan)) continue;
+      unread += conv.unread;
       const li = document.createElement('li');
       const button = itemButton(conv.kind === 'dm' ? '@ ' + nameOf(conv.peer) : conv.title, conv.key === state.current);
       button.dataset.conv = conv.key;
@@ -145,6 +261,10 @@
       li.appendChild(button);
       list.appendChild(li);
     }
+    // The narrow layout's "back to the list" button says how many wait there.
+    const badge = $('back-unread');
+    badge.textContent = unread ? String(unread) : '';
+    badge.hidden = !unread;
   }
 
   function renderChannels() {
@@ -203,7 +323,7 @@
       button.dataset.user = String(id);
       button.title = `Send ${name} a direct message`;
       const idEl = document.createElement('span');
-      idEl.className = 'muted';
+      idEl.className = 'muted id';
       idEl.textContent = '#' + id;
       button.appendChild(idEl);
       button.addEventListener('click', () => openConversation('@' + id));
@@ -236,11 +356,30 @@
     return li;
   }
 
-  function openConversation(key) {
+  function renderTitle() {
+    const conv = conversation(state.current);
+    $('conv-title').textContent = conv.kind === 'dm' ? `${nameOf(conv.peer)} (#${conv.peer})` : conv.title;
+    if (conv.kind === 'dm') $('composer-text').placeholder = `Message ${nameOf(conv.peer)}`;
+  }
+
+  /** Shows the list or the conversation (one at a time on narrow screens). */
+  function showView(view) {
+    state.view = view;
+    document.body.dataset.view = view;
+    if (view === 'chat') conversation(state.current).unread = 0;
+    saveSession();
+    renderConversations();
+  }
+
+  /**
+   * Makes `key` the current conversation, loads its history the first time,
+   * and (unless `stay`, as at start-up) switches a narrow screen to it.
+   */
+  function openConversation(key, stay) {
     const conv = conversation(key);
     state.current = key;
     conv.unread = 0;
-    $('conv-title').textContent = conv.kind === 'dm' ? `${nameOf(conv.peer)} (#${conv.peer})` : conv.title;
+    renderTitle();
     $('conv-hint').textContent = {
       lobby: 'Who comes and goes, and announcements to everyone.',
       chan: 'Everyone who joined this channel sees these messages.',
@@ -256,21 +395,46 @@
     const list = $('messages');
     list.replaceChildren(...conv.items);
     list.scrollTop = list.scrollHeight;
+    if (!stay) showView('chat');
+    saveSession();
     renderConversations();
     renderChannels();
     renderOnline();
-    $('composer-text').focus();
+    if (!isNarrow()) $('composer-text').focus(); // no keyboard popping up on a phone
+    if (conv.history === 'none') loadHistory(conv);
   }
 
   // ---- actions ------------------------------------------------------------
 
+  // The channel list comes from GET /channels once per connection, then from
+  // the `channels` messages the service pushes to everyone when it changes.
+  // `channelsVersion` counts pushes: an answer to a GET that a push overtook
+  // is older than what is shown, and dropped.
+  let channelsVersion = 0;
+
+  function setChannels(channels) {
+    channelsVersion += 1;
+    state.channels = channels;
+    renderChannels();
+  }
+
   async function refreshChannels() {
+    const version = channelsVersion;
     try {
-      state.channels = (await api('/channels')).channels;
-      renderChannels();
+      const { channels } = await api('/channels');
+      if (version === channelsVersion) setChannels(channels);
     } catch (err) {
       console.warn('channels:', err.message);
     }
+  }
+
+  /** Shows a count from a join/leave answer at once (a push follows). */
+  function setChannelCount(chan, online) {
+    const channels = state.channels.filter((c) => c.chan !== chan);
+    if (online > 0) channels.push({ chan, online });
+    // As the service sorts them: busiest first, then by name.
+    channels.sort((a, b) => b.online - a.online || (a.chan < b.chan ? -1 : a.chan > b.chan ? 1 : 0));
+    setChannels(channels);
   }
 
   async function refreshOnline() {
@@ -291,24 +455,25 @@
       const joined = await api('/join', { id: state.me.id, chan });
       state.joined.add(joined.chan);
       saveSession();
+      setChannelCount(joined.chan, joined.online);
       if (!quiet) openConversation('#' + joined.chan);
-      refreshChannels();
     } catch (err) {
       $('join-error').textContent = err.message;
     }
   }
 
   async function leaveChannel(chan) {
+    let left;
     try {
-      await api('/leave', { id: state.me.id, chan });
+      left = await api('/leave', { id: state.me.id, chan });
     } catch (err) {
       $('composer-error').textContent = err.message;
       return;
     }
     state.joined.delete(chan);
-    saveSession();
+    conversation('#' + chan).history = 'none'; // what is said until a new join is missed
+    setChannelCount(left.chan, left.online);
     openConversation('lobby');
-    refreshChannels();
   }
 
   async function forceOffline(id) {
@@ -353,15 +518,17 @@
     if (msg && typeof msg === 'object' && 'receipt' in msg && 'content' in msg) return onReceipt(msg);
     switch (msg && msg.type) {
       case 'chan':
-        if (state.sent.has(msg.mid)) return; // my own, echoed to my other tab
-        return post('#' + msg.chan, messageElement({ mine: false, who: msg.name, text: msg.text, at: msg.at }));
       case 'direct': {
-        if (state.sent.has(msg.mid)) return;
+        if (state.sent.has(msg.mid)) return; // my own, shown when sent
         const mine = msg.from === state.me.id; // sent from my other tab
-        const peer = mine ? msg.to : msg.from;
         if (!mine) state.names.set(msg.from, msg.name);
-        return post('@' + peer, messageElement({ mine, who: mine ? 'You' : msg.name, text: msg.text, at: msg.at }));
+        const key = msg.type === 'chan' ? '#' + msg.chan : '@' + (mine ? msg.to : msg.from);
+        if (msg.mid && conversation(key).byMid.has(msg.mid)) return; // already shown (history)
+        return post(key, chatElement(msg), !mine);
       }
+      case 'channels':
+        if (Array.isArray(msg.channels)) setChannels(msg.channels);
+        return undefined;
       case 'presence':
         return onPresence(msg);
       case 'system':
@@ -395,8 +562,7 @@
     }
     renderOnline();
     renderConversations();
-    if (state.current.startsWith('@')) $('conv-title').textContent = `${nameOf(Number(state.current.slice(1)))} (#${state.current.slice(1)})`;
-    refreshChannelsSoon();
+    renderTitle();
   }
 
   function onSystem(msg) {
@@ -404,7 +570,7 @@
       case 'announcement': {
         const from = msg.from === state.me.id ? null : msg.name;
         if (msg.from === state.me.id) return; // shown when sent
-        return post('lobby', systemElement(from ? `${from} announces: ${msg.text}` : `Announcement: ${msg.text}`, 'announcement'));
+        return post('lobby', systemElement(from ? `${from} announces: ${msg.text}` : `Announcement: ${msg.text}`, 'announcement'), true);
       }
       case 'joined':
       case 'left':
@@ -413,7 +579,7 @@
         } else {
           post('#' + msg.chan, systemElement(msg.text));
         }
-        return refreshChannelsSoon();
+        return undefined;
       case 'kicked':
         // The node's close (4001) follows; this says who did it.
         state.kickText = msg.text;
@@ -421,12 +587,6 @@
       default:
         post('lobby', systemElement(msg.text || JSON.stringify(msg)));
     }
-  }
-
-  let channelsTimer = null;
-  function refreshChannelsSoon() {
-    clearTimeout(channelsTimer);
-    channelsTimer = setTimeout(refreshChannels, 300);
   }
 
   // ---- connection -----------------------------------------------------------
@@ -465,12 +625,19 @@
     if (!welcomed) {
       welcomed = true;
       post('lobby', systemElement(
-        `Welcome, ${state.me.name}! Join or create a channel on the left, or click someone online to message them.`));
+        `Welcome, ${state.me.name}! Join or create a channel, or click someone online to message them.`));
       post('lobby', systemElement(
         'How it works: every action on this page is an HTTP call to the demo service, which drives the FreeIM ' +
         'node through imhelper; everything that arrives here came over this tab\'s WebSocket to the node.'));
     } else {
       post('lobby', systemElement('Reconnected.'));
+      // What was said while the socket was down: the open conversation asks
+      // now, the others when they are opened.
+      for (const conv of state.conversations.values()) {
+        if (conv.history === 'done') conv.history = 'none';
+      }
+      const current = conversation(state.current);
+      if (current.history === 'none') loadHistory(current);
     }
     // The node forgets a client's channels when its last socket closes:
     // join them again after every (re)connection.
@@ -533,12 +700,26 @@
     client.connect();
   });
 
-  window.addEventListener('online', () => { if (!state.kicked) client.connect(); });
-  setInterval(refreshChannels, 10000);
+  $('back-button').addEventListener('click', () => showView('list'));
 
+  window.addEventListener('online', () => { if (!state.kicked) client.connect(); });
+  narrowQuery.addEventListener('change', () => showView(isNarrow() ? state.view : 'chat'));
+
+  // After a reload: the same user, its channels and direct conversations,
+  // and the conversation it had open (with its history).
   if (state.me.name) $('me-name').textContent = state.me.name;
-  openConversation('lobby');
-  refreshChannels();
+  if (state.me.id) $('me-id').textContent = '#' + state.me.id;
+  conversation('lobby');
+  for (const chan of state.joined) conversation('#' + chan);
+  for (const [id, name] of stored('freeim.peers', [])) {
+    if (!Number.isSafeInteger(id) || id <= 0) continue;
+    if (typeof name === 'string' && !name.startsWith('#')) state.names.set(id, name);
+    conversation('@' + id);
+  }
+  const restorable = state.conversations.has(savedCurrent)
+    && (!savedCurrent.startsWith('#') || state.joined.has(savedCurrent.slice(1)));
+  openConversation(restorable ? savedCurrent : 'lobby', true);
+  showView(state.view);
   client.connect();
 
   // For tests and the curious: window.freeimDemo.state / .client
