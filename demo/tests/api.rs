@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{http, http_raw, Client, Node, RedisServer, Stack, PROMPTLY};
 use freeim_demo::{Demo, Settings};
@@ -85,6 +85,8 @@ fn channels_are_created_listed_joined_and_left() {
     let stack = Stack::start();
     let mut alice = stack.connect(r#"{"name":"Alice"}"#);
     let mut bob = stack.connect(r#"{"name":"Bob"}"#);
+    // The demo learns names from the online events: wait until it has both.
+    alice.expect("Bob online", presence("online", bob.id));
 
     let (status, answer) = stack.post(
         "/join",
@@ -156,6 +158,8 @@ fn direct_messages_come_with_receipts() {
     let stack = Stack::start();
     let mut alice = stack.connect(r#"{"name":"Alice"}"#);
     let mut bob = stack.connect(r#"{"name":"Bob"}"#);
+    // The demo learns names from the online events: wait until it has both.
+    alice.expect("Bob online", presence("online", bob.id));
 
     let body = format!(
         r#"{{"from":{},"to":{},"text":"psst","mid":"d1"}}"#,
@@ -212,6 +216,8 @@ fn broadcasts_reach_everyone() {
     let stack = Stack::start();
     let mut alice = stack.connect(r#"{"name":"Alice"}"#);
     let mut bob = stack.connect("{}");
+    // The demo learns names from the online events: wait until it has both.
+    alice.expect("the other client online", presence("online", bob.id));
     let body = format!(r#"{{"from":{},"text":"lunch!"}}"#, alice.id);
     assert_eq!(stack.post("/broadcast", &body), (200, json!({"ok": true})));
     for client in [&mut alice, &mut bob] {
@@ -355,5 +361,176 @@ fn redis_going_away_is_a_503_and_recovers() {
     assert!(
         common::wait_until(PROMPTLY * 2, || stack.get("/channels").0 == 200),
         "the demo serves again once Redis is back"
+    );
+}
+
+fn is_channels_push(m: &Value) -> bool {
+    m["type"] == "channels"
+}
+
+/// The TTL Redis reports for `key`, in seconds.
+fn ttl(stack: &Stack, key: &str) -> i64 {
+    let reply = stack.redis.raw_command(&["TTL", key]);
+    reply.trim_start_matches(':').parse().expect(&reply)
+}
+
+#[test]
+fn channel_history_keeps_the_last_100_in_order_with_an_expiry() {
+    let stack = Stack::start();
+    let alice = stack.connect(r#"{"name":"Alice"}"#);
+    let mut bob = stack.connect(r#"{"name":"Bob"}"#);
+    for id in [alice.id, bob.id] {
+        let body = json!({"id": id, "chan": "général"}).to_string();
+        assert_eq!(stack.post("/join", &body).0, 200);
+    }
+    let history = "/history?chan=%23g%C3%A9n%C3%A9ral";
+    assert_eq!(stack.get(history), (200, json!({"messages": []})));
+
+    let send = |i: usize| {
+        let body = json!({"id": alice.id, "chan": "général", "text": format!("n{i}"), "mid": format!("m{i}")});
+        assert_eq!(stack.post("/chan-message", &body.to_string()).0, 200);
+    };
+    send(0);
+    let pushed = bob.expect("the first message", |m| m["mid"] == "m0");
+    assert_eq!(
+        stack.get(history),
+        (200, json!({ "messages": [pushed] })),
+        "the exact object pushed"
+    );
+    (1..105).for_each(send);
+    let (status, answer) = stack.get(history);
+    assert_eq!(status, 200);
+    let mids: Vec<&str> = answer["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mid"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (5..105).map(|i| format!("m{i}")).collect();
+    assert_eq!(mids, expected, "the last 100, oldest first");
+    let ttl = ttl(&stack, "freeim_demo:history:chan:général");
+    assert!(0 < ttl && ttl <= 7 * 24 * 3600, "TTL {ttl}");
+    assert_eq!(
+        stack.get("/history?chan=empty"),
+        (200, json!({"messages": []}))
+    );
+}
+
+#[test]
+fn direct_history_is_one_conversation_either_way_round() {
+    let stack = Stack::start();
+    let alice = stack.connect(r#"{"name":"Alice"}"#);
+    let mut bob = stack.connect(r#"{"name":"Bob"}"#);
+    let direct = |from: i64, to: i64, mid: &str| {
+        let body = json!({"from": from, "to": to, "text": mid, "mid": mid});
+        assert_eq!(stack.post("/direct", &body.to_string()).0, 200);
+    };
+    direct(alice.id, bob.id, "d1");
+    direct(bob.id, alice.id, "d2");
+    direct(alice.id, 999_999, "d3");
+    let first = bob.expect("the first direct message", |m| m["mid"] == "d1");
+
+    let (status, ab) = stack.get(&format!("/history?id={}&with={}", alice.id, bob.id));
+    assert_eq!(status, 200, "{ab}");
+    let messages = ab["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{ab}");
+    assert_eq!(messages[0], first);
+    assert_eq!(messages[1]["mid"], "d2");
+    assert_eq!(messages[1]["from"], bob.id);
+    let (_, ba) = stack.get(&format!("/history?with={}&id={}", alice.id, bob.id));
+    assert_eq!(ab, ba);
+    let (_, other) = stack.get(&format!("/history?id={}&with=999999", alice.id));
+    assert_eq!(other["messages"].as_array().unwrap().len(), 1, "{other}");
+
+    let (lo, hi) = (alice.id.min(bob.id), alice.id.max(bob.id));
+    let ttl = ttl(&stack, &format!("freeim_demo:history:direct:{lo}:{hi}"));
+    assert!(0 < ttl && ttl <= 7 * 24 * 3600, "TTL {ttl}");
+
+    for bad in [
+        "/history",
+        "/history?id=1",
+        "/history?id=1&with=x",
+        "/history?chan=a%2Fb",
+    ] {
+        let (status, answer) = stack.get(bad);
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(stack.post("/history", "").0, 405);
+}
+
+#[test]
+fn channel_list_changes_are_pushed_to_everyone() {
+    let stack = Stack::start();
+    let alice = stack.connect(r#"{"name":"Alice"}"#);
+    let mut bob = stack.connect(r#"{"name":"Bob"}"#);
+
+    let joined = Instant::now();
+    let body = json!({"id": alice.id, "chan": "general"}).to_string();
+    assert_eq!(stack.post("/join", &body).0, 200);
+    let push = bob.expect("the channel list after Alice's join", is_channels_push);
+    assert!(
+        joined.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        joined.elapsed()
+    );
+    assert_eq!(
+        push,
+        json!({"type": "channels", "channels": [{"chan": "general", "online": 1}]})
+    );
+
+    let body = json!({"id": bob.id, "chan": "quiet"}).to_string();
+    stack.post("/join", &body);
+    bob.expect("the list with #quiet", |m| {
+        is_channels_push(m) && m["channels"].as_array().unwrap().len() == 2
+    });
+    stack.post("/leave", &body);
+    bob.expect("the list without #quiet", |m| {
+        is_channels_push(m) && m["channels"] == json!([{"chan": "general", "online": 1}])
+    });
+
+    let left = Instant::now();
+    alice.close();
+    bob.expect("the list after Alice went offline", |m| {
+        is_channels_push(m) && m["channels"] == json!([])
+    });
+    assert!(
+        left.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        left.elapsed()
+    );
+}
+
+#[test]
+fn channel_list_pushes_are_coalesced() {
+    let stack = Stack::start();
+    let mut watcher = stack.connect("{}");
+    let started = Instant::now();
+    const JOINS: usize = 40;
+    for i in 0..JOINS {
+        let body = json!({"id": 500 + i, "chan": format!("room{}", i % 4)}).to_string();
+        assert_eq!(stack.post("/join", &body).0, 200);
+    }
+    let burst = started.elapsed();
+    let mut pushes = Vec::new();
+    while let Some(message) = watcher.recv(Duration::from_secs(1)) {
+        if is_channels_push(&message) {
+            pushes.push(message);
+        }
+    }
+    let at_most = burst.as_millis() as usize / 250 + 2;
+    assert!(
+        !pushes.is_empty() && pushes.len() <= at_most && pushes.len() < JOINS,
+        "{} pushes for {JOINS} joins in {burst:?}",
+        pushes.len()
+    );
+    let (_, list) = stack.get("/channels");
+    assert_eq!(pushes.last().unwrap()["channels"], list["channels"]);
+    assert_eq!(
+        list["channels"],
+        json!([
+            {"chan": "room0", "online": 10}, {"chan": "room1", "online": 10},
+            {"chan": "room2", "online": 10}, {"chan": "room3", "online": 10},
+        ])
     );
 }

@@ -2,7 +2,7 @@
 //! real `freeim-server` node process (`testkit`), the demo service
 //! in-process on a free port, a tiny HTTP client and WebSocket clients.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of the harness
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,10 +29,16 @@ pub struct Stack {
 impl Stack {
     /// A one-node cluster with the demo in front of it.
     pub fn start() -> Stack {
+        Stack::start_with(|_| {})
+    }
+
+    /// The same, with the demo's settings changed by `adjust` first.
+    pub fn start_with(adjust: impl FnOnce(&mut Settings)) -> Stack {
         let redis = RedisServer::start();
         let server = format!("127.0.0.1:{}", free_port());
         let node = Node::start(&redis, &server, std::slice::from_ref(&server), &server);
-        let settings = Settings::new("127.0.0.1:0".parse().unwrap(), &redis.url(), &server);
+        let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), &redis.url(), &server);
+        adjust(&mut settings);
         let demo = Demo::start(settings).expect("start the demo");
         Stack { demo, node, redis }
     }
