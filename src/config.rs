@@ -21,7 +21,8 @@ use crate::ws::MAX_HEADER_LEN;
     version,
     about = "FreeIM-compatible WebSocket push node: holds clients' sockets, takes commands from Redis",
     after_help = "Every option can also be set through the environment variable named in brackets. \
-                  Durations are written 500ms, 10s, 2m or as bare seconds, at most a year."
+                  Durations are written 500ms, 10s, 1m30s, 1.5s, 2h (humantime's units) or as bare \
+                  seconds, at most a year (1y)."
 )]
 pub struct Config {
     /// Address to accept WebSocket connections on: `ip:port`, `[ipv6]:port`
@@ -404,36 +405,33 @@ pub fn open_file_limit() -> usize {
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
-/// The longest duration a setting takes: a year. Anything longer is surely
-/// a slip, and the deadlines computed from a duration must not overflow.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// The longest duration a setting takes: a year (`1y`, 365.25 days, as
+/// `humantime` counts one). Anything longer is surely a slip, and the
+/// deadlines computed from a duration must not overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
 
-/// Parses `250ms`, `10s`, `2m` or a bare number of seconds, up to
-/// [`MAX_DURATION`].
+/// Parses a duration as `humantime` writes one (`250ms`, `10s`, `1m30s`,
+/// `1.5s`, `2h`, `1y`) or a bare number of seconds (`3`), up to
+/// [`MAX_DURATION`]. clap puts the setting's name before the error.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    let bare_seconds = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let parsed = if bare_seconds {
+        humantime::parse_duration(&format!("{text}s"))
+    } else {
+        humantime::parse_duration(text)
+    };
     let too_long =
         || format!("{text:?} is longer than a year, the longest duration a setting takes");
-    let number: u64 = match number.parse() {
-        Ok(number) => number,
-        Err(_) if !number.is_empty() => return Err(too_long()),
-        Err(_) => return Err(format!("{text:?} is not a duration like 500ms, 10s or 2m")),
-    };
-    let millis_per_unit = match unit {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" => 60_000,
-        _ => return Err(format!("{text:?} has an unknown unit (use ms, s or m)")),
-    };
-    number
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .filter(|duration| *duration <= MAX_DURATION)
-        .ok_or_else(too_long)
+    match parsed {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        Ok(_) => Err(too_long()),
+        // Without a fraction, humantime overflows only past ~584 billion years.
+        Err(humantime::DurationError::NumberOverflow) if !text.contains('.') => Err(too_long()),
+        Err(e) => Err(format!(
+            "{text:?} is not a duration like 500ms, 10s, 1m30s or 2h: {e}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -498,7 +496,7 @@ mod tests {
                 "\"https://b.test/\" is not an origin",
             ),
             (&["--allowed-origins", "null"], "opaque"),
-            (&["--handshake-timeout", "10 parsecs"], "unknown unit"),
+            (&["--handshake-timeout", "10 parsecs"], "unknown time unit"),
             (&["--max-send-buffer", "4096"], "--max-push-bytes"),
             (&["--max-push-bytes", "0"], "--max-push-bytes"),
         ] {
@@ -511,20 +509,35 @@ mod tests {
     fn durations_parse() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("1.5s").is_err());
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 30min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for (text, needle) in [
+            ("s", "not a duration"),
+            ("", "not a duration"),
+            ("-1s", "not a duration"),
+            ("10 parsecs", "unknown time unit \"parsecs\""),
+            ("0.5ns", "not a duration"),
+        ] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains(needle), "{text:?}: {error}");
+        }
     }
 
     #[test]
     fn durations_stop_at_a_year() {
-        assert_eq!(parse_duration("525600m"), Ok(MAX_DURATION));
-        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("1y"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("525960m"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31557600"), Ok(MAX_DURATION));
         for text in [
-            "525601m",
-            "31536001s",
-            "31536000001ms",
+            "1y 1s",
+            "525961m",
+            "31557601s",
+            "31557600001ms",
             "18446744073709551615m",
             "99999999999999999999",
         ] {

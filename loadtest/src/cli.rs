@@ -12,7 +12,12 @@ use clap::{Args, Parser, Subcommand};
 /// addresses 127.0.0.x by themselves. Every scenario is bounded in count and
 /// time and stops by itself; traffic goes only to the `--servers` given.
 #[derive(Debug, Parser)]
-#[command(name = "freeim-loadtest", version)]
+#[command(
+    name = "freeim-loadtest",
+    version,
+    after_help = "Durations are written as on the node: 500ms, 10s, 1m30s, 1.5s, 2h \
+                  (humantime's units) or as bare seconds, at most a year (1y)."
+)]
 pub struct Cli {
     /// The scenario to run.
     #[command(subcommand)]
@@ -270,27 +275,30 @@ pub struct ChartArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Parses `250ms`, `10s`, `2m`, `1h` or a bare number of seconds.
+/// The longest duration an option takes: a year (`1y`), as on the node.
+const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
+/// Parses a duration the way the node does (`src/config.rs`): as
+/// `humantime` writes one (`250ms`, `10s`, `1m30s`, `1.5s`, `2h`) or a bare
+/// number of seconds (`3`), up to a year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?}")),
+    let bare_seconds = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let parsed = if bare_seconds {
+        humantime::parse_duration(&format!("{text}s"))
+    } else {
+        humantime::parse_duration(text)
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("{text:?} is not a duration"));
+    let too_long =
+        || format!("{text:?} is longer than a year, the longest duration an option takes");
+    match parsed {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        Ok(_) => Err(too_long()),
+        Err(humantime::DurationError::NumberOverflow) if !text.contains('.') => Err(too_long()),
+        Err(e) => Err(format!(
+            "{text:?} is not a duration like 500ms, 10s, 1m30s or 2h: {e}"
+        )),
     }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 impl TargetArgs {
@@ -317,8 +325,16 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1y"), Ok(MAX_DURATION));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        for text in ["1y 1s", "99999999999999999999"] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains("longer than a year"), "{text}: {error}");
+        }
     }
 
     #[test]
