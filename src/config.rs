@@ -392,17 +392,12 @@ fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{flag} {text}: {host:?} resolves to no address"))
 }
 
-/// The process's soft open-file limit (`RLIMIT_NOFILE`).
+/// The process's soft open-file limit (`RLIMIT_NOFILE`); 1024 if it cannot
+/// be read.
 pub fn open_file_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    rlimit::Resource::NOFILE
+        .get_soft()
+        .map_or(1024, |soft| usize::try_from(soft).unwrap_or(usize::MAX))
 }
 
 /// The longest duration a setting takes: a year (`1y`, 365.25 days, as

@@ -15,27 +15,11 @@ pub fn now_ns() -> u64 {
 }
 
 /// Raises the soft open-file limit to the hard limit and returns the new
-/// soft limit.
+/// soft limit (the old one if it cannot be raised, 1024 if unreadable).
 pub fn raise_nofile_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: `raised` is a valid rlimit within the hard limit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
-        }
-    }
-    limit.rlim_cur
+    rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::Resource::NOFILE.get_soft())
+        .unwrap_or(1024)
 }
 
 /// Kernel clock ticks per second (the unit of utime/stime in `/proc`).
@@ -75,6 +59,13 @@ mod tests {
         let a = now_ns();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(now_ns() >= a + 1_000_000);
+    }
+
+    #[test]
+    fn raising_the_open_file_limit_reaches_the_hard_limit() {
+        let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(raise_nofile_limit(), hard);
+        assert_eq!(rlimit::Resource::NOFILE.get_soft().unwrap(), hard);
     }
 
     #[test]
