@@ -1,12 +1,20 @@
-//! The admin listener (off unless `--admin` is given): `GET /metrics` in
-//! Prometheus text format and `GET /healthz` (200 while both Redis
-//! connections are up, 503 otherwise). It runs on its own thread, one request
-//! at a time, and never touches the event loops.
+//! The admin listener (off unless `--admin` is given): `GET /metrics` and
+//! `GET /healthz` (200 while both Redis connections are up, 503 otherwise).
+//! It runs on its own thread, one request at a time, and never touches the
+//! event loops.
+//!
+//! `/metrics` is `prometheus-client`'s encoding of a registry holding the
+//! node's [`Metrics`] as a collector (read when scraped), in the Prometheus
+//! text format 0.0.4: the classic format every Prometheus version scrapes
+//! (the fallback of its default `scrape_protocols`), with no negotiation.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::registry::Registry;
 
 use crate::metrics::Metrics;
 
@@ -14,11 +22,13 @@ use crate::metrics::Metrics;
 pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
     let listener =
         TcpListener::bind(addr).map_err(|e| format!("cannot listen on --admin {addr}: {e}"))?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Arc::clone(&metrics)));
     std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Err(e) = answer(stream, &metrics) {
+                if let Err(e) = answer(stream, &metrics, &registry) {
                     log::debug!("admin request failed: {e}");
                 }
             }
@@ -28,7 +38,7 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
     Ok(())
 }
 
-fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+fn answer(mut stream: TcpStream, metrics: &Metrics, registry: &Registry) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut head = [0u8; 4096];
@@ -43,7 +53,13 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
     let mut request = httparse::Request::new(&mut headers);
     let (status, content_type, body) = match request.parse(&head[..len]) {
         Ok(httparse::Status::Complete(_)) => match (request.method, request.path) {
-            (Some("GET"), Some("/metrics")) => (200, "text/plain; version=0.0.4", metrics.render()),
+            (Some("GET"), Some("/metrics")) => {
+                let mut body = String::with_capacity(8192);
+                match prometheus_text::encode(&mut body, registry) {
+                    Ok(()) => (200, prometheus_text::CONTENT_TYPE, body),
+                    Err(_) => (500, "text/plain", "cannot encode the metrics\n".into()),
+                }
+            }
             (Some("GET"), Some("/healthz")) if metrics.redis_up() => {
                 (200, "text/plain", "ok\n".into())
             }
@@ -58,6 +74,7 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        500 => "Internal Server Error",
         _ => "Service Unavailable",
     };
     write!(

@@ -1,15 +1,22 @@
-//! The node's counters and gauges, and their Prometheus text rendering.
+//! The node's counters and gauges, and what Prometheus is told about them:
+//! every metric's name, type, labels and help, as a `prometheus-client`
+//! [`Collector`] over the counters.
 //!
 //! Each event loop writes only its own [`LoopCounters`] (relaxed atomics on
 //! cache lines no other thread writes), so counting costs the hot path no
-//! contention; the admin endpoint sums the loops when scraped.
+//! contention; the collector sums the loops when scraped.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelValue, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// HTTP statuses an upgrade can be refused with, in the order of
 /// [`LoopCounters::refused`].
@@ -33,7 +40,7 @@ pub const JOB_KINDS: [&str; 5] = [
 ];
 
 /// What one Redis connection role counts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RoleMetrics {
     /// The connection is up and, for the subscriber, proven alive.
     pub up: AtomicBool,
@@ -44,7 +51,7 @@ pub struct RoleMetrics {
 }
 
 /// What one event loop counts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct LoopCounters {
     /// Upgrades completed (sockets opened).
     pub upgrades_accepted: AtomicU64,
@@ -100,6 +107,7 @@ impl LoopCounters {
 }
 
 /// Everything the node counts.
+#[derive(Debug)]
 pub struct Metrics {
     /// Per event loop.
     pub loops: Vec<CachePadded<LoopCounters>>,
@@ -168,197 +176,215 @@ impl Metrics {
             .map(|counters| counter(counters).load(Ordering::Relaxed))
             .sum()
     }
+}
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let open = self.open_connections.load(Ordering::Relaxed) as u64;
-        metric(
-            "freeim_connections_open",
-            "gauge",
-            "Open client connections.",
-            open,
-        );
-        metric(
-            "freeim_clients_online",
-            "gauge",
-            "Clients with at least one socket on this node.",
-            self.sum(|c| &c.clients),
-        );
-        metric(
-            "freeim_upgrades_accepted_total",
-            "counter",
-            "WebSocket upgrades completed.",
-            self.sum(|c| &c.upgrades_accepted),
-        );
-        metric(
-            "freeim_connections_refused_at_cap_total",
-            "counter",
-            "Connections refused with 503 at the connection or pending-upgrade cap.",
-            self.sum(|c| &c.refused_at_cap),
-        );
-        metric(
-            "freeim_messages_pushed_total",
-            "counter",
-            "Message frames queued to sockets.",
-            self.sum(|c| &c.messages_pushed),
-        );
-        metric(
-            "freeim_bytes_pushed_total",
-            "counter",
-            "Bytes of message frames queued to sockets.",
-            self.sum(|c| &c.bytes_pushed),
-        );
-        metric(
-            "freeim_slow_consumers_closed_total",
-            "counter",
-            "Readers closed with 1008 for falling behind.",
-            self.sum(|c| &c.slow_consumers),
-        );
-        metric(
-            "freeim_heartbeat_timeouts_total",
-            "counter",
-            "Sockets closed for not answering a ping.",
-            self.sum(|c| &c.heartbeat_timeouts),
-        );
-        metric(
-            "freeim_handshake_timeouts_total",
-            "counter",
-            "Connections closed for not completing the upgrade in time.",
-            self.sum(|c| &c.handshake_timeouts),
-        );
-        metric(
-            "freeim_protocol_errors_total",
-            "counter",
-            "Sockets closed for a WebSocket protocol violation.",
-            self.sum(|c| &c.protocol_errors),
-        );
-        metric(
-            "freeim_commands_total",
-            "counter",
-            "Commands received from Redis.",
-            self.commands.load(Ordering::Relaxed),
-        );
-        metric(
-            "freeim_bad_commands_total",
-            "counter",
-            "Published payloads that were not FreeIM commands.",
-            self.bad_commands.load(Ordering::Relaxed),
-        );
-        metric(
-            "freeim_misrouted_commands_total",
-            "counter",
-            "Commands for clients another node owns.",
-            self.misrouted_commands.load(Ordering::Relaxed),
-        );
-        metric(
-            "freeim_receipts_refused_total",
-            "counter",
-            "Send commands delivered without receipts: over --max-receipt-bytes.",
-            self.receipts_refused.load(Ordering::Relaxed),
-        );
-        metric(
-            "freeim_pushes_refused_total",
-            "counter",
-            "Commands dropped: their message is over --max-push-bytes.",
-            self.pushes_refused.load(Ordering::Relaxed),
-        );
-        metric(
-            "freeim_redis_delivery_gaps_total",
-            "counter",
-            "Subscriptions lost while up: commands published meanwhile reached nobody here.",
-            self.delivery_gaps.load(Ordering::Relaxed),
-        );
-        let mut labelled =
-            |name: &str,
-             kind: &str,
-             help: &str,
-             values: &mut dyn Iterator<Item = (&str, &str, u64)>| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for (label, value_name, value) in values {
-                    let _ = writeln!(out, "{name}{{{label}=\"{value_name}\"}} {value}");
-                }
-            };
+/// One sample, no labels.
+fn single<M: EncodeMetric + TypedMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, M::TYPE)?)
+}
+
+/// One sample per value of one label.
+fn labelled<V: EncodeLabelValue, M: EncodeMetric + TypedMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (V, M)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, M::TYPE)?;
+    for (value, metric) in samples {
+        metric.encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
+/// Read at scrape time: every metric, the loops' counters summed. Counter
+/// names are given without `_total`, which the encoder appends.
+impl Collector for Metrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let encoder = &mut encoder;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counter = |value: u64| ConstCounter::new(value);
+        single(
+            encoder,
+            "freeim_connections_open",
+            "Open client connections.",
+            ConstGauge::new(self.open_connections.load(Ordering::Relaxed) as u64),
+        )?;
+        single(
+            encoder,
+            "freeim_clients_online",
+            "Clients with at least one socket on this node.",
+            ConstGauge::new(self.sum(|c| &c.clients)),
+        )?;
+        single(
+            encoder,
+            "freeim_upgrades_accepted",
+            "WebSocket upgrades completed.",
+            counter(self.sum(|c| &c.upgrades_accepted)),
+        )?;
+        single(
+            encoder,
+            "freeim_connections_refused_at_cap",
+            "Connections refused with 503 at the connection or pending-upgrade cap.",
+            counter(self.sum(|c| &c.refused_at_cap)),
+        )?;
+        single(
+            encoder,
+            "freeim_messages_pushed",
+            "Message frames queued to sockets.",
+            counter(self.sum(|c| &c.messages_pushed)),
+        )?;
+        single(
+            encoder,
+            "freeim_bytes_pushed",
+            "Bytes of message frames queued to sockets.",
+            counter(self.sum(|c| &c.bytes_pushed)),
+        )?;
+        single(
+            encoder,
+            "freeim_slow_consumers_closed",
+            "Readers closed with 1008 for falling behind.",
+            counter(self.sum(|c| &c.slow_consumers)),
+        )?;
+        single(
+            encoder,
+            "freeim_heartbeat_timeouts",
+            "Sockets closed for not answering a ping.",
+            counter(self.sum(|c| &c.heartbeat_timeouts)),
+        )?;
+        single(
+            encoder,
+            "freeim_handshake_timeouts",
+            "Connections closed for not completing the upgrade in time.",
+            counter(self.sum(|c| &c.handshake_timeouts)),
+        )?;
+        single(
+            encoder,
+            "freeim_protocol_errors",
+            "Sockets closed for a WebSocket protocol violation.",
+            counter(self.sum(|c| &c.protocol_errors)),
+        )?;
+        single(
+            encoder,
+            "freeim_commands",
+            "Commands received from Redis.",
+            counter(load(&self.commands)),
+        )?;
+        single(
+            encoder,
+            "freeim_bad_commands",
+            "Published payloads that were not FreeIM commands.",
+            counter(load(&self.bad_commands)),
+        )?;
+        single(
+            encoder,
+            "freeim_misrouted_commands",
+            "Commands for clients another node owns.",
+            counter(load(&self.misrouted_commands)),
+        )?;
+        single(
+            encoder,
+            "freeim_receipts_refused",
+            "Send commands delivered without receipts: over --max-receipt-bytes.",
+            counter(load(&self.receipts_refused)),
+        )?;
+        single(
+            encoder,
+            "freeim_pushes_refused",
+            "Commands dropped: their message is over --max-push-bytes.",
+            counter(load(&self.pushes_refused)),
+        )?;
+        single(
+            encoder,
+            "freeim_redis_delivery_gaps",
+            "Subscriptions lost while up: commands published meanwhile reached nobody here.",
+            counter(load(&self.delivery_gaps)),
+        )?;
         labelled(
+            encoder,
             "freeim_redis_up",
-            "gauge",
             "1 while the Redis connection of this role is up (the subscriber's proven alive).",
-            &mut self
-                .roles()
-                .map(|(r, m)| ("role", r, u64::from(m.up.load(Ordering::Relaxed)))),
-        );
+            "role",
+            self.roles()
+                .map(|(r, m)| (r, ConstGauge::new(u64::from(m.up.load(Ordering::Relaxed))))),
+        )?;
         labelled(
-            "freeim_redis_reconnects_total",
-            "counter",
+            encoder,
+            "freeim_redis_reconnects",
             "Redis connections re-established after a loss.",
-            &mut self.roles().map(|(r, m)| ("role", r, load(&m.reconnects))),
-        );
+            "role",
+            self.roles().map(|(r, m)| (r, counter(load(&m.reconnects)))),
+        )?;
         labelled(
-            "freeim_redis_liveness_failures_total",
-            "counter",
+            encoder,
+            "freeim_redis_liveness_failures",
             "Redis connections declared dead for not answering in time.",
-            &mut self
-                .roles()
-                .map(|(r, m)| ("role", r, load(&m.liveness_failures))),
-        );
+            "role",
+            self.roles()
+                .map(|(r, m)| (r, counter(load(&m.liveness_failures)))),
+        )?;
         labelled(
-            "freeim_redis_jobs_retried_total",
-            "counter",
+            encoder,
+            "freeim_redis_jobs_retried",
             "Redis worker jobs sent again after a failure.",
-            &mut JOB_KINDS
-                .iter()
+            "kind",
+            JOB_KINDS
+                .into_iter()
                 .zip(&self.jobs_retried)
-                .map(|(k, v)| ("kind", *k, load(v))),
-        );
+                .map(|(k, v)| (k, counter(load(v)))),
+        )?;
         labelled(
-            "freeim_redis_jobs_failed_total",
-            "counter",
+            encoder,
+            "freeim_redis_jobs_failed",
             "Redis worker jobs that finally failed.",
-            &mut JOB_KINDS
-                .iter()
+            "kind",
+            JOB_KINDS
+                .into_iter()
                 .zip(&self.jobs_failed)
-                .map(|(k, v)| ("kind", *k, load(v))),
-        );
+                .map(|(k, v)| (k, counter(load(v)))),
+        )?;
+        labelled(
+            encoder,
+            "freeim_upgrades_refused",
+            "Upgrades refused, by HTTP status.",
+            "status",
+            REFUSAL_STATUSES
+                .into_iter()
+                .enumerate()
+                .map(|(index, status)| (status, counter(self.sum(|c| &c.refused[index])))),
+        )?;
 
-        let _ = writeln!(
-            out,
-            "# HELP freeim_upgrades_refused_total Upgrades refused, by HTTP status."
-        );
-        let _ = writeln!(out, "# TYPE freeim_upgrades_refused_total counter");
-        for (index, status) in REFUSAL_STATUSES.iter().enumerate() {
-            let count = self.sum(|c| &c.refused[index]);
-            let _ = writeln!(
-                out,
-                "freeim_upgrades_refused_total{{status=\"{status}\"}} {count}"
-            );
-        }
-
-        let name = "freeim_command_lag_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from a command's arrival from Redis to its frames being queued to sockets.");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (index, bound) in LAG_BUCKETS.iter().enumerate() {
-            cumulative += self.sum(|c| &c.lag_buckets[index]);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        cumulative += self.sum(|c| &c.lag_buckets[LAG_BUCKETS.len()]);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let buckets: Vec<(f64, u64)> = LAG_BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(index, &bound)| (bound, self.sum(|c| &c.lag_buckets[index])))
+            .collect();
+        let count = (0..=LAG_BUCKETS.len())
+            .map(|index| self.sum(|c| &c.lag_buckets[index]))
+            .sum();
         let sum = self.sum(|c| &c.lag_sum_micros) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
-        out
+        encoder
+            .encode_descriptor(
+                "freeim_command_lag_seconds",
+                "Time from a command's arrival from Redis to its frames being queued to sockets.",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus_client::encoding::prometheus_text;
+    use prometheus_client::registry::Registry;
 
     #[test]
     fn renders_sums_of_every_loop() {
@@ -368,7 +394,10 @@ mod tests {
         metrics.loops[1].refuse(401);
         metrics.loops[0].observe_lag(Duration::from_micros(300));
         metrics.loops[1].observe_lag(Duration::from_secs(5));
-        let text = metrics.render();
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Arc::new(metrics)));
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("freeim_connections_open 3\n"));
         assert!(text.contains("freeim_messages_pushed_total 7\n"));
         assert!(text.contains("freeim_upgrades_refused_total{status=\"401\"} 1\n"));
@@ -377,5 +406,17 @@ mod tests {
         assert!(text.contains("freeim_redis_up{role=\"worker\"} 0\n"));
         assert!(text.contains("freeim_redis_up{role=\"subscriber\"} 0\n"));
         assert!(text.contains("freeim_redis_jobs_failed_total{kind=\"claim_token\"} 0\n"));
+        // The Prometheus text format 0.0.4: families named as their samples, no `# EOF`.
+        assert!(text.starts_with(
+            "# HELP freeim_connections_open Open client connections.\n\
+             # TYPE freeim_connections_open gauge\n\
+             freeim_connections_open 3\n"
+        ));
+        assert!(text.contains(
+            "# HELP freeim_messages_pushed_total Message frames queued to sockets.\n\
+             # TYPE freeim_messages_pushed_total counter\n"
+        ));
+        assert!(text.contains("# TYPE freeim_command_lag_seconds histogram\n"));
+        assert!(!text.contains("# EOF"));
     }
 }
