@@ -13,6 +13,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -172,6 +173,8 @@ fn readme_examples_run_against_run_sh_which_stops_what_it_started() {
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
+        // Its own process group, as a terminal's foreground job.
+        .process_group(0)
         .spawn()
         .expect("start scripts/run.sh");
     let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -192,9 +195,10 @@ fn readme_examples_run_against_run_sh_which_stops_what_it_started() {
         .collect();
     run_all(&readme, &format!("redis://127.0.0.1:{redis_port}/"));
 
-    // Ctrl-C: the demo, the node and the Redis it started all stop.
+    // Ctrl-C, as a terminal sends it (SIGINT to the whole foreground process
+    // group): the demo, the node and the Redis it started all stop.
     let interrupted = Command::new("kill")
-        .args(["-INT", &run_sh.id().to_string()])
+        .args(["-INT", "--", &format!("-{}", run_sh.id())])
         .status()
         .unwrap();
     assert!(interrupted.success());
