@@ -10,7 +10,7 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
@@ -108,7 +108,7 @@ impl EventLoop {
             inbox,
             conns: Connections::default(),
             registry: Registry::default(),
-            wheel: TimerWheel::new(),
+            wheel: TimerWheel::new(Instant::now()),
             now: 0,
             scratch: vec![0; SCRATCH_BYTES],
             reader_config: ReaderConfig {
@@ -140,14 +140,14 @@ impl EventLoop {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                self.wheel.until_next_tick()
+                self.wheel.until_next_tick(Instant::now())
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.now = self.wheel.now();
+            self.now = self.wheel.advance(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_inbox(),
