@@ -180,8 +180,12 @@ impl Conn {
         self.deadline
     }
 
-    /// Moves its deadline (the caller keeps the wheel's reminder right).
-    pub fn set_deadline(&mut self, deadline: Tick) {
+    /// Moves its deadline without touching the loop's wheel: the pending
+    /// reminder re-files itself when it comes due, so a later deadline costs
+    /// nothing, and an earlier one is acted on only when that reminder comes
+    /// due ([`Connections::set_deadline`](super::connections::Connections::set_deadline)
+    /// files a reminder for an earlier one).
+    pub(super) fn set_deadline(&mut self, deadline: Tick) {
         self.deadline = deadline;
     }
 

@@ -1,13 +1,16 @@
 //! The loop's connections: a slab of [`Conn`]s addressed by generation-tagged
-//! [`ConnId`]s, and the list of connections with bytes queued to flush.
+//! [`ConnId`]s, the timing wheel of their deadlines (and with it the loop's
+//! clock), and the list of connections with bytes queued to flush.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use slab::Slab;
 
 use super::conn::{Conn, IoStep, Pending, Phase, Session};
-use super::timer::Tick;
+use super::timer::{Tick, TimerWheel};
 use crate::bus::{ConnId, Frame};
 
 /// Why bytes could not be queued for a connection.
@@ -15,9 +18,10 @@ use crate::bus::{ConnId, Frame};
 pub struct Overflow;
 
 /// Every connection of one loop.
-#[derive(Default)]
 pub struct Connections {
     slab: Slab<Conn>,
+    /// A reminder for each connection at (or before) its deadline.
+    wheel: TimerWheel,
     dirty: Vec<u32>,
     /// Frames queued since the dirty list was last taken.
     queued: usize,
@@ -25,7 +29,91 @@ pub struct Connections {
     upgrading: usize,
 }
 
+impl Default for Connections {
+    /// No connections; the clock starts now.
+    fn default() -> Connections {
+        Connections::new(Instant::now())
+    }
+}
+
 impl Connections {
+    /// No connections; the clock starts at `start`.
+    pub fn new(start: Instant) -> Connections {
+        Connections {
+            slab: Slab::new(),
+            wheel: TimerWheel::new(start),
+            dirty: Vec::new(),
+            queued: 0,
+            generation: 0,
+            upgrading: 0,
+        }
+    }
+
+    /// Sets the clock to `now` (never backwards); returns its tick.
+    pub fn advance(&mut self, now: Instant) -> Tick {
+        self.wheel.advance(now)
+    }
+
+    /// The tick `after` from the clock's time (rounded up).
+    pub fn after(&self, after: Duration) -> Tick {
+        self.wheel.after(after)
+    }
+
+    /// How long the loop may sleep before the next tick.
+    pub fn until_next_tick(&self, now: Instant) -> Duration {
+        self.wheel.until_next_tick(now)
+    }
+
+    /// The connections whose reminders came due by the clock's time, into
+    /// `due` (ask [`due`](Self::due) about each).
+    pub fn expire(&mut self, due: &mut Vec<ConnId>) {
+        self.wheel.expire(due);
+    }
+
+    /// The connection a due reminder names, if its deadline has come; a
+    /// connection whose deadline moved later gets a reminder for it. The
+    /// reminder is spent either way: a connection given a new deadline needs
+    /// [`rearm`](Self::rearm).
+    pub fn due(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let now = self.wheel.now();
+        let conn = self
+            .slab
+            .get_mut(id.key as usize)
+            .filter(|conn| conn.generation() == id.generation)?;
+        let deadline = conn.deadline();
+        if deadline == Tick::MAX {
+            return None;
+        }
+        if deadline > now {
+            self.wheel.schedule(id, deadline);
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Moves a connection's deadline. A later deadline needs no wheel work (the
+    /// pending reminder re-files itself); an earlier one gets its own reminder.
+    pub fn set_deadline(&mut self, key: u32, deadline: Tick) {
+        let Some(conn) = self.slab.get_mut(key as usize) else {
+            return;
+        };
+        let earlier = deadline < conn.deadline();
+        conn.set_deadline(deadline);
+        if earlier {
+            let generation = conn.generation();
+            self.wheel.schedule(ConnId { key, generation }, deadline);
+        }
+    }
+
+    /// Gives a connection whose reminder was spent (see [`due`](Self::due))
+    /// a new deadline, with a reminder.
+    pub fn rearm(&mut self, id: ConnId, deadline: Tick) {
+        if let Some(conn) = self.live(id) {
+            conn.set_deadline(deadline);
+            self.wheel.schedule(id, deadline);
+        }
+    }
+
     /// The key the next inserted connection will get.
     pub fn next_key(&self) -> u32 {
         self.slab.vacant_key() as u32
@@ -38,17 +126,22 @@ impl Connections {
     }
 
     /// Stores a new connection in `phase` (an adopted one waits for
-    /// admission).
+    /// admission), with a reminder at `deadline` (none at `Tick::MAX`).
     pub fn insert_in(&mut self, stream: TcpStream, phase: Phase, deadline: Tick) -> ConnId {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         if phase.is_upgrading() {
             self.upgrading += 1;
         }
-        let key = self
-            .slab
-            .insert(Conn::new(stream, generation, phase, deadline)) as u32;
-        ConnId { key, generation }
+        let conn = Conn::new(stream, generation, phase, deadline);
+        let id = ConnId {
+            key: self.slab.insert(conn) as u32,
+            generation,
+        };
+        if deadline != Tick::MAX {
+            self.wheel.schedule(id, deadline);
+        }
+        id
     }
 
     /// The connection in slot `key`, if any.
@@ -208,7 +301,8 @@ impl Connections {
     /// Checks what this part of the loop keeps consistent: the count of
     /// upgrading connections matches the slab; the dirty list holds live
     /// connections only, once each, exactly those flagged dirty; no
-    /// connection whose write side is shut has bytes queued.
+    /// connection whose write side is shut has bytes queued; every
+    /// connection with a deadline has a reminder in the wheel.
     pub fn check_invariants(&self) -> Result<(), String> {
         let upgrading = self
             .iter()
@@ -228,7 +322,15 @@ impl Connections {
                 ));
             }
         }
+        let reminded: HashSet<ConnId> = self.wheel.pending().collect();
         for (key, conn) in self.iter() {
+            let id = ConnId {
+                key,
+                generation: conn.generation(),
+            };
+            if conn.deadline() != Tick::MAX && !reminded.contains(&id) {
+                return Err(format!("connection {key} has a deadline but no reminder"));
+            }
             let listed = conn.dirty_at().and_then(|at| self.dirty.get(at as usize));
             if conn.dirty_at().is_some() && listed != Some(&key) {
                 return Err(format!("connection {key} is flagged dirty but not listed"));
@@ -301,6 +403,45 @@ mod tests {
         conns.set_phase(1, Phase::Closing(Farewell::Refused(400)));
         assert_eq!(conns.upgrading(), 1);
         conns.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_reminder_acts_once_the_deadline_has_come() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut conns = Connections::new(start);
+        let (conn, _client) = loopback(Phase::Handshake { head: Vec::new() });
+        let (stream, phase) = conn.into_parts();
+        let id = conns.insert_in(stream, phase, conns.after(second));
+        conns.check_invariants().unwrap();
+        let mut due = Vec::new();
+
+        // Moved later without wheel work: the reminder re-files itself.
+        let later = conns.after(3 * second);
+        conns.get_mut(id.key).unwrap().set_deadline(later);
+        conns.advance(start + second);
+        conns.expire(&mut due);
+        assert_eq!(due, vec![id]);
+        assert!(conns.due(id).is_none(), "not yet");
+        conns.check_invariants().unwrap();
+
+        due.clear();
+        conns.advance(start + 3 * second);
+        conns.expire(&mut due);
+        assert_eq!(due, vec![id]);
+        assert!(conns.due(id).is_some());
+        let broken = conns.check_invariants().unwrap_err();
+        assert!(broken.contains("no reminder"), "spent: {broken}");
+        conns.rearm(id, conns.after(10 * second));
+        conns.check_invariants().unwrap();
+
+        // An earlier deadline gets a reminder of its own.
+        conns.set_deadline(id.key, conns.after(second));
+        due.clear();
+        conns.advance(start + 4 * second);
+        conns.expire(&mut due);
+        assert_eq!(due, vec![id]);
+        assert!(conns.due(id).is_some());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::conn::{Absorbed, Conn, Phase};
 use super::connections::Connections;
 use super::echo;
 use super::registry::Registry;
-use super::timer::{Tick, TimerWheel};
+use super::timer::Tick;
 use crate::bus::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::bus::{ConnId, LoopMsg, Router};
 use crate::config::Settings;
@@ -91,8 +91,6 @@ pub struct EventLoop {
     inbox: Receiver<LoopMsg>,
     conns: Connections,
     registry: Registry,
-    wheel: TimerWheel,
-    now: Tick,
     scratch: Vec<u8>,
     mode: Mode,
     reader_config: ReaderConfig,
@@ -142,8 +140,6 @@ impl EventLoop {
             inbox,
             conns: Connections::default(),
             registry: Registry::default(),
-            wheel: TimerWheel::new(Instant::now()),
-            now: 0,
             scratch: vec![0; SCRATCH_BYTES],
             mode,
             reader_config: match mode {
@@ -178,14 +174,14 @@ impl EventLoop {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                self.wheel.until_next_tick(Instant::now())
+                self.conns.until_next_tick(Instant::now())
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.now = self.wheel.advance(Instant::now());
+            let now = self.conns.advance(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_inbox(),
@@ -209,14 +205,11 @@ impl EventLoop {
                     self.on_readable(id.key);
                 }
             }
-            self.wheel.expire(&mut due);
+            self.conns.expire(&mut due);
             for id in due.drain(..) {
                 self.on_timer(id);
             }
-            if self
-                .accept_paused_until
-                .is_some_and(|until| self.now >= until)
-            {
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept_all();
             }
@@ -306,7 +299,7 @@ impl EventLoop {
                     // EMFILE, ENFILE, ENOBUFS: the listener stays ready, so
                     // retrying now would spin. Pause, then try again.
                     log::warn!("accept failed ({e}); pausing accepts for {ACCEPT_PAUSE:?}");
-                    self.accept_paused_until = Some(self.wheel.after(ACCEPT_PAUSE));
+                    self.accept_paused_until = Some(self.conns.after(ACCEPT_PAUSE));
                     return;
                 }
             };
@@ -356,10 +349,9 @@ impl EventLoop {
             self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let deadline = self.wheel.after(deadline_in);
+        let deadline = self.conns.after(deadline_in);
         let id = self.conns.insert_in(stream, phase, deadline);
         debug_assert_eq!(id.key, key);
-        self.wheel.schedule(id, deadline);
         Some(id)
     }
 

@@ -75,6 +75,11 @@ impl TimerWheel {
         (self.start + TICK * next).saturating_duration_since(now)
     }
 
+    /// Every reminder not yet expired (for checks; O(slots + reminders)).
+    pub fn pending(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().flatten().copied()
+    }
+
     /// Moves every reminder due by the wheel's time into `due`.
     pub fn expire(&mut self, due: &mut Vec<ConnId>) {
         let now = self.now();

@@ -213,7 +213,7 @@ impl EventLoop {
             _ => Vec::new(),
         };
         self.conns.mark_dirty(key);
-        self.set_deadline(key, deadline);
+        self.conns.set_deadline(key, deadline);
         self.registry.add(client_id, key);
         let counters = &self.shared.metrics.loops[self.index];
         LoopCounters::bump(&counters.upgrades_accepted, 1);
@@ -339,7 +339,7 @@ impl EventLoop {
     /// Moves a connection to [`Phase::Closing`] (retiring its session if it
     /// was open) and queues its last bytes.
     fn start_closing(&mut self, key: u32, farewell: Farewell, last_bytes: &[u8]) {
-        let deadline = self.wheel.after(CLOSE_TIMEOUT);
+        let deadline = self.conns.after(CLOSE_TIMEOUT);
         let Some(id) = self.conns.id(key) else {
             return;
         };
@@ -351,23 +351,7 @@ impl EventLoop {
         };
         conn.send(|out| out.extend_from_slice(last_bytes));
         self.conns.mark_dirty(key);
-        self.set_deadline(key, deadline);
-    }
-
-    /// Moves a connection's deadline. A later deadline needs no wheel work (the
-    /// pending reminder re-files itself); an earlier one gets its own reminder.
-    fn set_deadline(&mut self, key: u32, deadline: Tick) {
-        let Some(id) = self.conns.id(key) else {
-            return;
-        };
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let earlier = deadline < conn.deadline();
-        conn.set_deadline(deadline);
-        if earlier {
-            self.wheel.schedule(id, deadline);
-        }
+        self.conns.set_deadline(key, deadline);
     }
 
     /// Closes the socket now (retiring its session if it was open).
@@ -398,18 +382,12 @@ impl EventLoop {
         });
     }
 
+    /// Acts on a reminder: a connection whose deadline has come times out,
+    /// or an open session is pinged.
     pub(super) fn on_timer(&mut self, id: ConnId) {
-        let now = self.now;
-        let Some(conn) = self.conns.live(id) else {
+        let Some(conn) = self.conns.due(id) else {
             return;
         };
-        let deadline = conn.deadline();
-        if deadline == Tick::MAX {
-            return;
-        }
-        if deadline > now {
-            return self.wheel.schedule(id, deadline);
-        }
         match conn.phase() {
             Phase::Handshake { .. } | Phase::Authorizing(_) => {
                 LoopCounters::bump(&self.shared.metrics.loops[self.index].handshake_timeouts, 1);
@@ -434,7 +412,7 @@ impl EventLoop {
     /// Pings an open session (with the heartbeat frame if it chose
     /// `freeim.heartbeat.v1`) and gives it `--heartbeat-timeout` to answer.
     fn ping(&mut self, id: ConnId) {
-        let deadline = self.wheel.after(self.shared.settings.heartbeat_timeout);
+        let deadline = self.conns.after(self.shared.settings.heartbeat_timeout);
         let Some(conn) = self.conns.live(id) else {
             return;
         };
@@ -448,15 +426,14 @@ impl EventLoop {
             encode_frame(out, OpCode::Ping, b"");
             out.extend_from_slice(heartbeat_frame.unwrap_or_default());
         });
-        conn.set_deadline(deadline);
         self.conns.mark_dirty(id.key);
-        self.wheel.schedule(id, deadline);
+        self.conns.rearm(id, deadline);
     }
 
     /// When an open session next needs a ping (never, with heartbeats off).
     fn heartbeat_deadline(&self) -> Tick {
         match self.shared.settings.heartbeat_interval {
-            Some(interval) => self.wheel.after(interval),
+            Some(interval) => self.conns.after(interval),
             None => Tick::MAX,
         }
     }

@@ -123,9 +123,9 @@ fn read_head(client: &mut TcpStream) -> String {
 
 /// Moves the loop's time on by `by` and fires what is due.
 fn advance(el: &mut EventLoop, to: Instant) {
-    el.now = el.wheel.advance(to);
+    el.conns.advance(to);
     let mut due = Vec::new();
-    el.wheel.expire(&mut due);
+    el.conns.expire(&mut due);
     for id in due {
         el.on_timer(id);
     }
