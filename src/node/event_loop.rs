@@ -82,6 +82,21 @@ enum Mode {
     Echo,
 }
 
+/// Whether a loop takes new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    /// Whenever its listener is ready.
+    Open,
+    /// Not until this tick: the process ran out of file descriptors.
+    Paused {
+        /// When accepting resumes.
+        until: Tick,
+    },
+    /// Never again: shutting down, the loop ends when its last connection
+    /// closes (connections handed over to it are dropped).
+    Draining,
+}
+
 /// One event loop and everything it owns.
 pub struct EventLoop {
     index: usize,
@@ -104,9 +119,7 @@ pub struct EventLoop {
     /// Sockets whose reads were cut short for fairness, to read again soon.
     read_again: Vec<ConnId>,
     inbox_backlog: bool,
-    accept_paused_until: Option<Tick>,
-    /// Shutting down: no accepts; the loop ends when its last connection closes.
-    draining: bool,
+    accepting: Accepting,
     /// Limits log lines peers can trigger (refusals, timeouts).
     peer_log: Throttle,
 }
@@ -158,8 +171,7 @@ impl EventLoop {
             }),
             read_again: Vec::new(),
             inbox_backlog: false,
-            accept_paused_until: None,
-            draining: false,
+            accepting: Accepting::Open,
             peer_log: Throttle::new(Duration::from_secs(10)),
             shared,
         })
@@ -209,8 +221,8 @@ impl EventLoop {
             for id in due.drain(..) {
                 self.on_timer(id);
             }
-            if self.accept_paused_until.is_some_and(|until| now >= until) {
-                self.accept_paused_until = None;
+            if matches!(self.accepting, Accepting::Paused { until } if now >= until) {
+                self.accepting = Accepting::Open;
                 self.accept_all();
             }
             self.flush_dirty();
@@ -218,7 +230,7 @@ impl EventLoop {
             if let Err(broken) = self.check_invariants() {
                 panic!("event loop {}: {broken}", self.index);
             }
-            if self.draining && self.conns.is_empty() {
+            if self.accepting == Accepting::Draining && self.conns.is_empty() {
                 return Ok(());
             }
         }
@@ -256,7 +268,7 @@ impl EventLoop {
 
     /// Stops accepting and starts closing every connection (graceful drain).
     fn begin_drain(&mut self) {
-        self.draining = true;
+        self.accepting = Accepting::Draining;
         let _ = self.poll.registry().deregister(&mut self.listener);
         for key in self.conns.keys() {
             self.shut_down_connection(key);
@@ -285,7 +297,7 @@ impl EventLoop {
     }
 
     fn accept_all(&mut self) {
-        if self.accept_paused_until.is_some() || self.draining {
+        if self.accepting != Accepting::Open {
             return;
         }
         let settings = self.shared.settings.clone();
@@ -299,7 +311,8 @@ impl EventLoop {
                     // EMFILE, ENFILE, ENOBUFS: the listener stays ready, so
                     // retrying now would spin. Pause, then try again.
                     log::warn!("accept failed ({e}); pausing accepts for {ACCEPT_PAUSE:?}");
-                    self.accept_paused_until = Some(self.conns.after(ACCEPT_PAUSE));
+                    let until = self.conns.after(ACCEPT_PAUSE);
+                    self.accepting = Accepting::Paused { until };
                     return;
                 }
             };

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EventLoop, Mode, READS_PER_TURN};
+use super::{Accepting, EventLoop, Mode, READS_PER_TURN};
 use crate::bus::{socket_name, Job};
 use crate::bus::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use crate::http::{
@@ -159,7 +159,7 @@ impl EventLoop {
     }
 
     pub(super) fn adopt(&mut self, adoption: Adoption) {
-        if self.draining {
+        if self.accepting == Accepting::Draining {
             // Dropping the stream closes it; the client reconnects elsewhere.
             self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
             return;

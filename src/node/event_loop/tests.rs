@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Waker};
 
 use super::*;
-use crate::bus::{Mailbox, TokenOutcome};
+use crate::bus::{Adoption, Mailbox, TokenOutcome};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::node::conn::{Farewell, Phase};
@@ -320,4 +320,39 @@ fn invariants_catch_a_registry_out_of_step_with_the_sessions() {
         .check_invariants()
         .unwrap_err()
         .contains("open connections"));
+}
+
+#[test]
+fn draining_closes_sessions_with_1001_and_drops_hand_overs() {
+    let mut node = TestNode::new(&[], 1);
+    let (open, _first) = connect(&mut node.loops[0], &request("?token=a"));
+    node.loops[0].on_token_checked(open, admitted(2));
+    let (upgrading, _second) = connect(&mut node.loops[0], &request("?token=b"));
+    let el = &mut node.loops[0];
+    el.begin_drain();
+    let going_away = Farewell::CloseFrame(code::GOING_AWAY);
+    assert!(matches!(phase(el, open), Phase::Closing(why) if *why == going_away));
+    assert!(el.conns.live(upgrading).is_none(), "closed at once");
+    assert_eq!(el.accepting, Accepting::Draining);
+    node.check();
+
+    let el = &mut node.loops[0];
+    let counted = el.shared.open_connections.load(Ordering::Acquire);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (stream, _) = listener.accept().unwrap();
+    el.shared.open_connections.fetch_add(1, Ordering::AcqRel);
+    el.adopt(Adoption {
+        stream: mio::net::TcpStream::from_std(stream),
+        ticket: ClientTicket {
+            client_id: 2,
+            client_meta: None,
+        },
+        accept_key: "k".into(),
+        heartbeat: false,
+        early_bytes: Vec::new(),
+    });
+    assert_eq!(el.conns.len(), 1, "only the closing session");
+    assert_eq!(el.shared.open_connections.load(Ordering::Acquire), counted);
+    node.check();
 }
