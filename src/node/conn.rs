@@ -77,11 +77,21 @@ pub struct Session {
     pub event: Arc<str>,
     /// The frame decoder.
     pub reader: MessageReader,
-    /// A heartbeat ping is out and unanswered.
-    pub awaiting_pong: bool,
+    /// Whether a heartbeat ping is out and unanswered.
+    pub ping: Ping,
     /// The session speaks `freeim.heartbeat.v1`: every ping goes with a
     /// binary frame holding the heartbeat interval.
     pub heartbeat: bool,
+}
+
+/// A session's heartbeat state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// No ping is out, or the peer sent something since.
+    Answered,
+    /// A ping is out and the peer has sent nothing since: it is closed when
+    /// its deadline comes.
+    Unanswered,
 }
 
 /// The density budget: a connection's slab entry stays this small (idle
@@ -301,7 +311,7 @@ impl Conn {
         let Phase::Open(session) = &mut self.phase else {
             return Absorbed::Open;
         };
-        session.awaiting_pong = false;
+        session.ping = Ping::Answered;
         while !input.is_empty() {
             let (used, event) = match session.reader.read(input) {
                 Ok(step) => step,
@@ -351,7 +361,7 @@ pub(crate) mod tests {
             client_id: 7,
             event: "{}".into(),
             reader: MessageReader::new(config),
-            awaiting_pong: true,
+            ping: Ping::Unanswered,
             heartbeat: false,
         })
     }
@@ -374,7 +384,7 @@ pub(crate) mod tests {
         assert_eq!(conn.absorb(&mut input), Absorbed::Open);
         assert!(!conn.has_unsent(), "data is validated and dropped");
         assert!(
-            !conn.session().unwrap().awaiting_pong,
+            conn.session().unwrap().ping == Ping::Answered,
             "any bytes count as an answer"
         );
         let mut input = from_client(OpCode::Ping, b"p");

@@ -19,7 +19,7 @@ use crate::http::{
     HEARTBEAT_SUBPROTOCOL,
 };
 use crate::metrics::LoopCounters;
-use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Session};
+use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Ping, Session};
 use crate::node::timer::Tick;
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
 use freeim_protocol::ClientTicket;
@@ -205,7 +205,7 @@ impl EventLoop {
             client_id,
             event: event.clone(),
             reader: MessageReader::new(self.reader_config),
-            awaiting_pong: false,
+            ping: Ping::Answered,
             heartbeat,
         };
         let mut early_bytes = match self.conns.set_phase(key, Phase::Open(session)) {
@@ -397,7 +397,7 @@ impl EventLoop {
                 self.close_now(id.key);
             }
             Phase::Closing(_) | Phase::Shut => self.close_now(id.key),
-            Phase::Open(session) if session.awaiting_pong => {
+            Phase::Open(session) if session.ping == Ping::Unanswered => {
                 log::debug!(
                     "client {} did not answer a ping: closing",
                     session.client_id
@@ -419,7 +419,7 @@ impl EventLoop {
         let Some(session) = conn.session_mut() else {
             return;
         };
-        session.awaiting_pong = true;
+        session.ping = Ping::Unanswered;
         let heartbeat = session.heartbeat;
         let heartbeat_frame = self.heartbeat_frame.as_deref().filter(|_| heartbeat);
         conn.send_control(|out| {

@@ -15,7 +15,7 @@ use super::*;
 use crate::bus::{Adoption, Mailbox, TokenOutcome};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::node::conn::{Farewell, Phase};
+use crate::node::conn::{Farewell, Phase, Ping};
 use crate::node::timer::TICK;
 use crate::ws::{code, encode_close, encode_masked_frame};
 use freeim_protocol::ClientTicket;
@@ -280,7 +280,7 @@ fn a_silent_session_is_pinged_then_closed() {
     node.loops[0].on_token_checked(id, admitted(3));
     let el = &mut node.loops[0];
     advance(el, start + Duration::from_millis(1500));
-    assert!(el.conns.session(id.key).unwrap().awaiting_pong);
+    assert_eq!(el.conns.session(id.key).unwrap().ping, Ping::Unanswered);
     assert!(el.conns.get_mut(id.key).unwrap().dirty_at().is_some());
     el.flush_dirty();
     node.check();
