@@ -13,7 +13,6 @@ use freeim_server::bus::{Audience, Frame, Push};
 use freeim_server::node::connections::Connections;
 use freeim_server::node::delivery::route;
 use freeim_server::node::registry::Registry;
-use freeim_server::node::send_queue::SendQueue;
 
 /// The node's own allocator, so allocation costs here match the binary's.
 #[global_allocator]
@@ -82,7 +81,7 @@ fn routing(c: &mut Criterion) {
                 let routed = route(&registry, &mut conns, push, 0, 1 << 20);
                 for key in conns.take_dirty() {
                     if let Some(conn) = conns.get_mut(key) {
-                        conn.out = SendQueue::default();
+                        conn.discard_unstarted();
                     }
                 }
                 routed.pushed

@@ -3,15 +3,21 @@
 //! A connection owns no buffer while it is idle: the request head is kept
 //! only until the upgrade completes, and its [`SendQueue`] only until the
 //! kernel takes the bytes. Reads go through the loop's shared scratch buffer.
+//!
+//! Every [`Phase`] is a real state: a transition replaces the old phase with
+//! the next one (and hands back the old one's data), so no phase ever stands
+//! in for another while data is moved out.
 
 use std::io::{self, Read};
 use std::net::Shutdown;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 
 use super::send_queue::SendQueue;
 use super::timer::Tick;
+use crate::bus::Frame;
 use crate::ws::{code as close_code, encode_frame, Event, MessageReader, OpCode};
 
 /// Where a connection is in its life.
@@ -21,27 +27,45 @@ pub enum Phase {
         /// The bytes of the head read so far.
         head: Vec<u8>,
     },
-    /// The head was valid; the token check is in flight. Reads pause.
-    Authorizing {
-        /// The `Sec-WebSocket-Accept` value to answer with.
-        accept_key: String,
-        /// `freeim.heartbeat.v1` is selected (offered, and heartbeats are on).
-        heartbeat: bool,
-        /// Bytes the client sent after the head.
-        early_bytes: Vec<u8>,
-    },
+    /// The head was valid; the connection waits to be admitted (its token
+    /// check is in flight, or it was handed over to the loop owning its
+    /// client). Reads pause.
+    Authorizing(Pending),
     /// An open WebSocket of a known client.
     Open(Session),
-    /// A response or close frame is queued; once it is sent the write side is
-    /// shut and the connection waits for the peer's EOF (or its deadline).
-    Closing,
+    /// Its last bytes are queued (an HTTP refusal or a close frame); once
+    /// they are sent the write side is shut.
+    Closing(Farewell),
+    /// The write side is shut; the connection waits for the peer's EOF (or
+    /// its deadline). Nothing is ever queued again.
+    Shut,
+}
+
+/// What an upgrade waiting for admission keeps for its `101`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The `Sec-WebSocket-Accept` value to answer with.
+    pub accept_key: String,
+    /// `freeim.heartbeat.v1` is selected (offered, and heartbeats are on).
+    pub heartbeat: bool,
+    /// Bytes the client sent after the head.
+    pub early_bytes: Vec<u8>,
+}
+
+/// The last bytes a closing connection sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Farewell {
+    /// The upgrade was refused with this HTTP status.
+    Refused(u16),
+    /// The WebSocket is closed with a close frame of this code.
+    CloseFrame(u16),
 }
 
 impl Phase {
     /// Whether the connection is still upgrading (counts against
     /// `--max-pending-upgrades`).
     pub fn is_upgrading(&self) -> bool {
-        matches!(self, Phase::Handshake { .. } | Phase::Authorizing { .. })
+        matches!(self, Phase::Handshake { .. } | Phase::Authorizing(_))
     }
 }
 
@@ -53,13 +77,21 @@ pub struct Session {
     pub event: Arc<str>,
     /// The frame decoder.
     pub reader: MessageReader,
-    /// A heartbeat ping is out and unanswered.
-    pub awaiting_pong: bool,
+    /// Whether a heartbeat ping is out and unanswered.
+    pub ping: Ping,
     /// The session speaks `freeim.heartbeat.v1`: every ping goes with a
     /// binary frame holding the heartbeat interval.
     pub heartbeat: bool,
-    /// Echo mode (conformance testing): data messages are sent back.
-    pub echo: bool,
+}
+
+/// A session's heartbeat state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// No ping is out, or the peer sent something since.
+    Answered,
+    /// A ping is out and the peer has sent nothing since: it is closed when
+    /// its deadline comes.
+    Unanswered,
 }
 
 /// The density budget: a connection's slab entry stays this small (idle
@@ -69,17 +101,18 @@ const _: () = assert!(std::mem::size_of::<Conn>() <= 160);
 /// A client connection.
 pub struct Conn {
     /// The socket.
-    pub stream: TcpStream,
+    stream: TcpStream,
     /// Incremented each time the slab slot is reused.
-    pub generation: u32,
+    generation: u32,
     /// Life-cycle phase.
-    pub phase: Phase,
+    phase: Phase,
     /// What the socket has not taken yet.
-    pub out: SendQueue,
-    /// Queued in the loop's list of connections to flush.
-    pub dirty: bool,
+    out: SendQueue,
+    /// Its place in the loop's list of connections to flush, plus one, if
+    /// listed (so that the field takes 4 bytes).
+    dirty_at: Option<NonZeroU32>,
     /// When the connection's timer acts (handshake, heartbeat or close deadline).
-    pub deadline: Tick,
+    deadline: Tick,
 }
 
 /// What one socket read or write came to.
@@ -94,16 +127,38 @@ pub enum IoStep {
 }
 
 impl Conn {
-    /// A fresh connection reading its upgrade request.
-    pub fn new(stream: TcpStream, generation: u32, deadline: Tick) -> Conn {
+    /// A connection in `phase` (a fresh one reads its upgrade request).
+    pub fn new(stream: TcpStream, generation: u32, phase: Phase, deadline: Tick) -> Conn {
         Conn {
             stream,
             generation,
-            phase: Phase::Handshake { head: Vec::new() },
+            phase,
             out: SendQueue::default(),
-            dirty: false,
+            dirty_at: None,
             deadline,
         }
+    }
+
+    /// The generation of its slab slot.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Its phase.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Moves to `phase`; returns the phase it left (the loop's
+    /// [`Connections::set_phase`](super::connections::Connections::set_phase)
+    /// keeps its count of upgrading connections with it).
+    pub(super) fn replace_phase(&mut self, phase: Phase) -> Phase {
+        std::mem::replace(&mut self.phase, phase)
+    }
+
+    /// The socket and the phase, once the connection left its loop.
+    pub fn into_parts(self) -> (TcpStream, Phase) {
+        (self.stream, self.phase)
     }
 
     /// The open session, if the connection is an open WebSocket.
@@ -112,6 +167,78 @@ impl Conn {
             Phase::Open(session) => Some(session),
             _ => None,
         }
+    }
+
+    /// The request head read so far, while the connection reads it.
+    pub fn head_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.phase {
+            Phase::Handshake { head } => Some(head),
+            _ => None,
+        }
+    }
+
+    /// The open session, to update its heartbeat state.
+    pub fn session_mut(&mut self) -> Option<&mut Session> {
+        match &mut self.phase {
+            Phase::Open(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// When its timer acts.
+    pub fn deadline(&self) -> Tick {
+        self.deadline
+    }
+
+    /// Moves its deadline without touching the loop's wheel: the pending
+    /// reminder re-files itself when it comes due, so a later deadline costs
+    /// nothing, and an earlier one is acted on only when that reminder comes
+    /// due ([`Connections::set_deadline`](super::connections::Connections::set_deadline)
+    /// files a reminder for an earlier one).
+    pub(super) fn set_deadline(&mut self, deadline: Tick) {
+        self.deadline = deadline;
+    }
+
+    /// Its place in the loop's list of connections to flush, if listed.
+    pub fn dirty_at(&self) -> Option<u32> {
+        self.dirty_at.map(|at| at.get() - 1)
+    }
+
+    /// Records its place in the loop's list of connections to flush.
+    pub(super) fn set_dirty_at(&mut self, at: Option<u32>) {
+        self.dirty_at = at.and_then(|at| NonZeroU32::new(at.wrapping_add(1)));
+    }
+
+    /// Whether bytes wait to be sent.
+    pub fn has_unsent(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Unsent bytes queued behind the message in flight once `extra` more
+    /// are queued (see [`SendQueue::lag_with`]).
+    pub fn lag_with(&self, extra: usize) -> usize {
+        self.out.lag_with(extra)
+    }
+
+    /// Queues the bytes `write` appends, behind everything else.
+    pub fn send(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.out.push_with(write);
+    }
+
+    /// Queues a control frame ahead of the pushes not started yet.
+    pub fn send_control(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.out.push_control(write);
+    }
+
+    /// Queues a shared push frame behind everything else.
+    pub fn send_frame(&mut self, frame: Arc<Frame>) {
+        self.out.push_frame(frame);
+    }
+
+    /// Drops every queued message not started yet (see
+    /// [`SendQueue::discard_unstarted`]).
+    pub fn discard_unstarted(&mut self) {
+        self.out.discard_unstarted();
     }
 
     /// Reads once into `buf`.
@@ -143,9 +270,16 @@ impl Conn {
         IoStep::Moved(sent)
     }
 
-    /// Half-closes the socket after the last response or close frame.
-    pub fn shutdown_write(&self) {
+    /// Half-closes the socket once a closing connection's last bytes are
+    /// sent, moving it to [`Phase::Shut`]; false (and nothing done) unless it
+    /// is closing with nothing left to send.
+    pub fn shut_write(&mut self) -> bool {
+        if !matches!(self.phase, Phase::Closing(_)) || !self.out.is_empty() {
+            return false;
+        }
         let _ = self.stream.shutdown(Shutdown::Write);
+        self.phase = Phase::Shut;
+        true
     }
 }
 
@@ -160,15 +294,24 @@ pub enum Absorbed {
     Violation(u16, String),
 }
 
+/// What a session does with a complete data message (a text or binary
+/// event): chosen once for the loop, see [`Conn::absorb`].
+pub type DataHandler = fn(&mut SendQueue, Event);
+
 impl Conn {
     /// Feeds bytes received on an open session through its decoder, queueing
     /// a pong for every ping. Client data messages carry no commands in
-    /// FreeIM, so they are validated and dropped (or, in echo mode, echoed).
-    pub fn absorb(&mut self, mut input: &mut [u8]) -> Absorbed {
+    /// FreeIM, so they are validated and dropped.
+    pub fn absorb(&mut self, input: &mut [u8]) -> Absorbed {
+        self.absorb_with(input, |_, _| {})
+    }
+
+    /// [`absorb`](Self::absorb), handing every data message to `on_data`.
+    pub fn absorb_with(&mut self, mut input: &mut [u8], on_data: DataHandler) -> Absorbed {
         let Phase::Open(session) = &mut self.phase else {
             return Absorbed::Open;
         };
-        session.awaiting_pong = false;
+        session.ping = Ping::Answered;
         while !input.is_empty() {
             let (used, event) = match session.reader.read(input) {
                 Ok(step) => step,
@@ -185,17 +328,127 @@ impl Conn {
                 Some(Event::Close(frame)) => {
                     return Absorbed::PeerClosed(frame.map_or(close_code::NORMAL, |f| f.code))
                 }
-                Some(Event::Text(Some(text))) if session.echo => self
-                    .out
-                    .push_with(|out| encode_frame(out, OpCode::Text, text.as_bytes())),
-                Some(Event::Binary(Some(data))) if session.echo => self
-                    .out
-                    .push_with(|out| encode_frame(out, OpCode::Binary, &data)),
-                Some(Event::Text(_) | Event::Binary(_) | Event::Pong) => {}
+                Some(data @ (Event::Text(_) | Event::Binary(_))) => on_data(&mut self.out, data),
+                Some(Event::Pong) => {}
                 None if used == 0 => break,
                 None => {}
             }
         }
         Absorbed::Open
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+    use crate::node::echo;
+    use crate::ws::{encode_masked_frame, ReaderConfig};
+
+    /// The server side of a loopback connection (in `phase`) and its client.
+    pub(crate) fn loopback(phase: Phase) -> (Conn, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let conn = Conn::new(TcpStream::from_std(server), 1, phase, Tick::MAX);
+        (conn, client)
+    }
+
+    fn open(config: ReaderConfig) -> Phase {
+        Phase::Open(Session {
+            client_id: 7,
+            event: "{}".into(),
+            reader: MessageReader::new(config),
+            ping: Ping::Unanswered,
+            heartbeat: false,
+        })
+    }
+
+    fn from_client(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_masked_frame(&mut bytes, opcode, true, payload, [1, 2, 3, 4]);
+        bytes
+    }
+
+    #[test]
+    fn stays_within_its_size_budget() {
+        assert!(std::mem::size_of::<Conn>() <= 136);
+    }
+
+    #[test]
+    fn production_absorb_drops_data_and_answers_pings() {
+        let (mut conn, _client) = loopback(open(ReaderConfig::default()));
+        let mut input = from_client(OpCode::Text, b"hello");
+        assert_eq!(conn.absorb(&mut input), Absorbed::Open);
+        assert!(!conn.has_unsent(), "data is validated and dropped");
+        assert!(
+            conn.session().unwrap().ping == Ping::Answered,
+            "any bytes count as an answer"
+        );
+        let mut input = from_client(OpCode::Ping, b"p");
+        assert_eq!(conn.absorb(&mut input), Absorbed::Open);
+        let mut pong = Vec::new();
+        encode_frame(&mut pong, OpCode::Pong, b"p");
+        assert!(conn.has_unsent());
+        assert_eq!(conn.flush(), IoStep::Moved(pong.len()));
+    }
+
+    #[test]
+    fn echo_absorb_sends_data_back() {
+        let config = echo::reader_config(ReaderConfig::default());
+        let (mut conn, mut client) = loopback(open(config));
+        let mut input = from_client(OpCode::Binary, b"abc");
+        input.extend_from_slice(&from_client(OpCode::Close, &[]));
+        assert_eq!(
+            echo::absorb(&mut conn, &mut input),
+            Absorbed::PeerClosed(1000)
+        );
+        let mut expected = Vec::new();
+        encode_frame(&mut expected, OpCode::Binary, b"abc");
+        assert_eq!(conn.flush(), IoStep::Moved(expected.len()));
+        let mut got = vec![0; expected.len()];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn violations_name_their_close_code() {
+        let (mut conn, _client) = loopback(open(ReaderConfig::default()));
+        let mut unmasked = Vec::new();
+        encode_frame(&mut unmasked, OpCode::Text, b"x");
+        let outcome = conn.absorb(&mut unmasked);
+        assert!(
+            matches!(outcome, Absorbed::Violation(1002, _)),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn only_a_closing_connection_with_nothing_left_shuts_its_write_side() {
+        let (mut conn, mut client) = loopback(open(ReaderConfig::default()));
+        assert!(!conn.shut_write(), "an open session is not closing");
+        conn.replace_phase(Phase::Closing(Farewell::CloseFrame(1000)));
+        conn.send(|out| out.extend_from_slice(b"bye"));
+        assert!(!conn.shut_write(), "its last bytes are not sent yet");
+        assert_eq!(conn.flush(), IoStep::Moved(3));
+        assert!(conn.shut_write());
+        assert!(matches!(conn.phase(), Phase::Shut));
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye", "then EOF");
+    }
+
+    #[test]
+    fn dirty_place_round_trips() {
+        let (mut conn, _client) = loopback(Phase::Shut);
+        assert_eq!(conn.dirty_at(), None);
+        conn.set_dirty_at(Some(0));
+        assert_eq!(conn.dirty_at(), Some(0));
+        conn.set_dirty_at(Some(41));
+        assert_eq!(conn.dirty_at(), Some(41));
+        conn.set_dirty_at(None);
+        assert_eq!(conn.dirty_at(), None);
     }
 }

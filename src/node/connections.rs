@@ -1,13 +1,16 @@
 //! The loop's connections: a slab of [`Conn`]s addressed by generation-tagged
-//! [`ConnId`]s, and the list of connections with bytes queued to flush.
+//! [`ConnId`]s, the timing wheel of their deadlines (and with it the loop's
+//! clock), and the list of connections with bytes queued to flush.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::conn::{Conn, IoStep, Phase, Session};
-use super::timer::Tick;
+use super::conn::{Conn, IoStep, Pending, Phase, Session};
+use super::timer::{Tick, TimerWheel};
 use crate::bus::{ConnId, Frame};
 
 /// Why bytes could not be queued for a connection.
@@ -15,9 +18,10 @@ use crate::bus::{ConnId, Frame};
 pub struct Overflow;
 
 /// Every connection of one loop.
-#[derive(Default)]
 pub struct Connections {
     slab: Slab<Conn>,
+    /// A reminder for each connection at (or before) its deadline.
+    wheel: TimerWheel,
     dirty: Vec<u32>,
     /// Frames queued since the dirty list was last taken.
     queued: usize,
@@ -25,7 +29,91 @@ pub struct Connections {
     upgrading: usize,
 }
 
+impl Default for Connections {
+    /// No connections; the clock starts now.
+    fn default() -> Connections {
+        Connections::new(Instant::now())
+    }
+}
+
 impl Connections {
+    /// No connections; the clock starts at `start`.
+    pub fn new(start: Instant) -> Connections {
+        Connections {
+            slab: Slab::new(),
+            wheel: TimerWheel::new(start),
+            dirty: Vec::new(),
+            queued: 0,
+            generation: 0,
+            upgrading: 0,
+        }
+    }
+
+    /// Sets the clock to `now` (never backwards); returns its tick.
+    pub fn advance(&mut self, now: Instant) -> Tick {
+        self.wheel.advance(now)
+    }
+
+    /// The tick `after` from the clock's time (rounded up).
+    pub fn after(&self, after: Duration) -> Tick {
+        self.wheel.after(after)
+    }
+
+    /// How long the loop may sleep before the next tick.
+    pub fn until_next_tick(&self, now: Instant) -> Duration {
+        self.wheel.until_next_tick(now)
+    }
+
+    /// The connections whose reminders came due by the clock's time, into
+    /// `due` (ask [`due`](Self::due) about each).
+    pub fn expire(&mut self, due: &mut Vec<ConnId>) {
+        self.wheel.expire(due);
+    }
+
+    /// The connection a due reminder names, if its deadline has come; a
+    /// connection whose deadline moved later gets a reminder for it. The
+    /// reminder is spent either way: a connection given a new deadline needs
+    /// [`rearm`](Self::rearm).
+    pub fn due(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let now = self.wheel.now();
+        let conn = self
+            .slab
+            .get_mut(id.key as usize)
+            .filter(|conn| conn.generation() == id.generation)?;
+        let deadline = conn.deadline();
+        if deadline == Tick::MAX {
+            return None;
+        }
+        if deadline > now {
+            self.wheel.schedule(id, deadline);
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Moves a connection's deadline. A later deadline needs no wheel work (the
+    /// pending reminder re-files itself); an earlier one gets its own reminder.
+    pub fn set_deadline(&mut self, key: u32, deadline: Tick) {
+        let Some(conn) = self.slab.get_mut(key as usize) else {
+            return;
+        };
+        let earlier = deadline < conn.deadline();
+        conn.set_deadline(deadline);
+        if earlier {
+            let generation = conn.generation();
+            self.wheel.schedule(ConnId { key, generation }, deadline);
+        }
+    }
+
+    /// Gives a connection whose reminder was spent (see [`due`](Self::due))
+    /// a new deadline, with a reminder.
+    pub fn rearm(&mut self, id: ConnId, deadline: Tick) {
+        if let Some(conn) = self.live(id) {
+            conn.set_deadline(deadline);
+            self.wheel.schedule(id, deadline);
+        }
+    }
+
     /// The key the next inserted connection will get.
     pub fn next_key(&self) -> u32 {
         self.slab.vacant_key() as u32
@@ -33,11 +121,27 @@ impl Connections {
 
     /// Stores a new connection reading its upgrade request.
     pub fn insert(&mut self, stream: TcpStream, deadline: Tick) -> ConnId {
+        let reading = Phase::Handshake { head: Vec::new() };
+        self.insert_in(stream, reading, deadline)
+    }
+
+    /// Stores a new connection in `phase` (an adopted one waits for
+    /// admission), with a reminder at `deadline` (none at `Tick::MAX`).
+    pub fn insert_in(&mut self, stream: TcpStream, phase: Phase, deadline: Tick) -> ConnId {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
-        let key = self.slab.insert(Conn::new(stream, generation, deadline)) as u32;
-        self.upgrading += 1;
-        ConnId { key, generation }
+        if phase.is_upgrading() {
+            self.upgrading += 1;
+        }
+        let conn = Conn::new(stream, generation, phase, deadline);
+        let id = ConnId {
+            key: self.slab.insert(conn) as u32,
+            generation,
+        };
+        if deadline != Tick::MAX {
+            self.wheel.schedule(id, deadline);
+        }
+        id
     }
 
     /// The connection in slot `key`, if any.
@@ -49,7 +153,7 @@ impl Connections {
     pub fn live(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.slab
             .get_mut(id.key as usize)
-            .filter(|conn| conn.generation == id.generation)
+            .filter(|conn| conn.generation() == id.generation)
     }
 
     /// The open session in slot `key`, if that connection is an open WebSocket.
@@ -62,24 +166,44 @@ impl Connections {
         let conn = self.slab.get(key as usize)?;
         Some(ConnId {
             key,
-            generation: conn.generation,
+            generation: conn.generation(),
         })
     }
 
     /// Takes the connection out of the slab.
     pub fn remove(&mut self, key: u32) -> Option<Conn> {
         let conn = self.slab.try_remove(key as usize)?;
-        if conn.phase.is_upgrading() {
+        if conn.phase().is_upgrading() {
             self.upgrading -= 1;
         }
+        if let Some(at) = conn.dirty_at() {
+            // The list holds live connections only: the last entry takes
+            // its place.
+            self.dirty.swap_remove(at as usize);
+            if let Some(&moved) = self.dirty.get(at as usize) {
+                self.slab[moved as usize].set_dirty_at(Some(at));
+            }
+        }
         Some(conn)
+    }
+
+    /// Takes a connection waiting for admission out of the slab, to hand it
+    /// over to another loop: its socket and what its `101` needs.
+    pub fn take_pending(&mut self, key: u32) -> Option<(TcpStream, Pending)> {
+        if !matches!(self.slab.get(key as usize)?.phase(), Phase::Authorizing(_)) {
+            return None;
+        }
+        match self.remove(key)?.into_parts() {
+            (stream, Phase::Authorizing(pending)) => Some((stream, pending)),
+            _ => None,
+        }
     }
 
     /// Moves connection `key` to `phase`; returns the phase it left.
     pub fn set_phase(&mut self, key: u32, phase: Phase) -> Option<Phase> {
         let conn = self.slab.get_mut(key as usize)?;
         let now_upgrading = phase.is_upgrading();
-        let old = std::mem::replace(&mut conn.phase, phase);
+        let old = conn.replace_phase(phase);
         match (old.is_upgrading(), now_upgrading) {
             (true, false) => self.upgrading -= 1,
             (false, true) => self.upgrading += 1,
@@ -119,13 +243,13 @@ impl Connections {
             return Ok(());
         };
         let len = frame.bytes().len();
-        let over = |conn: &Conn| conn.out.lag_with(len) > limit;
+        let over = |conn: &Conn| conn.lag_with(len) > limit;
         // The queue may be long only because this loop turn has not flushed
         // yet: let the socket take what it can before calling the reader slow.
         if over(conn) && (conn.flush() == IoStep::Closed || over(conn)) {
             return Err(Overflow);
         }
-        conn.out.push_frame(frame.clone());
+        conn.send_frame(frame.clone());
         self.queued += 1;
         self.mark_dirty(key);
         Ok(())
@@ -134,8 +258,8 @@ impl Connections {
     /// Notes that `key` has bytes to flush at the end of this loop iteration.
     pub fn mark_dirty(&mut self, key: u32) {
         if let Some(conn) = self.slab.get_mut(key as usize) {
-            if !conn.dirty {
-                conn.dirty = true;
+            if conn.dirty_at().is_none() {
+                conn.set_dirty_at(Some(self.dirty.len() as u32));
                 self.dirty.push(key);
             }
         }
@@ -152,7 +276,7 @@ impl Connections {
         let dirty = std::mem::take(&mut self.dirty);
         for &key in &dirty {
             if let Some(conn) = self.slab.get_mut(key as usize) {
-                conn.dirty = false;
+                conn.set_dirty_at(None);
             }
         }
         dirty
@@ -165,5 +289,182 @@ impl Connections {
             list.clear();
             self.dirty = list;
         }
+    }
+}
+
+impl Connections {
+    /// Every connection with its slot key.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+        self.slab.iter().map(|(key, conn)| (key as u32, conn))
+    }
+
+    /// Checks what this part of the loop keeps consistent: the count of
+    /// upgrading connections matches the slab; the dirty list holds live
+    /// connections only, once each, exactly those flagged dirty; no
+    /// connection whose write side is shut has bytes queued; every
+    /// connection with a deadline has a reminder in the wheel.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let upgrading = self
+            .iter()
+            .filter(|(_, c)| c.phase().is_upgrading())
+            .count();
+        if upgrading != self.upgrading {
+            return Err(format!(
+                "{} connections counted as upgrading, {upgrading} are",
+                self.upgrading
+            ));
+        }
+        for (at, &key) in self.dirty.iter().enumerate() {
+            let conn = self.slab.get(key as usize);
+            if conn.and_then(Conn::dirty_at) != Some(at as u32) {
+                return Err(format!(
+                    "dirty list entry {at} is {key}, not a connection listed there"
+                ));
+            }
+        }
+        let reminded: HashSet<ConnId> = self.wheel.pending().collect();
+        for (key, conn) in self.iter() {
+            let id = ConnId {
+                key,
+                generation: conn.generation(),
+            };
+            if conn.deadline() != Tick::MAX && !reminded.contains(&id) {
+                return Err(format!("connection {key} has a deadline but no reminder"));
+            }
+            let listed = conn.dirty_at().and_then(|at| self.dirty.get(at as usize));
+            if conn.dirty_at().is_some() && listed != Some(&key) {
+                return Err(format!("connection {key} is flagged dirty but not listed"));
+            }
+            if matches!(conn.phase(), Phase::Shut) && conn.has_unsent() {
+                return Err(format!(
+                    "connection {key} has bytes queued after its shutdown"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::conn::{tests::loopback, Farewell};
+
+    /// `n` connections reading their upgrade request (clients kept open).
+    fn connections(n: usize) -> (Connections, Vec<std::net::TcpStream>) {
+        let mut conns = Connections::default();
+        let mut clients = Vec::new();
+        for _ in 0..n {
+            let (conn, client) = loopback(Phase::Handshake { head: Vec::new() });
+            let (stream, phase) = conn.into_parts();
+            conns.insert_in(stream, phase, 0);
+            clients.push(client);
+        }
+        (conns, clients)
+    }
+
+    #[test]
+    fn removing_a_dirty_connection_takes_it_off_the_list() {
+        let (mut conns, _clients) = connections(4);
+        for key in [0, 1, 2, 3, 1] {
+            conns.mark_dirty(key);
+        }
+        conns.check_invariants().unwrap();
+        assert!(conns.remove(1).is_some());
+        conns.check_invariants().unwrap();
+        assert!(conns.remove(3).is_some(), "the one moved into its place");
+        conns.check_invariants().unwrap();
+        let mut dirty = conns.take_dirty();
+        dirty.sort_unstable();
+        assert_eq!(dirty, vec![0, 2]);
+        conns.check_invariants().unwrap();
+        assert_eq!(
+            conns.iter().filter(|(_, c)| c.dirty_at().is_some()).count(),
+            0
+        );
+    }
+
+    #[test]
+    fn phases_keep_the_count_of_upgrading_connections() {
+        let (mut conns, _clients) = connections(3);
+        assert_eq!(conns.upgrading(), 3);
+        let pending = Pending {
+            accept_key: "k".into(),
+            heartbeat: true,
+            early_bytes: b"early".to_vec(),
+        };
+        let left = conns.set_phase(0, Phase::Authorizing(pending));
+        assert!(matches!(left, Some(Phase::Handshake { .. })));
+        assert_eq!(conns.upgrading(), 3);
+        assert!(conns.take_pending(1).is_none(), "not waiting for admission");
+        let (_stream, pending) = conns.take_pending(0).unwrap();
+        assert_eq!(pending.early_bytes, b"early");
+        assert_eq!((conns.upgrading(), conns.len()), (2, 2));
+        conns.set_phase(1, Phase::Closing(Farewell::Refused(400)));
+        assert_eq!(conns.upgrading(), 1);
+        conns.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_reminder_acts_once_the_deadline_has_come() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut conns = Connections::new(start);
+        let (conn, _client) = loopback(Phase::Handshake { head: Vec::new() });
+        let (stream, phase) = conn.into_parts();
+        let id = conns.insert_in(stream, phase, conns.after(second));
+        conns.check_invariants().unwrap();
+        let mut due = Vec::new();
+
+        // Moved later without wheel work: the reminder re-files itself.
+        let later = conns.after(3 * second);
+        conns.get_mut(id.key).unwrap().set_deadline(later);
+        conns.advance(start + second);
+        conns.expire(&mut due);
+        assert_eq!(due, vec![id]);
+        assert!(conns.due(id).is_none(), "not yet");
+        conns.check_invariants().unwrap();
+
+        due.clear();
+        conns.advance(start + 3 * second);
+        conns.expire(&mut due);
+        assert_eq!(due, vec![id]);
+        assert!(conns.due(id).is_some());
+        let broken = conns.check_invariants().unwrap_err();
+        assert!(broken.contains("no reminder"), "spent: {broken}");
+        conns.rearm(id, conns.after(10 * second));
+        conns.check_invariants().unwrap();
+
+        // An earlier deadline gets a reminder of its own.
+        conns.set_deadline(id.key, conns.after(second));
+        due.clear();
+        conns.advance(start + 4 * second);
+        conns.expire(&mut due);
+        assert_eq!(due, vec![id]);
+        assert!(conns.due(id).is_some());
+    }
+
+    #[test]
+    fn invariants_catch_bytes_queued_after_the_write_side_shut() {
+        let (mut conns, _clients) = connections(1);
+        conns.set_phase(0, Phase::Shut);
+        conns.check_invariants().unwrap();
+        let conn = conns.get_mut(0).unwrap();
+        conn.send(|out| out.extend_from_slice(b"late"));
+        let broken = conns.check_invariants().unwrap_err();
+        assert!(broken.contains("after its shutdown"), "{broken}");
+    }
+
+    #[test]
+    fn invariants_catch_a_wrong_count_or_a_stale_dirty_entry() {
+        let (mut conns, _clients) = connections(2);
+        conns.upgrading += 1;
+        assert!(conns.check_invariants().is_err());
+        conns.upgrading -= 1;
+        conns.dirty.push(1);
+        assert!(conns.check_invariants().is_err(), "listed, not flagged");
+        conns.dirty.clear();
+        conns.slab[0].set_dirty_at(Some(0));
+        assert!(conns.check_invariants().is_err(), "flagged, not listed");
     }
 }

@@ -1,17 +1,11 @@
-//! Pushing messages to a loop's sockets: FreeIM's delivery rules, receipts,
-//! and the per-connection send-buffer cap (a reader more than
-//! `--max-send-buffer` bytes behind the message in flight is closed with 1008).
+//! Pushing messages to a loop's sockets: FreeIM's delivery rules and the
+//! per-connection send-buffer cap, without I/O. The loop's side (receipts,
+//! counters, closing a reader more than `--max-send-buffer` bytes behind the
+//! message in flight with 1008) is in `event_loop/deliver.rs`.
 
 use super::connections::Connections;
-use super::event_loop::EventLoop;
-use std::sync::Arc;
-
 use super::registry::Registry;
-use crate::bus::Job;
-use crate::bus::{Audience, Frame, Push};
-use crate::metrics::LoopCounters;
-use crate::ws::code;
-use freeim_protocol::receipt_command;
+use crate::bus::{Audience, Push};
 
 /// What routing one push on one loop came to.
 #[derive(Debug, Default)]
@@ -64,44 +58,6 @@ pub fn route(
         }
     }
     routed
-}
-
-impl EventLoop {
-    pub(super) fn deliver(&mut self, mut push: Push) {
-        if Arc::strong_count(&push.frame) > 1 {
-            // Another loop holds the frame too: with one copy per loop, the
-            // reference count each queued delivery moves stays in this
-            // core's cache instead of bouncing between cores.
-            push.frame = Arc::new(Frame::clone(&push.frame));
-        }
-        let limit = self.shared.settings.max_send_buffer;
-        let routed = route(&self.registry, &mut self.conns, &push, self.index, limit);
-        let names = &self.shared.names;
-        for (receiver, delivered) in routed.receipts {
-            let sender = push.sender;
-            self.shared.worker.submit(Job::Publish {
-                channel: names.keys().server(names.select_server(sender)),
-                payload: receipt_command(sender, receiver, push.frame.payload(), delivered),
-            });
-        }
-        let counters = self.counters();
-        let frame_len = push.frame.bytes().len() as u64;
-        LoopCounters::bump(&counters.messages_pushed, routed.pushed);
-        LoopCounters::bump(&counters.bytes_pushed, routed.pushed * frame_len);
-        LoopCounters::bump(&counters.slow_consumers, routed.overflowed.len() as u64);
-        counters.observe_lag(push.frame.received().elapsed());
-        for key in routed.overflowed {
-            if let Some(suppressed) = self.peer_log.allow() {
-                log::warn!("closing a slow reader: more than {limit} bytes behind the message in flight (+{suppressed} more peer events)");
-            }
-            // What it has not started reading it never will: free it now,
-            // so the close frame follows the message in flight.
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.out.discard_unstarted();
-            }
-            self.begin_close(key, code::POLICY, "send buffer full");
-        }
-    }
 }
 
 /// FreeIM's echo rule: a sender's message goes to its *other* devices only,

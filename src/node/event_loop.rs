@@ -6,19 +6,31 @@
 //! connection that had bytes queued: a burst of pushes to one socket becomes
 //! one write. Sockets are registered once, edge-triggered, for both reading
 //! and writing, so queueing a push never costs an `epoll_ctl`.
+//!
+//! The loop is one object whose fields only this module and its children
+//! see: `lifecycle` (a connection from upgrade to close), `deliver` (pushes)
+//! and the tests. In debug builds every iteration ends with
+//! [`EventLoop::check_invariants`].
+
+mod deliver;
+mod lifecycle;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
+use super::conn::{Absorbed, Conn, Phase};
 use super::connections::Connections;
+use super::echo;
 use super::registry::Registry;
-use super::timer::{Tick, TimerWheel};
+use super::timer::Tick;
 use crate::bus::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::bus::{ConnId, LoopMsg, Router};
 use crate::config::Settings;
@@ -61,32 +73,55 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
 }
 
+/// What a loop's connections are for, fixed when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The push node: upgrades are admitted by token, client data is dropped.
+    Push,
+    /// Conformance testing ([`echo`]): admitted at once, data echoed.
+    Echo,
+}
+
+/// Whether a loop takes new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    /// Whenever its listener is ready.
+    Open,
+    /// Not until this tick: the process ran out of file descriptors.
+    Paused {
+        /// When accepting resumes.
+        until: Tick,
+    },
+    /// Never again: shutting down, the loop ends when its last connection
+    /// closes (connections handed over to it are dropped).
+    Draining,
+}
+
 /// One event loop and everything it owns.
 pub struct EventLoop {
-    pub(super) index: usize,
-    pub(super) shared: Arc<Shared>,
-    pub(super) poll: Poll,
+    index: usize,
+    shared: Arc<Shared>,
+    poll: Poll,
     listener: TcpListener,
     inbox: Receiver<LoopMsg>,
-    pub(super) conns: Connections,
-    pub(super) registry: Registry,
-    pub(super) wheel: TimerWheel,
-    pub(super) now: Tick,
-    pub(super) scratch: Vec<u8>,
-    pub(super) reader_config: ReaderConfig,
+    conns: Connections,
+    registry: Registry,
+    scratch: Vec<u8>,
+    mode: Mode,
+    reader_config: ReaderConfig,
+    /// What received bytes go through: [`Conn::absorb`], or [`echo::absorb`].
+    absorb: fn(&mut Conn, &mut [u8]) -> Absorbed,
     /// The binary frame a `freeim.heartbeat.v1` session gets after the 101
     /// and with every ping: the heartbeat interval in milliseconds, ASCII
     /// decimal. `None` with heartbeats off, when the subprotocol is never
     /// selected.
-    pub(super) heartbeat_frame: Option<Vec<u8>>,
+    heartbeat_frame: Option<Vec<u8>>,
     /// Sockets whose reads were cut short for fairness, to read again soon.
-    pub(super) read_again: Vec<ConnId>,
+    read_again: Vec<ConnId>,
     inbox_backlog: bool,
-    accept_paused_until: Option<Tick>,
-    /// Shutting down: no accepts; the loop ends when its last connection closes.
-    pub(super) draining: bool,
+    accepting: Accepting,
     /// Limits log lines peers can trigger (refusals, timeouts).
-    pub(super) peer_log: Throttle,
+    peer_log: Throttle,
 }
 
 impl EventLoop {
@@ -101,6 +136,16 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let max_message = shared.settings.max_message_bytes;
+        let reader_config = ReaderConfig {
+            max_frame_size: max_message,
+            max_message_size: max_message,
+            keep_data: false,
+        };
+        let mode = if shared.settings.echo {
+            Mode::Echo
+        } else {
+            Mode::Push
+        };
         Ok(EventLoop {
             index,
             poll,
@@ -108,13 +153,15 @@ impl EventLoop {
             inbox,
             conns: Connections::default(),
             registry: Registry::default(),
-            wheel: TimerWheel::new(),
-            now: 0,
             scratch: vec![0; SCRATCH_BYTES],
-            reader_config: ReaderConfig {
-                max_frame_size: max_message,
-                max_message_size: max_message,
-                keep_data: shared.settings.echo,
+            mode,
+            reader_config: match mode {
+                Mode::Push => reader_config,
+                Mode::Echo => echo::reader_config(reader_config),
+            },
+            absorb: match mode {
+                Mode::Push => Conn::absorb,
+                Mode::Echo => echo::absorb,
             },
             heartbeat_frame: shared.settings.heartbeat_interval.map(|interval| {
                 let mut frame = Vec::new();
@@ -124,8 +171,7 @@ impl EventLoop {
             }),
             read_again: Vec::new(),
             inbox_backlog: false,
-            accept_paused_until: None,
-            draining: false,
+            accepting: Accepting::Open,
             peer_log: Throttle::new(Duration::from_secs(10)),
             shared,
         })
@@ -140,14 +186,14 @@ impl EventLoop {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                self.wheel.until_next_tick()
+                self.conns.until_next_tick(Instant::now())
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.now = self.wheel.now();
+            let now = self.conns.advance(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_inbox(),
@@ -171,19 +217,20 @@ impl EventLoop {
                     self.on_readable(id.key);
                 }
             }
-            self.wheel.expire(&mut due);
+            self.conns.expire(&mut due);
             for id in due.drain(..) {
                 self.on_timer(id);
             }
-            if self
-                .accept_paused_until
-                .is_some_and(|until| self.now >= until)
-            {
-                self.accept_paused_until = None;
+            if matches!(self.accepting, Accepting::Paused { until } if now >= until) {
+                self.accepting = Accepting::Open;
                 self.accept_all();
             }
             self.flush_dirty();
-            if self.draining && self.conns.is_empty() {
+            #[cfg(debug_assertions)]
+            if let Err(broken) = self.check_invariants() {
+                panic!("event loop {}: {broken}", self.index);
+            }
+            if self.accepting == Accepting::Draining && self.conns.is_empty() {
                 return Ok(());
             }
         }
@@ -221,7 +268,7 @@ impl EventLoop {
 
     /// Stops accepting and starts closing every connection (graceful drain).
     fn begin_drain(&mut self) {
-        self.draining = true;
+        self.accepting = Accepting::Draining;
         let _ = self.poll.registry().deregister(&mut self.listener);
         for key in self.conns.keys() {
             self.shut_down_connection(key);
@@ -250,7 +297,7 @@ impl EventLoop {
     }
 
     fn accept_all(&mut self) {
-        if self.accept_paused_until.is_some() || self.draining {
+        if self.accepting != Accepting::Open {
             return;
         }
         let settings = self.shared.settings.clone();
@@ -264,7 +311,8 @@ impl EventLoop {
                     // EMFILE, ENFILE, ENOBUFS: the listener stays ready, so
                     // retrying now would spin. Pause, then try again.
                     log::warn!("accept failed ({e}); pausing accepts for {ACCEPT_PAUSE:?}");
-                    self.accept_paused_until = Some(self.wheel.after(ACCEPT_PAUSE));
+                    let until = self.conns.after(ACCEPT_PAUSE);
+                    self.accepting = Accepting::Paused { until };
                     return;
                 }
             };
@@ -285,19 +333,22 @@ impl EventLoop {
                 }
                 continue;
             }
-            self.register(stream, settings.handshake_timeout);
+            let reading = Phase::Handshake { head: Vec::new() };
+            self.register(stream, reading, settings.handshake_timeout);
         }
     }
 
     /// This loop's counters.
-    pub(super) fn counters(&self) -> &LoopCounters {
+    fn counters(&self) -> &LoopCounters {
         &self.shared.metrics.loops[self.index]
     }
 
-    /// Adds a socket to the slab and the poll, with a first deadline.
-    pub(super) fn register(
+    /// Adds a socket in `phase` to the slab and the poll, with a first
+    /// deadline.
+    fn register(
         &mut self,
         mut stream: mio::net::TcpStream,
+        phase: Phase,
         deadline_in: Duration,
     ) -> Option<ConnId> {
         let key = self.conns.next_key();
@@ -311,10 +362,9 @@ impl EventLoop {
             self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let deadline = self.wheel.after(deadline_in);
-        let id = self.conns.insert(stream, deadline);
+        let deadline = self.conns.after(deadline_in);
+        let id = self.conns.insert_in(stream, phase, deadline);
         debug_assert_eq!(id.key, key);
-        self.wheel.schedule(id, deadline);
         Some(id)
     }
 
@@ -325,6 +375,62 @@ impl EventLoop {
         }
         dirty.clear();
         self.conns.return_dirty(dirty);
+    }
+}
+
+#[cfg(any(test, debug_assertions))]
+impl EventLoop {
+    /// Checks what the loop keeps consistent between its parts (see also
+    /// [`Connections::check_invariants`]): every open session is in the
+    /// registry under its client id, once, and the registry holds open
+    /// sessions only; the loop's `clients` gauge is the registry's size; the
+    /// node-wide count of open connections covers this loop's.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.conns.check_invariants()?;
+        let mut open = 0;
+        for (key, conn) in self.conns.iter() {
+            let Some(session) = conn.session() else {
+                continue;
+            };
+            open += 1;
+            if !self.registry.sockets(session.client_id).contains(&key) {
+                let client = session.client_id;
+                return Err(format!("open session {key} of {client} is not registered"));
+            }
+        }
+        let mut registered = 0;
+        for (client_id, keys) in self.registry.iter() {
+            if keys.is_empty() {
+                return Err(format!("client {client_id} is registered with no socket"));
+            }
+            for &key in keys {
+                registered += 1;
+                match self.conns.session(key) {
+                    Some(session) if session.client_id == client_id => {}
+                    _ => return Err(format!("registry: {key} is no open session of {client_id}")),
+                }
+            }
+        }
+        if registered != open {
+            return Err(format!(
+                "{registered} registered sockets, {open} open sessions"
+            ));
+        }
+        let clients = self.counters().clients.load(Ordering::Relaxed);
+        if clients != self.registry.len() as u64 {
+            let held = self.registry.len();
+            return Err(format!(
+                "clients gauge says {clients}, registry holds {held}"
+            ));
+        }
+        let node_wide = self.shared.open_connections.load(Ordering::Acquire);
+        if node_wide < self.conns.len() {
+            let here = self.conns.len();
+            return Err(format!(
+                "{node_wide} open connections counted, {here} on this loop"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -4,8 +4,8 @@
 pub mod conn;
 pub mod connections;
 pub mod delivery;
+pub mod echo;
 pub mod event_loop;
-pub mod lifecycle;
 pub mod registry;
 pub mod send_queue;
 pub mod timer;

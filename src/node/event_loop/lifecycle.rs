@@ -2,14 +2,16 @@
 //! the `freeim.heartbeat.v1` subprotocol), token check, hand-over to the
 //! owning loop, open session, heartbeats (pings, and for `freeim.heartbeat.v1`
 //! sessions the binary frame of the interval with each), and the close paths.
+//!
+//! Each step moves the connection from one [`Phase`] to the next with
+//! [`Connections::set_phase`](crate::node::connections::Connections::set_phase),
+//! which hands back the phase left and the data it held.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{Absorbed, IoStep, Phase, Session};
-use super::event_loop::{EventLoop, READS_PER_TURN};
-use super::timer::Tick;
+use super::{Accepting, EventLoop, Mode, READS_PER_TURN};
 use crate::bus::{socket_name, Job};
 use crate::bus::{Adoption, ConnId, LoopMsg, TokenOutcome};
 use crate::http::{
@@ -17,6 +19,8 @@ use crate::http::{
     HEARTBEAT_SUBPROTOCOL,
 };
 use crate::metrics::LoopCounters;
+use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Ping, Session};
+use crate::node::timer::Tick;
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
 use freeim_protocol::ClientTicket;
 
@@ -28,11 +32,11 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        match conn.phase {
+        match conn.phase() {
             Phase::Handshake { .. } => self.read_head(key),
             Phase::Open(_) => self.read_frames(key),
-            Phase::Closing => self.read_until_eof(key),
-            Phase::Authorizing { .. } => {} // read again once admitted
+            Phase::Closing(_) | Phase::Shut => self.read_until_eof(key),
+            Phase::Authorizing(_) => {} // read again once admitted
         }
     }
 
@@ -47,7 +51,7 @@ impl EventLoop {
                 IoStep::WouldBlock => return,
                 IoStep::Closed => return self.close_now(key),
             };
-            let Phase::Handshake { head } = &mut conn.phase else {
+            let Some(head) = conn.head_mut() else {
                 return;
             };
             head.extend_from_slice(&self.scratch[..n]);
@@ -67,34 +71,43 @@ impl EventLoop {
         if let Err(refusal) = origins.check(request.origin.as_deref()) {
             return self.reject(key, refusal);
         }
-        let heartbeat = request.offers_heartbeat && self.heartbeat_frame.is_some();
-        if self.shared.settings.echo {
-            let ticket = ClientTicket {
-                client_id: i64::from(key),
-                client_meta: None,
-            };
-            if self.activate(key, ticket, &request.accept_key, heartbeat, early_bytes) {
-                self.read_frames(key);
-            }
-            return;
+        let pending = Pending {
+            accept_key: request.accept_key,
+            heartbeat: request.offers_heartbeat && self.heartbeat_frame.is_some(),
+            early_bytes,
+        };
+        match self.mode {
+            Mode::Push => self.claim_token(key, request.token, pending),
+            Mode::Echo => self.admit_echo(key, pending),
         }
-        let Some(token) = request.token else {
+    }
+
+    /// Asks the worker to claim the upgrade's token; the connection waits.
+    fn claim_token(&mut self, key: u32, token: Option<String>, pending: Pending) {
+        let Some(token) = token else {
             return self.reject(key, Rejection::Unauthorized("missing token"));
         };
         let Some(id) = self.conns.id(key) else {
             return;
         };
-        let authorizing = Phase::Authorizing {
-            accept_key: request.accept_key,
-            heartbeat,
-            early_bytes,
-        };
-        self.conns.set_phase(key, authorizing);
+        self.conns.set_phase(key, Phase::Authorizing(pending));
         self.shared.worker.submit(Job::ClaimToken {
             token,
             loop_index: self.index,
             conn: id,
         });
+    }
+
+    /// Echo mode's admission: at once, as the client named by the slot key.
+    fn admit_echo(&mut self, key: u32, pending: Pending) {
+        self.conns.set_phase(key, Phase::Authorizing(pending));
+        let ticket = ClientTicket {
+            client_id: i64::from(key),
+            client_meta: None,
+        };
+        if self.activate(key, ticket) {
+            self.read_frames(key);
+        }
     }
 
     pub(super) fn on_token_checked(&mut self, id: ConnId, outcome: TokenOutcome) {
@@ -116,36 +129,28 @@ impl EventLoop {
                 )
             }
         };
-        if !matches!(conn.phase, Phase::Authorizing { .. }) {
+        if !matches!(conn.phase(), Phase::Authorizing(_)) {
             return;
         }
-        let Some(Phase::Authorizing {
-            accept_key,
-            heartbeat,
-            early_bytes,
-        }) = self.conns.set_phase(id.key, Phase::Closing)
-        else {
-            return;
-        };
         let owner = self.shared.router.loop_of(ticket.client_id);
         if owner == self.index {
             // Data that arrived while the token was checked raised no new
             // edge: read it now.
-            if self.activate(id.key, ticket, &accept_key, heartbeat, early_bytes) {
+            if self.activate(id.key, ticket) {
                 self.read_frames(id.key);
             }
             return;
         }
-        let Some(mut conn) = self.conns.remove(id.key) else {
+        let Some((mut stream, pending)) = self.conns.take_pending(id.key) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.poll.registry().deregister(&mut stream);
         let adoption = Adoption {
-            stream: conn.stream,
+            stream,
             ticket,
-            accept_key,
-            heartbeat,
-            early_bytes,
+            accept_key: pending.accept_key,
+            heartbeat: pending.heartbeat,
+            early_bytes: pending.early_bytes,
         };
         self.shared
             .router
@@ -154,56 +159,61 @@ impl EventLoop {
     }
 
     pub(super) fn adopt(&mut self, adoption: Adoption) {
-        if self.draining {
+        if self.accepting == Accepting::Draining {
             // Dropping the stream closes it; the client reconnects elsewhere.
             self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let deadline = self.shared.settings.handshake_timeout;
+        let pending = Pending {
+            accept_key: adoption.accept_key,
+            heartbeat: adoption.heartbeat,
+            early_bytes: adoption.early_bytes,
+        };
         // Registering reports data already waiting as an event of its own,
         // so no read is needed here.
-        if let Some(id) = self.register(adoption.stream, deadline) {
-            let (ticket, early_bytes) = (adoption.ticket, adoption.early_bytes);
-            let (accept_key, heartbeat) = (&adoption.accept_key, adoption.heartbeat);
-            self.activate(id.key, ticket, accept_key, heartbeat, early_bytes);
+        let waiting = Phase::Authorizing(pending);
+        if let Some(id) = self.register(adoption.stream, waiting, deadline) {
+            self.activate(id.key, adoption.ticket);
         }
     }
 
-    /// Completes the upgrade of an admitted connection on its owning loop
-    /// (with `heartbeat`, the 101 selects `freeim.heartbeat.v1` and the
-    /// interval's binary frame follows it); false when the connection is
+    /// Completes the upgrade of an admitted connection (in
+    /// [`Phase::Authorizing`]) on its owning loop (when its client chose
+    /// `freeim.heartbeat.v1`, the 101 selects it and the interval's binary
+    /// frame follows); false when it is not waiting for admission or is
     /// already closing (its early bytes broke the protocol).
-    fn activate(
-        &mut self,
-        key: u32,
-        ticket: ClientTicket,
-        accept_key: &str,
-        heartbeat: bool,
-        mut early_bytes: Vec<u8>,
-    ) -> bool {
+    fn activate(&mut self, key: u32, ticket: ClientTicket) -> bool {
         let event: Arc<str> = ticket.to_json().into();
         let client_id = ticket.client_id;
         let deadline = self.heartbeat_deadline();
-        let heartbeat_frame = self.heartbeat_frame.as_deref().filter(|_| heartbeat);
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        conn.out.push_with(|out| {
-            let subprotocol = heartbeat.then_some(HEARTBEAT_SUBPROTOCOL);
-            out.extend_from_slice(&accept_response(accept_key, subprotocol));
+        let Phase::Authorizing(pending) = conn.phase() else {
+            return false;
+        };
+        let heartbeat = pending.heartbeat;
+        let subprotocol = heartbeat.then_some(HEARTBEAT_SUBPROTOCOL);
+        let response = accept_response(&pending.accept_key, subprotocol);
+        let heartbeat_frame = self.heartbeat_frame.as_deref().filter(|_| heartbeat);
+        conn.send(|out| {
+            out.extend_from_slice(&response);
             out.extend_from_slice(heartbeat_frame.unwrap_or_default());
         });
         let session = Session {
             client_id,
             event: event.clone(),
             reader: MessageReader::new(self.reader_config),
-            awaiting_pong: false,
+            ping: Ping::Answered,
             heartbeat,
-            echo: self.shared.settings.echo,
         };
-        self.conns.set_phase(key, Phase::Open(session));
+        let mut early_bytes = match self.conns.set_phase(key, Phase::Open(session)) {
+            Some(Phase::Authorizing(pending)) => pending.early_bytes,
+            _ => Vec::new(),
+        };
         self.conns.mark_dirty(key);
-        self.set_deadline(key, deadline);
+        self.conns.set_deadline(key, deadline);
         self.registry.add(client_id, key);
         let counters = &self.shared.metrics.loops[self.index];
         LoopCounters::bump(&counters.upgrades_accepted, 1);
@@ -258,9 +268,9 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        conn.deadline = deadline;
-        let outcome = conn.absorb(input);
-        if !conn.out.is_empty() {
+        conn.set_deadline(deadline);
+        let outcome = (self.absorb)(conn, input);
+        if conn.has_unsent() {
             self.conns.mark_dirty(key);
         }
         match outcome {
@@ -295,13 +305,14 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.out.is_empty() {
+        if !conn.has_unsent() {
             return;
         }
         match conn.flush() {
             IoStep::Closed => self.close_now(key),
-            IoStep::Moved(_) if matches!(conn.phase, Phase::Closing) => conn.shutdown_write(),
-            IoStep::Moved(_) | IoStep::WouldBlock => {}
+            // All sent: a closing connection shuts its write side.
+            IoStep::Moved(_) => _ = conn.shut_write(),
+            IoStep::WouldBlock => {}
         }
     }
 
@@ -314,64 +325,53 @@ impl EventLoop {
                 "refused an upgrade: {status} {reason} (+{suppressed} more refusals or timeouts)"
             );
         }
-        self.start_closing(key, &rejection_response(&rejection));
+        let farewell = Farewell::Refused(rejection.status());
+        self.start_closing(key, farewell, &rejection_response(&rejection));
     }
 
     /// Sends a close frame (after anything already queued) and closes.
     pub(super) fn begin_close(&mut self, key: u32, status: u16, reason: &str) {
         let mut frame = Vec::new();
         encode_close(&mut frame, status, truncate(reason, 123));
-        self.start_closing(key, &frame);
+        self.start_closing(key, Farewell::CloseFrame(status), &frame);
     }
 
-    fn start_closing(&mut self, key: u32, last_bytes: &[u8]) {
-        self.retire_session(key);
-        let deadline = self.wheel.after(CLOSE_TIMEOUT);
-        self.conns.set_phase(key, Phase::Closing);
+    /// Moves a connection to [`Phase::Closing`] (retiring its session if it
+    /// was open) and queues its last bytes.
+    fn start_closing(&mut self, key: u32, farewell: Farewell, last_bytes: &[u8]) {
+        let deadline = self.conns.after(CLOSE_TIMEOUT);
+        let Some(id) = self.conns.id(key) else {
+            return;
+        };
+        if let Some(Phase::Open(session)) = self.conns.set_phase(key, Phase::Closing(farewell)) {
+            self.retire(id, session);
+        }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.out.push_with(|out| out.extend_from_slice(last_bytes));
+        conn.send(|out| out.extend_from_slice(last_bytes));
         self.conns.mark_dirty(key);
-        self.set_deadline(key, deadline);
+        self.conns.set_deadline(key, deadline);
     }
 
-    /// Moves a connection's deadline. A later deadline needs no wheel work (the
-    /// pending reminder re-files itself); an earlier one gets its own reminder.
-    fn set_deadline(&mut self, key: u32, deadline: Tick) {
-        let Some(id) = self.conns.id(key) else {
-            return;
-        };
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let earlier = deadline < conn.deadline;
-        conn.deadline = deadline;
-        if earlier {
-            self.wheel.schedule(id, deadline);
-        }
-    }
-
-    /// Closes the socket now.
+    /// Closes the socket now (retiring its session if it was open).
     pub(super) fn close_now(&mut self, key: u32) {
-        self.retire_session(key);
-        if self.conns.remove(key).is_some() {
-            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// Ends an open session's presence: the registry forgets the socket and
-    /// the worker counts it offline.
-    fn retire_session(&mut self, key: u32) {
-        if self.conns.session(key).is_none() {
-            return;
-        }
         let Some(id) = self.conns.id(key) else {
             return;
         };
-        let Some(Phase::Open(session)) = self.conns.set_phase(key, Phase::Closing) else {
+        let Some(conn) = self.conns.remove(key) else {
             return;
         };
+        if let (_, Phase::Open(session)) = conn.into_parts() {
+            self.retire(id, session);
+        }
+        self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Ends the presence of the session connection `id` held: the registry
+    /// forgets the socket and the worker counts it offline.
+    fn retire(&mut self, id: ConnId, session: Session) {
+        let key = id.key;
         self.registry.remove(session.client_id, key);
         let clients = self.registry.len() as u64;
         self.counters().clients.store(clients, Ordering::Relaxed);
@@ -382,28 +382,22 @@ impl EventLoop {
         });
     }
 
+    /// Acts on a reminder: a connection whose deadline has come times out,
+    /// or an open session is pinged.
     pub(super) fn on_timer(&mut self, id: ConnId) {
-        let now = self.now;
-        let Some(conn) = self.conns.live(id) else {
+        let Some(conn) = self.conns.due(id) else {
             return;
         };
-        if conn.deadline == Tick::MAX {
-            return;
-        }
-        if conn.deadline > now {
-            let deadline = conn.deadline;
-            return self.wheel.schedule(id, deadline);
-        }
-        match &mut conn.phase {
-            Phase::Handshake { .. } | Phase::Authorizing { .. } => {
+        match conn.phase() {
+            Phase::Handshake { .. } | Phase::Authorizing(_) => {
                 LoopCounters::bump(&self.shared.metrics.loops[self.index].handshake_timeouts, 1);
                 if let Some(suppressed) = self.peer_log.allow() {
                     log::info!("closed a connection that did not finish its upgrade in time (+{suppressed} more)");
                 }
                 self.close_now(id.key);
             }
-            Phase::Closing => self.close_now(id.key),
-            Phase::Open(session) if session.awaiting_pong => {
+            Phase::Closing(_) | Phase::Shut => self.close_now(id.key),
+            Phase::Open(session) if session.ping == Ping::Unanswered => {
                 log::debug!(
                     "client {} did not answer a ping: closing",
                     session.client_id
@@ -411,37 +405,45 @@ impl EventLoop {
                 LoopCounters::bump(&self.shared.metrics.loops[self.index].heartbeat_timeouts, 1);
                 self.close_now(id.key);
             }
-            Phase::Open(session) => {
-                session.awaiting_pong = true;
-                let heartbeat_frame = self.heartbeat_frame.as_deref();
-                let heartbeat_frame = heartbeat_frame.filter(|_| session.heartbeat);
-                conn.out.push_control(|out| {
-                    encode_frame(out, OpCode::Ping, b"");
-                    out.extend_from_slice(heartbeat_frame.unwrap_or_default());
-                });
-                let timeout = self.shared.settings.heartbeat_timeout;
-                conn.deadline = self.wheel.after(timeout);
-                let deadline = conn.deadline;
-                self.conns.mark_dirty(id.key);
-                self.wheel.schedule(id, deadline);
-            }
+            Phase::Open(_) => self.ping(id),
         }
+    }
+
+    /// Pings an open session (with the heartbeat frame if it chose
+    /// `freeim.heartbeat.v1`) and gives it `--heartbeat-timeout` to answer.
+    fn ping(&mut self, id: ConnId) {
+        let deadline = self.conns.after(self.shared.settings.heartbeat_timeout);
+        let Some(conn) = self.conns.live(id) else {
+            return;
+        };
+        let Some(session) = conn.session_mut() else {
+            return;
+        };
+        session.ping = Ping::Unanswered;
+        let heartbeat = session.heartbeat;
+        let heartbeat_frame = self.heartbeat_frame.as_deref().filter(|_| heartbeat);
+        conn.send_control(|out| {
+            encode_frame(out, OpCode::Ping, b"");
+            out.extend_from_slice(heartbeat_frame.unwrap_or_default());
+        });
+        self.conns.mark_dirty(id.key);
+        self.conns.rearm(id, deadline);
     }
 
     /// When an open session next needs a ping (never, with heartbeats off).
     fn heartbeat_deadline(&self) -> Tick {
         match self.shared.settings.heartbeat_interval {
-            Some(interval) => self.wheel.after(interval),
+            Some(interval) => self.conns.after(interval),
             None => Tick::MAX,
         }
     }
 
     /// Closes a connection for shutdown: 1001 for open sockets, at once otherwise.
     pub(super) fn shut_down_connection(&mut self, key: u32) {
-        match self.conns.get_mut(key).map(|conn| &conn.phase) {
+        match self.conns.get_mut(key).map(|conn| conn.phase()) {
             Some(Phase::Open(_)) => self.begin_close(key, code::GOING_AWAY, "server shutting down"),
-            Some(Phase::Closing) | None => {}
-            Some(Phase::Handshake { .. } | Phase::Authorizing { .. }) => self.close_now(key),
+            Some(Phase::Closing(_) | Phase::Shut) | None => {}
+            Some(Phase::Handshake { .. } | Phase::Authorizing(_)) => self.close_now(key),
         }
     }
 

@@ -1,0 +1,36 @@
+//! Echo mode (`--echo`, for the Autobahn conformance suite): no Redis, no
+//! tokens, and every data message a client sends comes back to it.
+//!
+//! It is a path of its own beside the push node's, chosen once when a loop
+//! starts: upgrades are admitted at once (the client id is the slot key, see
+//! the loop's `admit_echo`), sessions decode with data kept, and received
+//! bytes go through [`absorb`] instead of [`Conn::absorb`]. Everything else
+//! (handshake, pings, close paths) is the production code.
+
+use super::conn::{Absorbed, Conn};
+use super::send_queue::SendQueue;
+use crate::ws::{encode_frame, Event, OpCode, ReaderConfig};
+
+/// The decoder settings of an echo session: data messages are assembled.
+pub fn reader_config(production: ReaderConfig) -> ReaderConfig {
+    ReaderConfig {
+        keep_data: true,
+        ..production
+    }
+}
+
+/// [`Conn::absorb`], sending every data message back.
+pub fn absorb(conn: &mut Conn, input: &mut [u8]) -> Absorbed {
+    conn.absorb_with(input, echo_back)
+}
+
+/// Queues a complete data message to go back to its sender.
+fn echo_back(out: &mut SendQueue, data: Event) {
+    match data {
+        Event::Text(Some(text)) => {
+            out.push_with(|out| encode_frame(out, OpCode::Text, text.as_bytes()))
+        }
+        Event::Binary(Some(data)) => out.push_with(|out| encode_frame(out, OpCode::Binary, &data)),
+        _ => {}
+    }
+}
