@@ -448,16 +448,13 @@ fn a_client_that_never_answers_pings_is_closed_and_reported_offline() {
     assert_still_serves(&redis, &node);
 }
 
-#[test]
-fn a_client_that_answers_pings_stays_connected() {
-    let (redis, node) = one_node(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "1s"]);
-    let im = helper(&redis, &[&node]);
-    let mut alive = connect_as(&im, 1, "alive");
+/// Reads for `window`, answering pings (tungstenite pongs while reading);
+/// returns how many came.
+fn pings_answered_within(client: &mut Client, window: Duration) -> usize {
     let mut pings = 0;
     let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(3500) {
-        // tungstenite answers a ping with a pong while reading.
-        match alive.ws.read() {
+    while start.elapsed() < window {
+        match client.ws.read() {
             Ok(Message::Ping(_)) => pings += 1,
             Ok(other) => panic!("unexpected {other:?}"),
             Err(tungstenite::Error::Io(e))
@@ -468,10 +465,33 @@ fn a_client_that_answers_pings_stays_connected() {
             Err(e) => panic!("the connection failed: {e}"),
         }
     }
+    pings
+}
+
+#[test]
+fn a_client_that_answers_pings_stays_connected() {
+    let (redis, node) = one_node(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "1s"]);
+    let im = helper(&redis, &[&node]);
+    let mut alive = connect_as(&im, 1, "alive");
+    let pings = pings_answered_within(&mut alive, Duration::from_millis(3500));
     assert!(pings >= 2, "pinged {pings} times in 3.5 s");
     assert_eq!(online_count(&redis, 1).as_deref(), Some("1"));
     im.send_message(0, &[1], "still here", false).unwrap();
     assert_eq!(alive.recv_text(PROMPTLY).as_deref(), Some("\"still here\""));
+}
+
+#[test]
+fn after_a_pong_the_next_ping_comes_an_interval_later_even_with_a_longer_timeout() {
+    // The pong moves the deadline from the ping's timeout (5 s) back to the
+    // interval (1 s): it must not wait for the reminder filed at 5 s.
+    let (redis, node) = one_node(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "5s"]);
+    let im = helper(&redis, &[&node]);
+    let mut alive = connect_as(&im, 1, "alive");
+    let pings = pings_answered_within(&mut alive, Duration::from_millis(4500));
+    assert!(
+        pings >= 3,
+        "pinged {pings} times in 4.5 s at a 1 s interval"
+    );
 }
 
 // ----- slow readers ---------------------------------------------------------------

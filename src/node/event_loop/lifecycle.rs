@@ -264,11 +264,14 @@ impl EventLoop {
 
     /// Feeds received bytes to an open session; false once it is closing.
     fn consume(&mut self, key: u32, input: &mut [u8]) -> bool {
+        // Usually later than the pending reminder, which then re-files
+        // itself; earlier (a pong answering a ping whose timeout is longer
+        // than the interval) it gets a reminder of its own.
         let deadline = self.heartbeat_deadline();
+        self.conns.set_deadline(key, deadline);
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        conn.set_deadline(deadline);
         let outcome = (self.absorb)(conn, input);
         if conn.has_unsent() {
             self.conns.mark_dirty(key);
