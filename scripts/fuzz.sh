@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      (default 60 s; all targets)
 #
-# Targets: upgrade, frames, command (see fuzz/fuzz_targets/). Needs
+# Targets: upgrade, frames, command, resp (see fuzz/fuzz_targets/). Needs
 # cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain. Each run
 # reads the committed seeds (fuzz/seeds/TARGET) and grows the git-ignored
 # working corpus (fuzz/corpus/TARGET); a crash lands in fuzz/artifacts/TARGET.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(upgrade frames command)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(upgrade frames command resp)
 NICE="${FUZZ_NICE:-10}"
 TARGET_DIR="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/fuzz}"
 TARGET_DIR="${TARGET_DIR:-$PWD/fuzz/target}"
