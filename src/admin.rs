@@ -18,10 +18,28 @@ use prometheus_client::registry::Registry;
 
 use crate::metrics::Metrics;
 
+/// Why the admin listener did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `--admin`'s address could not be bound.
+    #[error("cannot listen on --admin {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its thread could not be started.
+    #[error("cannot start the admin thread: {0}")]
+    Thread(std::io::Error),
+}
+
 /// Binds `addr` and serves the admin endpoints on a thread of their own.
-pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
-    let listener =
-        TcpListener::bind(addr).map_err(|e| format!("cannot listen on --admin {addr}: {e}"))?;
+///
+/// # Errors
+/// [`AdminError`] when the address cannot be bound or the thread started.
+pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), AdminError> {
+    let listener = TcpListener::bind(addr).map_err(|source| AdminError::Listen { addr, source })?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Arc::clone(&metrics)));
     std::thread::Builder::new()
@@ -33,7 +51,7 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), String> {
                 }
             }
         })
-        .map_err(|e| format!("cannot start the admin thread: {e}"))?;
+        .map_err(AdminError::Thread)?;
     log::info!("admin endpoints on http://{addr}/metrics and /healthz");
     Ok(())
 }

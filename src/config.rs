@@ -218,13 +218,33 @@ pub struct Settings {
     pub take_over: bool,
 }
 
+/// Why the settings cannot be used: the setting at fault and what is wrong
+/// with it, as one line that starts with the setting's flag (e.g.
+/// `--threads must be at least 1`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The flag of the setting at fault (`--max-connections`).
+    pub setting: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(setting: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            setting,
+            message: message.into(),
+        }
+    }
+}
+
 /// File descriptors kept back from the open-file limit for listeners, Redis
 /// connections, wakers and epoll.
 const FD_HEADROOM: usize = 64;
 
 impl Config {
     /// Fills in defaults and checks every value; the error is one line.
-    pub fn validate(self) -> Result<Settings, String> {
+    pub fn validate(self) -> Result<Settings, ConfigError> {
         let listen = resolve("--listen", &self.listen)?;
         let server =
             self.server
@@ -242,75 +262,119 @@ impl Config {
             None => vec![server.clone()],
         };
         if servers.is_empty() {
-            return Err("--servers lists no server".into());
+            return Err(ConfigError::new("--servers", "--servers lists no server"));
         }
         if !servers.contains(&server) {
-            return Err(format!(
-                "--server {server} is not in --servers {}: this node would receive no commands",
-                servers.join(";")
+            return Err(ConfigError::new(
+                "--server",
+                format!(
+                    "--server {server} is not in --servers {}: this node would receive no commands",
+                    servers.join(";")
+                ),
             ));
         }
         if !self.path.starts_with('/') || self.path.contains(['?', '#', ' ']) {
-            return Err(format!(
-                "--path {:?} must start with '/' and hold no '?', '#' or space",
-                self.path
+            return Err(ConfigError::new(
+                "--path",
+                format!(
+                    "--path {:?} must start with '/' and hold no '?', '#' or space",
+                    self.path
+                ),
             ));
         }
-        let redis: redis_link::RedisUrl =
-            self.redis.parse().map_err(|e| format!("--redis: {e}"))?;
+        let redis: redis_link::RedisUrl = self
+            .redis
+            .parse()
+            .map_err(|e| ConfigError::new("--redis", format!("--redis: {e}")))?;
         if self.redis_liveness < Duration::from_millis(300) {
-            return Err("--redis-liveness must be at least 300ms".into());
+            return Err(ConfigError::new(
+                "--redis-liveness",
+                "--redis-liveness must be at least 300ms",
+            ));
         }
         let threads = match self.threads {
-            Some(0) => return Err("--threads must be at least 1".into()),
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "--threads",
+                    "--threads must be at least 1",
+                ))
+            }
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let fd_limit = open_file_limit();
         let fd_cap = fd_limit.saturating_sub(FD_HEADROOM);
         let max_connections = match self.max_connections {
-            Some(0) => return Err("--max-connections must be at least 1".into()),
+            Some(0) => return Err(ConfigError::new("--max-connections", "--max-connections must be at least 1")),
             Some(n) if n > fd_cap => {
-                return Err(format!(
-                    "--max-connections {n} exceeds the open-file limit {fd_limit} less {FD_HEADROOM} kept back"
+                return Err(ConfigError::new(
+                    "--max-connections",
+                    format!("--max-connections {n} exceeds the open-file limit {fd_limit} less {FD_HEADROOM} kept back"),
                 ))
             }
             Some(n) => n,
             None if fd_cap == 0 => {
-                return Err(format!(
-                    "the open-file limit {fd_limit} leaves no room for connections once {FD_HEADROOM} \
-                     are kept back: raise it (ulimit -n) or set --max-connections"
+                return Err(ConfigError::new(
+                    "--max-connections",
+                    format!(
+                        "the open-file limit {fd_limit} leaves no room for connections once {FD_HEADROOM} \
+                         are kept back: raise it (ulimit -n) or set --max-connections"
+                    ),
                 ))
             }
             None => fd_cap,
         };
         if self.max_pending_upgrades == 0 {
-            return Err("--max-pending-upgrades must be at least 1".into());
+            return Err(ConfigError::new(
+                "--max-pending-upgrades",
+                "--max-pending-upgrades must be at least 1",
+            ));
         }
         if self.max_header_bytes < 256 {
-            return Err("--max-header-bytes must be at least 256".into());
+            return Err(ConfigError::new(
+                "--max-header-bytes",
+                "--max-header-bytes must be at least 256",
+            ));
         }
         if self.max_message_bytes < 125 {
-            return Err("--max-message-bytes must be at least 125".into());
+            return Err(ConfigError::new(
+                "--max-message-bytes",
+                "--max-message-bytes must be at least 125",
+            ));
         }
         if u32::try_from(self.max_message_bytes).is_err() {
-            return Err(format!("--max-message-bytes must be at most {}", u32::MAX));
+            return Err(ConfigError::new(
+                "--max-message-bytes",
+                format!("--max-message-bytes must be at most {}", u32::MAX),
+            ));
         }
         if self.max_push_bytes == 0 {
-            return Err("--max-push-bytes must be at least 1".into());
+            return Err(ConfigError::new(
+                "--max-push-bytes",
+                "--max-push-bytes must be at least 1",
+            ));
         }
         if self.max_send_buffer < self.max_push_bytes.saturating_add(MAX_HEADER_LEN) {
-            return Err(format!(
-                "--max-send-buffer {} must be at least --max-push-bytes {} + {MAX_HEADER_LEN}: \
-                 one largest push (and its frame header) must fit behind the message in flight",
-                self.max_send_buffer, self.max_push_bytes
+            return Err(ConfigError::new(
+                "--max-send-buffer",
+                format!(
+                    "--max-send-buffer {} must be at least --max-push-bytes {} + {MAX_HEADER_LEN}: \
+                     one largest push (and its frame header) must fit behind the message in flight",
+                    self.max_send_buffer, self.max_push_bytes
+                ),
             ));
         }
         if self.handshake_timeout.is_zero() {
-            return Err("--handshake-timeout must be above zero".into());
+            return Err(ConfigError::new(
+                "--handshake-timeout",
+                "--handshake-timeout must be above zero",
+            ));
         }
         if self.heartbeat_timeout.is_zero() {
-            return Err("--heartbeat-timeout must be above zero".into());
+            return Err(ConfigError::new(
+                "--heartbeat-timeout",
+                "--heartbeat-timeout must be above zero",
+            ));
         }
         let origins = OriginPolicy::new(parse_origins(&self.allowed_origins)?, self.require_origin);
         let admin = match &self.admin {
@@ -346,16 +410,17 @@ impl Config {
 
 /// `--allowed-origins`, each item trimmed (empty items, as from a trailing
 /// comma or an empty variable, are skipped) and parsed as an origin.
-fn parse_origins(items: &[String]) -> Result<Vec<Origin>, String> {
+fn parse_origins(items: &[String]) -> Result<Vec<Origin>, ConfigError> {
     let mut origins: Vec<Origin> = Vec::new();
     for item in items
         .iter()
         .map(|item| item.trim())
         .filter(|item| !item.is_empty())
     {
-        let origin = item
-            .parse()
-            .map_err(|e| format!("--allowed-origins: {item:?} is not an origin: {e}"))?;
+        let origin = item.parse().map_err(|e| {
+            let message = format!("--allowed-origins: {item:?} is not an origin: {e}");
+            ConfigError::new("--allowed-origins", message)
+        })?;
         if !origins.contains(&origin) {
             origins.push(origin);
         }
@@ -365,31 +430,45 @@ fn parse_origins(items: &[String]) -> Result<Vec<Origin>, String> {
 
 /// The address `flag`'s `host:port` names: an IP address as written, a host
 /// name looked up now (its first IPv4 address, else its first address).
-fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
+fn resolve(flag: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
     let text = text.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
     let example = "e.g. 0.0.0.0:6001, [::]:6001 or localhost:6001";
     let Some((host, port)) = text.rsplit_once(':') else {
-        return Err(format!("{flag} {text:?} is not host:port ({example})"));
+        return Err(ConfigError::new(
+            flag,
+            format!("{flag} {text:?} is not host:port ({example})"),
+        ));
     };
     if host.is_empty() || host.contains([':', '[', ']', ' ', '/']) {
-        return Err(format!("{flag} {text:?} is not host:port ({example})"));
+        return Err(ConfigError::new(
+            flag,
+            format!("{flag} {text:?} is not host:port ({example})"),
+        ));
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{flag} {text:?}: {port:?} is not a port number (0 to 65535)"))?;
+    let port: u16 = port.parse().map_err(|_| {
+        let message = format!("{flag} {text:?}: {port:?} is not a port number (0 to 65535)");
+        ConfigError::new(flag, message)
+    })?;
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("{flag} {text}: cannot resolve {host:?}: {e}"))?
+        .map_err(|e| {
+            ConfigError::new(flag, format!("{flag} {text}: cannot resolve {host:?}: {e}"))
+        })?
         .collect();
     addrs
         .iter()
         .find(|addr| addr.is_ipv4())
         .or(addrs.first())
         .copied()
-        .ok_or_else(|| format!("{flag} {text}: {host:?} resolves to no address"))
+        .ok_or_else(|| {
+            ConfigError::new(
+                flag,
+                format!("{flag} {text}: {host:?} resolves to no address"),
+            )
+        })
 }
 
 /// The process's soft open-file limit (`RLIMIT_NOFILE`); 1024 if it cannot
@@ -439,6 +518,18 @@ mod tests {
         Config::try_parse_from(argv)
             .map_err(|e| e.to_string())?
             .validate()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_error_names_its_setting() {
+        let argv = ["freeim-server", "--listen", "127.0.0.1:0", "--threads", "0"];
+        let error = Config::try_parse_from(argv)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(error.setting, "--threads");
+        assert_eq!(error.to_string(), "--threads must be at least 1");
     }
 
     #[test]

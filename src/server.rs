@@ -16,16 +16,65 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Poll, Waker};
 
+use crate::admin::AdminError;
 use crate::bus::{Job, LoopMsg, Mailbox, Router, WorkerHandle};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::names::Names;
 use crate::node::{EventLoop, Shared, WAKER};
-use crate::store;
+use crate::store::{self, StoreError};
+
+/// Why the node stopped with an error (one line each, printed by `main`).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// An epoll instance or a loop's waker could not be made.
+    #[error("cannot create {what}: {source}")]
+    Poll {
+        /// `an epoll instance` or `a waker`.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// The Redis side did not start.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The admin listener did not start.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The listening sockets could not be made.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// `--listen`.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// A listener could not be registered with its loop's poll.
+    #[error("cannot register the listener: {0}")]
+    Register(io::Error),
+    /// Signals could not be handled.
+    #[error("cannot handle signals: {0}")]
+    Signals(io::Error),
+    /// A thread (`an event loop`, `the signal thread`, `the Sentinel watch
+    /// thread`) could not be started.
+    #[error("cannot start {thread}: {source}")]
+    Thread {
+        /// Which.
+        thread: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// An event loop failed.
+    #[error("an event loop failed: {0}")]
+    LoopFailed(io::Error),
+    /// An event loop ended without an error or a drain.
+    #[error("an event loop stopped unexpectedly")]
+    LoopStopped,
+}
 
 /// Starts the node and serves until SIGTERM/SIGINT (then drains and returns
 /// `Ok`) or until an event loop fails; the error is one line.
-pub fn run(settings: Settings) -> Result<(), String> {
+pub fn run(settings: Settings) -> Result<(), ServerError> {
     let names = Arc::new(Names::new(
         &settings.path,
         &settings.server,
@@ -35,9 +84,14 @@ pub fn run(settings: Settings) -> Result<(), String> {
     let mut mailboxes = Vec::new();
     let mut inboxes = Vec::new();
     for _ in 0..settings.threads {
-        let poll = Poll::new().map_err(|e| format!("cannot create an epoll instance: {e}"))?;
-        let waker = Waker::new(poll.registry(), WAKER)
-            .map_err(|e| format!("cannot create a waker: {e}"))?;
+        let poll = Poll::new().map_err(|source| ServerError::Poll {
+            what: "an epoll instance",
+            source,
+        })?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|source| ServerError::Poll {
+            what: "a waker",
+            source,
+        })?;
         let (mailbox, inbox) = Mailbox::new(waker);
         polls.push(poll);
         mailboxes.push(mailbox);
@@ -70,7 +124,10 @@ pub fn run(settings: Settings) -> Result<(), String> {
                 on_switch.submit(Job::PrimaryChanged);
                 subscriber.resubscribe();
             })
-            .map_err(|e| format!("cannot start the Sentinel watch thread: {e}"))?;
+            .map_err(|source| ServerError::Thread {
+                thread: "the Sentinel watch thread",
+                source,
+            })?;
         (worker, failover_watch)
     };
     if let Some(admin) = settings.admin {
@@ -104,20 +161,23 @@ pub fn run(settings: Settings) -> Result<(), String> {
     for (index, ((poll, inbox), listener)) in loops.enumerate() {
         let listener = mio::net::TcpListener::from_std(listener);
         let event_loop = EventLoop::new(index, shared.clone(), poll, listener, inbox)
-            .map_err(|e| format!("cannot register the listener: {e}"))?;
+            .map_err(ServerError::Register)?;
         let exited = exited.clone();
         std::thread::Builder::new()
             .name(format!("loop-{index}"))
             .spawn(move || {
                 let _ = exited.send(event_loop.run());
             })
-            .map_err(|e| format!("cannot start an event loop: {e}"))?;
+            .map_err(|source| ServerError::Thread {
+                thread: "an event loop",
+                source,
+            })?;
     }
     crossbeam_channel::select! {
         recv(loop_exits) -> result => {
             return Err(match result {
-                Ok(Err(e)) => format!("an event loop failed: {e}"),
-                _ => "an event loop stopped unexpectedly".into(),
+                Ok(Err(e)) => ServerError::LoopFailed(e),
+                _ => ServerError::LoopStopped,
             });
         }
         recv(stop) -> _ => {}
@@ -162,10 +222,10 @@ fn drain(
 }
 
 /// A channel that yields once SIGTERM or SIGINT arrives.
-fn stop_signals() -> Result<Receiver<()>, String> {
+fn stop_signals() -> Result<Receiver<()>, ServerError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(ServerError::Signals)?;
     let (stop, stopped) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
         .name("signals".into())
@@ -175,7 +235,10 @@ fn stop_signals() -> Result<Receiver<()>, String> {
                 let _ = stop.send(());
             }
         })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        .map_err(|source| ServerError::Thread {
+            thread: "the signal thread",
+            source,
+        })?;
     Ok(stopped)
 }
 
@@ -186,8 +249,11 @@ fn stop_signals() -> Result<Receiver<()>, String> {
 /// A probe bind without `SO_REUSEPORT` first makes sure nothing listens on
 /// the port already: otherwise a second node started on the same port (same
 /// user) would silently join the group and take half the connections.
-fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>, String> {
-    let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+) -> Result<Vec<std::net::TcpListener>, ServerError> {
+    let fail = |source| ServerError::Listen { addr, source };
     let mut addr = addr;
     if addr.port() != 0 {
         drop(socket(addr, false).map_err(fail)?);

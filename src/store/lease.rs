@@ -15,6 +15,7 @@
 //! took over finds out at its next renewal and exits at once, leaving presence
 //! to the node that now holds the name.
 
+use super::error::LeaseError;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -67,14 +68,17 @@ impl Lease {
     /// in errors. Returns the previous holder it replaced, if any.
     ///
     /// # Errors
-    /// One line naming the live holder, or a Redis error.
+    /// [`LeaseError`] naming the live holder, or the Redis error.
     pub fn claim(
         &self,
         conn: &mut redis::Connection,
         server: &str,
         take_over: bool,
-    ) -> Result<Option<String>, String> {
-        let redis_error = |e: redis::RedisError| format!("cannot claim --server {server}: {e}");
+    ) -> Result<Option<String>, LeaseError> {
+        let redis_error = |source| LeaseError::Redis {
+            server: server.to_string(),
+            source,
+        };
         let deadline = Instant::now() + Duration::from_secs(LEASE_TTL_SECS + 1);
         let mut watched: Option<i64> = None;
         loop {
@@ -116,22 +120,22 @@ impl Lease {
                     return Ok(Some(holder));
                 }
                 Holder::Alive => {
-                    return Err(format!(
-                        "another node process holds --server {server} (lease {holder}, alive on \
-                         this host): stop it first, or start with --take-over to replace it"
-                    ))
+                    return Err(LeaseError::HeldHere {
+                        server: server.to_string(),
+                        holder,
+                    })
                 }
                 Holder::Remote if watched.is_some_and(|last| ttl_ms > last) => {
-                    return Err(format!(
-                        "another node holds --server {server} (lease {holder}, renewed just now): \
-                         stop it first, or start with --take-over to replace it"
-                    ))
+                    return Err(LeaseError::HeldElsewhere {
+                        server: server.to_string(),
+                        holder,
+                    })
                 }
                 Holder::Remote if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "--server {server}'s lease ({holder}) neither lapsed nor was renewed \
-                         within {LEASE_TTL_SECS} s: start with --take-over to replace it"
-                    ))
+                    return Err(LeaseError::Stuck {
+                        server: server.to_string(),
+                        holder,
+                    })
                 }
                 Holder::Remote => {
                     if watched.is_none() {

@@ -4,11 +4,14 @@
 //! keep their publish order). Event loops never touch Redis.
 
 pub mod chan_cache;
+pub mod error;
 pub mod lease;
 pub mod pubsub;
 pub mod resp;
 pub mod subscriber;
 pub mod worker;
+
+pub use error::{LeaseError, StoreError};
 
 use std::sync::Arc;
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chan_cache::ChanCache;
+use super::error::StoreError;
 use crate::bus::Members;
 use parking_lot::Mutex;
 use redis_link::Shutdown;
@@ -70,7 +71,7 @@ impl SubscriberHandle {
 /// Subscribes on its own thread, returning once the subscription is live (or
 /// with the reason it could not be made), and keeps it, reconnecting with
 /// backoff, for the life of the process.
-pub fn start(context: Context) -> Result<SubscriberHandle, String> {
+pub fn start(context: Context) -> Result<SubscriberHandle, StoreError> {
     let shutdown = Arc::new(Mutex::new(None));
     let handle = SubscriberHandle {
         shutdown: Arc::clone(&shutdown),
@@ -95,11 +96,14 @@ pub fn start(context: Context) -> Result<SubscriberHandle, String> {
     std::thread::Builder::new()
         .name("redis-subscriber".into())
         .spawn(move || subscriber.run(ready))
-        .map_err(|e| format!("cannot start the Redis subscriber thread: {e}"))?;
+        .map_err(|source| StoreError::Thread {
+            thread: "subscriber",
+            source,
+        })?;
     match first.recv_timeout(IO_TIMEOUT * 2) {
         Ok(Ok(())) => Ok(handle),
-        Ok(Err(e)) => Err(format!("cannot subscribe to Redis: {e}")),
-        Err(_) => Err("cannot subscribe to Redis: no answer".into()),
+        Ok(Err(e)) => Err(StoreError::Subscribe(e)),
+        Err(_) => Err(StoreError::SubscribeTimeout),
     }
 }
 

@@ -64,6 +64,7 @@ use self::link::Link;
 use self::pipeline::Try;
 use self::reconnect::LINK_LOG_EVERY;
 use self::report::Report;
+use super::error::StoreError;
 use super::lease::Lease;
 use super::Context;
 use crate::bus::{Job, Router, WorkerHandle};
@@ -112,7 +113,7 @@ struct Worker {
 
 /// Connects to Redis, takes back what a previous run of this node left in the
 /// presence hashes, and starts the worker thread.
-pub fn start(context: Context) -> Result<WorkerHandle, String> {
+pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let loops = context.router.loops();
     let lease = Lease::new(context.names.keys().alive(context.names.server()));
@@ -136,7 +137,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
         verbose: true,
     };
     let mut link =
-        Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT).map_err(|e| start_error(&e))?;
+        Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT).map_err(StoreError::connecting)?;
     let own = worker.names.server().to_string();
     if let Some(previous) = worker
         .lease
@@ -147,16 +148,17 @@ pub fn start(context: Context) -> Result<WorkerHandle, String> {
     worker.run_id = link.run_id.clone();
     worker.link = Some(link);
     worker.metrics.worker.up.store(true, Ordering::Relaxed);
-    let reaped = worker
-        .reap(&own, true)
-        .map_err(|e| format!("cannot clear this node's old presence in Redis: {e}"))?;
+    let reaped = worker.reap(&own, true).map_err(StoreError::Reap)?;
     if reaped > 0 {
         log::info!("took back {reaped} sockets a previous run of {own} left counted online");
     }
     std::thread::Builder::new()
         .name("redis-worker".into())
         .spawn(move || worker.run())
-        .map_err(|e| format!("cannot start the Redis worker thread: {e}"))?;
+        .map_err(|source| StoreError::Thread {
+            thread: "worker",
+            source,
+        })?;
     Ok(WorkerHandle::new(sender))
 }
 
@@ -218,15 +220,5 @@ impl Worker {
             }
         }
         self.pipeline(plain);
-    }
-}
-
-/// The one line a failed first connection prints.
-fn start_error(error: &redis::RedisError) -> String {
-    match error.code() {
-        Some("NOAUTH") => "Redis requires a password and --redis gives none: write it in the \
-                           URL (redis://:password@host:port/, or user:password@ with ACL users)"
-            .into(),
-        _ => format!("cannot reach Redis: {error}"),
     }
 }
