@@ -30,6 +30,7 @@ use super::conn::{Absorbed, Conn, Phase};
 use super::connections::Connections;
 use super::echo;
 use super::registry::Registry;
+use super::sockets::Sockets;
 use super::timer::Tick;
 use crate::bus::{socket_name, HeldSocket, Job, WorkerHandle};
 use crate::bus::{ConnId, LoopMsg, Router};
@@ -105,6 +106,8 @@ pub struct EventLoop {
     listener: TcpListener,
     inbox: Receiver<LoopMsg>,
     conns: Connections,
+    /// The connections' sockets, by the same slot keys.
+    sockets: Sockets,
     registry: Registry,
     scratch: Vec<u8>,
     mode: Mode,
@@ -152,6 +155,7 @@ impl EventLoop {
             listener,
             inbox,
             conns: Connections::default(),
+            sockets: Sockets::default(),
             registry: Registry::default(),
             scratch: vec![0; SCRATCH_BYTES],
             mode,
@@ -363,8 +367,9 @@ impl EventLoop {
             return None;
         }
         let deadline = self.conns.after(deadline_in);
-        let id = self.conns.insert_in(stream, phase, deadline);
+        let id = self.conns.insert_in(phase, deadline);
         debug_assert_eq!(id.key, key);
+        self.sockets.put(key, stream);
         Some(id)
     }
 
@@ -384,9 +389,17 @@ impl EventLoop {
     /// [`Connections::check_invariants`]): every open session is in the
     /// registry under its client id, once, and the registry holds open
     /// sessions only; the loop's `clients` gauge is the registry's size; the
-    /// node-wide count of open connections covers this loop's.
+    /// node-wide count of open connections covers this loop's; every
+    /// connection has a socket, and no socket outlives its connection.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.conns.check_invariants()?;
+        if let Some((key, _)) = self.conns.iter().find(|(key, _)| !self.sockets.holds(*key)) {
+            return Err(format!("connection {key} has no socket"));
+        }
+        if self.sockets.count() != self.conns.len() {
+            let (sockets, conns) = (self.sockets.count(), self.conns.len());
+            return Err(format!("{sockets} sockets kept for {conns} connections"));
+        }
         let mut open = 0;
         for (key, conn) in self.conns.iter() {
             let Some(session) = conn.session() else {

@@ -8,6 +8,7 @@ pub mod echo;
 pub mod event_loop;
 pub mod registry;
 pub mod send_queue;
+pub mod sockets;
 pub mod timer;
 
 pub use event_loop::{EventLoop, Shared, WAKER};

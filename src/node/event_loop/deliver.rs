@@ -19,7 +19,14 @@ impl EventLoop {
             push.frame = Arc::new(Frame::clone(&push.frame));
         }
         let limit = self.shared.settings.max_send_buffer;
-        let routed = route(&self.registry, &mut self.conns, &push, self.index, limit);
+        let routed = route(
+            &self.registry,
+            &mut self.conns,
+            &mut self.sockets,
+            &push,
+            self.index,
+            limit,
+        );
         let names = &self.shared.names;
         for (receiver, delivered) in routed.receipts {
             let sender = push.sender;

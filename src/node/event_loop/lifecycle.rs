@@ -19,7 +19,7 @@ use crate::http::{
     HEARTBEAT_SUBPROTOCOL,
 };
 use crate::metrics::LoopCounters;
-use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Ping, Session};
+use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Ping, Session, Wire};
 use crate::node::timer::Tick;
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
 use freeim_protocol::ClientTicket;
@@ -43,15 +43,15 @@ impl EventLoop {
     fn read_head(&mut self, key: u32) {
         let settings = self.shared.settings.clone();
         loop {
-            let Some(conn) = self.conns.get_mut(key) else {
+            if self.conns.get_mut(key).is_none() {
                 return;
-            };
-            let n = match conn.read_into(&mut self.scratch) {
+            }
+            let n = match self.sockets.read(key, &mut self.scratch) {
                 IoStep::Moved(n) => n,
                 IoStep::WouldBlock => return,
                 IoStep::Closed => return self.close_now(key),
             };
-            let Some(head) = conn.head_mut() else {
+            let Some(head) = self.conns.get_mut(key).and_then(|conn| conn.head_mut()) else {
                 return;
             };
             head.extend_from_slice(&self.scratch[..n]);
@@ -141,7 +141,10 @@ impl EventLoop {
             }
             return;
         }
-        let Some((mut stream, pending)) = self.conns.take_pending(id.key) else {
+        let Some(pending) = self.conns.take_pending(id.key) else {
+            return;
+        };
+        let Some(mut stream) = self.sockets.take(id.key) else {
             return;
         };
         let _ = self.poll.registry().deregister(&mut stream);
@@ -235,11 +238,11 @@ impl EventLoop {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut budget_spent = true;
         for _ in 0..READS_PER_TURN {
-            let Some(conn) = self.conns.get_mut(key) else {
+            if self.conns.get_mut(key).is_none() {
                 budget_spent = false;
                 break;
-            };
-            let keep_reading = match conn.read_into(&mut scratch) {
+            }
+            let keep_reading = match self.sockets.read(key, &mut scratch) {
                 IoStep::Moved(n) => self.consume(key, &mut scratch[..n]),
                 IoStep::WouldBlock => false,
                 IoStep::Closed => {
@@ -293,10 +296,10 @@ impl EventLoop {
 
     fn read_until_eof(&mut self, key: u32) {
         loop {
-            let Some(conn) = self.conns.get_mut(key) else {
+            if self.conns.get_mut(key).is_none() {
                 return;
-            };
-            match conn.read_into(&mut self.scratch) {
+            }
+            match self.sockets.read(key, &mut self.scratch) {
                 IoStep::Moved(_) => {}
                 IoStep::WouldBlock => return,
                 IoStep::Closed => return self.close_now(key),
@@ -311,10 +314,14 @@ impl EventLoop {
         if !conn.has_unsent() {
             return;
         }
-        match conn.flush() {
+        match self.sockets.flush(key, conn) {
             IoStep::Closed => self.close_now(key),
             // All sent: a closing connection shuts its write side.
-            IoStep::Moved(_) => _ = conn.shut_write(),
+            IoStep::Moved(_) => {
+                if conn.finish_closing() {
+                    self.sockets.shut_write(key);
+                }
+            }
             IoStep::WouldBlock => {}
         }
     }
@@ -365,9 +372,11 @@ impl EventLoop {
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
-        if let (_, Phase::Open(session)) = conn.into_parts() {
+        let socket = self.sockets.take(key);
+        if let Phase::Open(session) = conn.into_phase() {
             self.retire(id, session);
         }
+        drop(socket);
         self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
     }
 
