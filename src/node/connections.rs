@@ -156,6 +156,11 @@ impl Connections {
             .filter(|conn| conn.generation() == id.generation)
     }
 
+    /// The phase of the connection in slot `key`, if any.
+    pub fn phase(&self, key: u32) -> Option<&Phase> {
+        Some(self.slab.get(key as usize)?.phase())
+    }
+
     /// The open session in slot `key`, if that connection is an open WebSocket.
     pub fn session(&self, key: u32) -> Option<&Session> {
         self.slab.get(key as usize)?.session()

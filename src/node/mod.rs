@@ -6,6 +6,7 @@ pub mod connections;
 pub mod delivery;
 pub mod echo;
 pub mod event_loop;
+pub mod machine;
 pub mod registry;
 pub mod send_queue;
 pub mod sockets;
