@@ -30,7 +30,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::conn::{IoStep, Pending, Phase};
-use super::machine::{Action, Machine};
+use super::machine::{Action, HandOver, Machine};
 use super::sockets::Sockets;
 use super::timer::Tick;
 use crate::bus::{socket_name, Job, WorkerHandle};
@@ -448,6 +448,32 @@ impl EventLoop {
         self.perform();
     }
 
+    /// Deregisters a handed-over connection's socket and posts it to the
+    /// loop owning its client.
+    fn hand_over(&mut self, handover: HandOver) {
+        let HandOver {
+            owner,
+            conn,
+            pending,
+            ticket,
+        } = handover;
+        let Some(mut stream) = self.sockets.take(conn.key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut stream);
+        let adoption = Adoption {
+            stream,
+            ticket,
+            accept_key: pending.accept_key,
+            heartbeat: pending.heartbeat,
+            early_bytes: pending.early_bytes,
+        };
+        self.shared
+            .router
+            .mailbox(owner)
+            .post(LoopMsg::Adopt(Box::new(adoption)));
+    }
+
     /// Performs what the machine asked for, in order.
     fn perform(&mut self) {
         if !self.machine.has_actions() {
@@ -490,28 +516,7 @@ impl EventLoop {
             Action::Publish { channel, payload } => {
                 worker.submit(Job::Publish { channel, payload })
             }
-            Action::HandOver {
-                owner,
-                conn,
-                pending,
-                ticket,
-            } => {
-                let Some(mut stream) = self.sockets.take(conn.key) else {
-                    return;
-                };
-                let _ = self.poll.registry().deregister(&mut stream);
-                let adoption = Adoption {
-                    stream,
-                    ticket,
-                    accept_key: pending.accept_key,
-                    heartbeat: pending.heartbeat,
-                    early_bytes: pending.early_bytes,
-                };
-                self.shared
-                    .router
-                    .mailbox(owner)
-                    .post(LoopMsg::Adopt(Box::new(adoption)));
-            }
+            Action::HandOver(handover) => self.hand_over(handover),
             Action::Read(id) => {
                 if self.machine.conns_mut().live(id).is_some() {
                     self.read_frames(id.key);

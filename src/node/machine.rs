@@ -21,9 +21,12 @@
 //! | `machine.rs` | the machine, its [`Action`]s, accessors, invariants |
 //! | `machine/lifecycle.rs` | a connection from upgrade request to close |
 //! | `machine/deliver.rs` | a push: routing, receipts, slow readers |
+//! | `machine/simulation.rs` | the seeded simulation test (tests only) |
 
 mod deliver;
 mod lifecycle;
+#[cfg(test)]
+mod simulation;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -70,18 +73,9 @@ pub enum Action {
         /// The connection (gone from the machine, or closing).
         conn: ConnId,
     },
-    /// Hand the admitted connection `conn`, already taken out of the
-    /// machine, with its socket to loop `owner`.
-    HandOver {
-        /// The loop owning the client.
-        owner: usize,
-        /// The connection (its slot is free now).
-        conn: ConnId,
-        /// What its `101` needs.
-        pending: Pending,
-        /// Who it belongs to.
-        ticket: ClientTicket,
-    },
+    /// Hand an admitted connection, already taken out of the machine, with
+    /// its socket to the loop owning its client.
+    HandOver(HandOver),
     /// Read the connection's socket now: data that arrived while reads were
     /// paused raised no new readiness.
     Read(ConnId),
@@ -95,6 +89,19 @@ pub enum Action {
         /// The payload.
         payload: String,
     },
+}
+
+/// An admitted connection leaving for the loop that owns its client.
+#[derive(Debug)]
+pub struct HandOver {
+    /// The loop owning the client.
+    pub owner: usize,
+    /// The connection (its slot is free now).
+    pub conn: ConnId,
+    /// What its `101` needs.
+    pub pending: Pending,
+    /// Who it belongs to.
+    pub ticket: ClientTicket,
 }
 
 /// What a loop's connections are for, fixed when it starts.
@@ -283,6 +290,19 @@ impl Machine {
     /// sessions only; the loop's `clients` gauge is the registry's size.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.conns.check_invariants()?;
+        self.check_sessions()
+    }
+
+    /// [`check_invariants`](Self::check_invariants) but the wheel's
+    /// reminders (see [`Connections::check_slots`]): cheap enough for every
+    /// step of the simulation.
+    pub fn check_invariants_but_reminders(&self) -> Result<(), String> {
+        self.conns.check_slots()?;
+        self.check_sessions()
+    }
+
+    /// The registry, the open sessions and the `clients` gauge agree.
+    fn check_sessions(&self) -> Result<(), String> {
         let mut open = 0;
         for (key, conn) in self.conns.iter() {
             let Some(session) = conn.session() else {

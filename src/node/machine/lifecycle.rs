@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Action, Machine, Mode};
+use super::{Action, HandOver, Machine, Mode};
 use crate::bus::{loop_of, ConnId, TokenOutcome};
 use crate::http::{
     accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest,
@@ -131,12 +131,12 @@ impl Machine {
         let Some(pending) = self.conns.take_pending(id.key) else {
             return;
         };
-        self.actions.push(Action::HandOver {
+        self.actions.push(Action::HandOver(HandOver {
             owner,
             conn: id,
             pending,
             ticket,
-        });
+        }));
     }
 
     /// Admits a connection handed over by another loop, inserted in
