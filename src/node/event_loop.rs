@@ -232,7 +232,9 @@ impl EventLoop {
     }
 
     fn deliver(&mut self, push: Push) {
+        let received = push.frame.received();
         self.machine.on_push(push, &mut self.sockets);
+        self.counters().observe_lag(received.elapsed());
         self.perform();
     }
 

@@ -13,8 +13,10 @@
 //! simulation test) to perform. Queued bytes are not actions: a connection
 //! with bytes to send is marked dirty (no allocation per delivery), and the
 //! driver flushes it through [`Machine::flush`], giving it the [`Wire`] to
-//! write to. Counters and rate-limited log lines are kept here (atomics and
-//! a throttle, no system call).
+//! write to. Two kinds of side effect are still the machine's own, not
+//! actions: it bumps the loop's counters (atomics) and writes its
+//! rate-limited log lines (refusals, timeouts, slow readers). The push lag,
+//! which reads the clock, the driver observes.
 //!
 //! | file | what it owns |
 //! |---|---|

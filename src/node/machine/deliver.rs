@@ -14,7 +14,8 @@ use freeim_protocol::receipt_command;
 impl Machine {
     /// Queues a push to its audience's sockets (marked dirty, flushed by the
     /// driver later; `wire` is used only to let a socket over the
-    /// send-buffer cap take what it can before it is called slow).
+    /// send-buffer cap take what it can before it is called slow). The
+    /// driver observes the push's lag (reading the clock).
     pub fn on_push(&mut self, mut push: Push, wire: &mut impl Wire) {
         if Arc::strong_count(&push.frame) > 1 {
             // Another loop holds the frame too: with one copy per loop, the
@@ -44,7 +45,6 @@ impl Machine {
         LoopCounters::bump(&counters.messages_pushed, routed.pushed);
         LoopCounters::bump(&counters.bytes_pushed, routed.pushed * frame_len);
         LoopCounters::bump(&counters.slow_consumers, routed.overflowed.len() as u64);
-        counters.observe_lag(push.frame.received().elapsed());
         for key in routed.overflowed {
             if let Some(suppressed) = self.peer_log.allow() {
                 log::warn!("closing a slow reader: more than {limit} bytes behind the message in flight (+{suppressed} more peer events)");
