@@ -1,5 +1,5 @@
-//! The seeded simulation test: two loops' machines driven with no socket, no
-//! thread and no clock, through random interleavings of request heads (valid
+//! The seeded simulation test: two loops' machines (every fourth seed in echo
+//! mode) driven with no socket, no thread and no clock, through random interleavings of request heads (valid
 //! or not, split at random points), token answers (admitted, refused,
 //! unavailable; late, or for connections closed since), hand-overs delivered
 //! late, frames (pings, data, close, garbage), pushes, force-offlines, peers
@@ -113,6 +113,8 @@ struct Sim {
     /// `SocketOpened` or `HandOver` may name now.
     admitting: Option<(usize, ConnId, i64)>,
     draining: [bool; LOOPS],
+    /// The node runs in echo mode (no tokens, data sent back).
+    echo: bool,
     /// Counts of what happened, to see the run covered the paths.
     seen: HashMap<&'static str, usize>,
 }
@@ -179,8 +181,9 @@ impl Wire for SimWire<'_> {
     }
 }
 
-fn settings() -> Settings {
-    let argv = [
+/// The settings of a simulated node (`--echo`'s when `echo`).
+fn settings(echo: bool) -> Settings {
+    let mut argv = vec![
         "freeim-server",
         "--heartbeat-interval",
         "1s",
@@ -197,6 +200,9 @@ fn settings() -> Settings {
         "--max-send-buffer",
         "1200",
     ];
+    if echo {
+        argv.push("--echo");
+    }
     Config::try_parse_from(argv).unwrap().validate().unwrap()
 }
 
@@ -279,6 +285,7 @@ impl Sim {
             online: HashSet::new(),
             admitting: None,
             draining: [false; LOOPS],
+            echo: settings.echo,
             seen: HashMap::new(),
         }
     }
@@ -383,6 +390,15 @@ impl Sim {
             let n = self.rng.gen_range(1..=socket.inbox.len());
             let mut piece: Vec<u8> = socket.inbox.drain(..n).collect();
             let more = match self.machines[l].conns().phase(key) {
+                Some(Phase::Handshake { .. }) if self.echo => {
+                    // Echo mode admits at once, as the client named by the key.
+                    let id = self.sockets[l][&key].id;
+                    let before = self.admitting.replace((l, id, i64::from(key)));
+                    let more = self.machines[l].on_head_bytes(key, &piece);
+                    self.perform(l);
+                    self.admitting = before;
+                    more
+                }
                 Some(Phase::Handshake { .. }) => self.machines[l].on_head_bytes(key, &piece),
                 Some(Phase::Open(_)) => self.machines[l].on_frame_bytes(key, &mut piece),
                 Some(Phase::Closing(_) | Phase::Shut) => true, // read and dropped
@@ -584,7 +600,7 @@ impl Sim {
                     "loop {l}: {conn:?} of {client_id} opened by another answer"
                 );
                 assert!(self.online.insert((l, conn)), "{conn:?} online twice");
-                self.saw("online");
+                self.saw(if self.echo { "online (echo)" } else { "online" });
             }
             Action::SocketClosed { conn, .. } => {
                 assert!(
@@ -700,7 +716,8 @@ fn from_env(name: &str, default: u64) -> u64 {
 #[test]
 fn random_interleavings_keep_presence_writes_and_ids_straight() {
     let started = Instant::now();
-    let settings = Arc::new(settings());
+    // Every fourth seed runs a node in echo mode.
+    let modes = [Arc::new(settings(false)), Arc::new(settings(true))];
     let steps = from_env("FREEIM_SIM_STEPS", STEPS) as usize;
     let seeds = match std::env::var("FREEIM_SIM_SEED")
         .ok()
@@ -711,7 +728,8 @@ fn random_interleavings_keep_presence_writes_and_ids_straight() {
     };
     let mut seen: HashMap<&'static str, usize> = HashMap::new();
     for seed in seeds.clone() {
-        let outcome = std::panic::catch_unwind(|| run(seed, steps, &settings));
+        let settings = &modes[usize::from(seed % 4 == 3)];
+        let outcome = std::panic::catch_unwind(|| run(seed, steps, settings));
         let Ok(counts) = outcome else {
             panic!("seed {seed} failed: rerun it alone with FREEIM_SIM_SEED={seed}");
         };
@@ -725,6 +743,7 @@ fn random_interleavings_keep_presence_writes_and_ids_straight() {
         "answer",
         "late answer",
         "online",
+        "online (echo)",
         "offline",
         "hand-over",
         "adopted",
