@@ -12,8 +12,8 @@
 //! [`Action`]s for the driver (the [`EventLoop`](super::EventLoop), or the
 //! simulation test) to perform. Queued bytes are not actions: a connection
 //! with bytes to send is marked dirty (no allocation per delivery), and the
-//! driver flushes it through [`Machine::flush`], giving it the [`Wire`] to
-//! write to. Two kinds of side effect are still the machine's own, not
+//! driver flushes it through [`Machine::flush`], giving it the [`Wire`](super::conn::Wire)
+//! to write to. Two kinds of side effect are still the machine's own, not
 //! actions: it bumps the loop's counters (atomics) and writes its
 //! rate-limited log lines (refusals, timeouts, slow readers). The push lag,
 //! which reads the clock, the driver observes.

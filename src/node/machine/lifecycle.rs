@@ -372,8 +372,8 @@ impl Machine {
         }
     }
 
-    /// Closes every connection for shutdown (see
-    /// [`shut_down_connection`](Self::shut_down_connection)).
+    /// Closes every connection for shutdown: open sessions with 1001 (after
+    /// what was queued), the others at once.
     pub fn shut_down_all(&mut self) {
         for key in self.conns.keys() {
             self.shut_down_connection(key);
