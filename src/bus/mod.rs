@@ -26,4 +26,4 @@ pub use conn_id::{socket_loop, socket_name, socket_name_prefix, ConnId};
 pub use job::{HeldSocket, Job, WorkerHandle};
 pub use loop_msg::{Adoption, LoopMsg, TokenOutcome};
 pub use push::{Audience, Frame, Members, Push};
-pub use router::{Mailbox, Router, Wakes};
+pub use router::{loop_of, Mailbox, Router, Wakes};

@@ -58,6 +58,11 @@ impl Mailbox {
     }
 }
 
+/// The index of the loop, of `loops`, that holds `client_id`'s sockets.
+pub fn loop_of(client_id: i64, loops: usize) -> usize {
+    client_id.rem_euclid(loops as i64) as usize
+}
+
 /// Posts work to the loop that owns each client.
 #[derive(Clone)]
 pub struct Router {
@@ -73,7 +78,7 @@ impl Router {
 
     /// The index of the loop that holds `client_id`'s sockets.
     pub fn loop_of(&self, client_id: i64) -> usize {
-        client_id.rem_euclid(self.mailboxes.len() as i64) as usize
+        loop_of(client_id, self.mailboxes.len())
     }
 
     /// Number of loops.

@@ -1,4 +1,8 @@
-//! One client connection's state on its event loop, and its socket I/O.
+//! One client connection's protocol state on its event loop: its phase, its
+//! send queue, its deadline and its place in the flush list. It owns no
+//! socket and makes no system call: the loop reads the socket and hands the
+//! bytes in, and [`Conn::flush`] writes the queue into whatever writer the
+//! loop gives it (the socket, or a simulation's stand-in, see [`Wire`]).
 //!
 //! A connection owns no buffer while it is idle: the request head is kept
 //! only until the upgrade completes, and its [`SendQueue`] only until the
@@ -8,12 +12,9 @@
 //! the next one (and hands back the old one's data), so no phase ever stands
 //! in for another while data is moved out.
 
-use std::io::{self, Read};
-use std::net::Shutdown;
+use std::io::{self, Write};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-
-use mio::net::TcpStream;
 
 use super::send_queue::SendQueue;
 use super::timer::Tick;
@@ -100,8 +101,6 @@ const _: () = assert!(std::mem::size_of::<Conn>() <= 160);
 
 /// A client connection.
 pub struct Conn {
-    /// The socket.
-    stream: TcpStream,
     /// Incremented each time the slab slot is reused.
     generation: u32,
     /// Life-cycle phase.
@@ -113,6 +112,13 @@ pub struct Conn {
     dirty_at: Option<NonZeroU32>,
     /// When the connection's timer acts (handshake, heartbeat or close deadline).
     deadline: Tick,
+}
+
+/// Where connections' queued bytes go, by slot key: the loop's sockets, or
+/// a simulation's stand-in. Connections hold no socket of their own.
+pub trait Wire {
+    /// Writes what `conn` (in slot `key`) has queued, see [`Conn::flush`].
+    fn flush(&mut self, key: u32, conn: &mut Conn) -> IoStep;
 }
 
 /// What one socket read or write came to.
@@ -128,9 +134,8 @@ pub enum IoStep {
 
 impl Conn {
     /// A connection in `phase` (a fresh one reads its upgrade request).
-    pub fn new(stream: TcpStream, generation: u32, phase: Phase, deadline: Tick) -> Conn {
+    pub fn new(generation: u32, phase: Phase, deadline: Tick) -> Conn {
         Conn {
-            stream,
             generation,
             phase,
             out: SendQueue::default(),
@@ -156,9 +161,9 @@ impl Conn {
         std::mem::replace(&mut self.phase, phase)
     }
 
-    /// The socket and the phase, once the connection left its loop.
-    pub fn into_parts(self) -> (TcpStream, Phase) {
-        (self.stream, self.phase)
+    /// The phase, once the connection left its loop.
+    pub fn into_phase(self) -> Phase {
+        self.phase
     }
 
     /// The open session, if the connection is an open WebSocket.
@@ -241,25 +246,12 @@ impl Conn {
         self.out.discard_unstarted();
     }
 
-    /// Reads once into `buf`.
-    pub fn read_into(&mut self, buf: &mut [u8]) -> IoStep {
-        loop {
-            return match self.stream.read(buf) {
-                Ok(0) => IoStep::Closed,
-                Ok(n) => IoStep::Moved(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => IoStep::WouldBlock,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => IoStep::Closed,
-            };
-        }
-    }
-
-    /// Writes queued bytes (vectored) until the kernel refuses more; the
-    /// queue releases its memory once everything is sent.
-    pub fn flush(&mut self) -> IoStep {
+    /// Writes queued bytes (vectored) into `socket` until it refuses more;
+    /// the queue releases its memory once everything is sent.
+    pub fn flush(&mut self, socket: &mut impl Write) -> IoStep {
         let mut sent = 0;
         while !self.out.is_empty() {
-            match self.out.write_to(&mut self.stream) {
+            match self.out.write_to(socket) {
                 Ok(0) => return IoStep::Closed,
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return IoStep::WouldBlock,
@@ -270,14 +262,14 @@ impl Conn {
         IoStep::Moved(sent)
     }
 
-    /// Half-closes the socket once a closing connection's last bytes are
-    /// sent, moving it to [`Phase::Shut`]; false (and nothing done) unless it
-    /// is closing with nothing left to send.
-    pub fn shut_write(&mut self) -> bool {
+    /// Moves a closing connection whose last bytes are sent to
+    /// [`Phase::Shut`]: true when it did, and the loop then shuts the
+    /// socket's write side; false (and nothing done) unless it is closing
+    /// with nothing left to send.
+    pub fn finish_closing(&mut self) -> bool {
         if !matches!(self.phase, Phase::Closing(_)) || !self.out.is_empty() {
             return false;
         }
-        let _ = self.stream.shutdown(Shutdown::Write);
         self.phase = Phase::Shut;
         true
     }
@@ -339,21 +331,14 @@ impl Conn {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::io::Read as _;
-
+mod tests {
     use super::*;
     use crate::node::echo;
     use crate::ws::{encode_masked_frame, ReaderConfig};
 
-    /// The server side of a loopback connection (in `phase`) and its client.
-    pub(crate) fn loopback(phase: Phase) -> (Conn, std::net::TcpStream) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        server.set_nonblocking(true).unwrap();
-        let conn = Conn::new(TcpStream::from_std(server), 1, phase, Tick::MAX);
-        (conn, client)
+    /// A connection in `phase`.
+    fn conn(phase: Phase) -> Conn {
+        Conn::new(1, phase, Tick::MAX)
     }
 
     fn open(config: ReaderConfig) -> Phase {
@@ -374,12 +359,12 @@ pub(crate) mod tests {
 
     #[test]
     fn stays_within_its_size_budget() {
-        assert!(std::mem::size_of::<Conn>() <= 136);
+        assert!(std::mem::size_of::<Conn>() <= 120);
     }
 
     #[test]
     fn production_absorb_drops_data_and_answers_pings() {
-        let (mut conn, _client) = loopback(open(ReaderConfig::default()));
+        let mut conn = conn(open(ReaderConfig::default()));
         let mut input = from_client(OpCode::Text, b"hello");
         assert_eq!(conn.absorb(&mut input), Absorbed::Open);
         assert!(!conn.has_unsent(), "data is validated and dropped");
@@ -392,13 +377,15 @@ pub(crate) mod tests {
         let mut pong = Vec::new();
         encode_frame(&mut pong, OpCode::Pong, b"p");
         assert!(conn.has_unsent());
-        assert_eq!(conn.flush(), IoStep::Moved(pong.len()));
+        let mut sent = Vec::new();
+        assert_eq!(conn.flush(&mut sent), IoStep::Moved(pong.len()));
+        assert_eq!(sent, pong);
     }
 
     #[test]
     fn echo_absorb_sends_data_back() {
         let config = echo::reader_config(ReaderConfig::default());
-        let (mut conn, mut client) = loopback(open(config));
+        let mut conn = conn(open(config));
         let mut input = from_client(OpCode::Binary, b"abc");
         input.extend_from_slice(&from_client(OpCode::Close, &[]));
         assert_eq!(
@@ -407,15 +394,14 @@ pub(crate) mod tests {
         );
         let mut expected = Vec::new();
         encode_frame(&mut expected, OpCode::Binary, b"abc");
-        assert_eq!(conn.flush(), IoStep::Moved(expected.len()));
-        let mut got = vec![0; expected.len()];
-        client.read_exact(&mut got).unwrap();
-        assert_eq!(got, expected);
+        let mut sent = Vec::new();
+        assert_eq!(conn.flush(&mut sent), IoStep::Moved(expected.len()));
+        assert_eq!(sent, expected);
     }
 
     #[test]
     fn violations_name_their_close_code() {
-        let (mut conn, _client) = loopback(open(ReaderConfig::default()));
+        let mut conn = conn(open(ReaderConfig::default()));
         let mut unmasked = Vec::new();
         encode_frame(&mut unmasked, OpCode::Text, b"x");
         let outcome = conn.absorb(&mut unmasked);
@@ -426,23 +412,22 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn only_a_closing_connection_with_nothing_left_shuts_its_write_side() {
-        let (mut conn, mut client) = loopback(open(ReaderConfig::default()));
-        assert!(!conn.shut_write(), "an open session is not closing");
+    fn only_a_closing_connection_with_nothing_left_is_shut() {
+        let mut conn = conn(open(ReaderConfig::default()));
+        assert!(!conn.finish_closing(), "an open session is not closing");
         conn.replace_phase(Phase::Closing(Farewell::CloseFrame(1000)));
         conn.send(|out| out.extend_from_slice(b"bye"));
-        assert!(!conn.shut_write(), "its last bytes are not sent yet");
-        assert_eq!(conn.flush(), IoStep::Moved(3));
-        assert!(conn.shut_write());
+        assert!(!conn.finish_closing(), "its last bytes are not sent yet");
+        let mut sent = Vec::new();
+        assert_eq!(conn.flush(&mut sent), IoStep::Moved(3));
+        assert!(conn.finish_closing());
         assert!(matches!(conn.phase(), Phase::Shut));
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).unwrap();
-        assert_eq!(got, b"bye", "then EOF");
+        assert_eq!(sent, b"bye");
     }
 
     #[test]
     fn dirty_place_round_trips() {
-        let (mut conn, _client) = loopback(Phase::Shut);
+        let mut conn = conn(Phase::Shut);
         assert_eq!(conn.dirty_at(), None);
         conn.set_dirty_at(Some(0));
         assert_eq!(conn.dirty_at(), Some(0));

@@ -1,15 +1,15 @@
 //! The loop's connections: a slab of [`Conn`]s addressed by generation-tagged
 //! [`ConnId`]s, the timing wheel of their deadlines (and with it the loop's
-//! clock), and the list of connections with bytes queued to flush.
+//! clock), and the list of connections with bytes queued to flush. No
+//! sockets: the loop keeps those by the same slot keys.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use slab::Slab;
 
-use super::conn::{Conn, IoStep, Pending, Phase, Session};
+use super::conn::{Conn, IoStep, Pending, Phase, Session, Wire};
 use super::timer::{Tick, TimerWheel};
 use crate::bus::{ConnId, Frame};
 
@@ -120,20 +120,20 @@ impl Connections {
     }
 
     /// Stores a new connection reading its upgrade request.
-    pub fn insert(&mut self, stream: TcpStream, deadline: Tick) -> ConnId {
+    pub fn insert(&mut self, deadline: Tick) -> ConnId {
         let reading = Phase::Handshake { head: Vec::new() };
-        self.insert_in(stream, reading, deadline)
+        self.insert_in(reading, deadline)
     }
 
     /// Stores a new connection in `phase` (an adopted one waits for
     /// admission), with a reminder at `deadline` (none at `Tick::MAX`).
-    pub fn insert_in(&mut self, stream: TcpStream, phase: Phase, deadline: Tick) -> ConnId {
+    pub fn insert_in(&mut self, phase: Phase, deadline: Tick) -> ConnId {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         if phase.is_upgrading() {
             self.upgrading += 1;
         }
-        let conn = Conn::new(stream, generation, phase, deadline);
+        let conn = Conn::new(generation, phase, deadline);
         let id = ConnId {
             key: self.slab.insert(conn) as u32,
             generation,
@@ -154,6 +154,11 @@ impl Connections {
         self.slab
             .get_mut(id.key as usize)
             .filter(|conn| conn.generation() == id.generation)
+    }
+
+    /// The phase of the connection in slot `key`, if any.
+    pub fn phase(&self, key: u32) -> Option<&Phase> {
+        Some(self.slab.get(key as usize)?.phase())
     }
 
     /// The open session in slot `key`, if that connection is an open WebSocket.
@@ -188,13 +193,13 @@ impl Connections {
     }
 
     /// Takes a connection waiting for admission out of the slab, to hand it
-    /// over to another loop: its socket and what its `101` needs.
-    pub fn take_pending(&mut self, key: u32) -> Option<(TcpStream, Pending)> {
+    /// over to another loop: what its `101` needs.
+    pub fn take_pending(&mut self, key: u32) -> Option<Pending> {
         if !matches!(self.slab.get(key as usize)?.phase(), Phase::Authorizing(_)) {
             return None;
         }
-        match self.remove(key)?.into_parts() {
-            (stream, Phase::Authorizing(pending)) => Some((stream, pending)),
+        match self.remove(key)?.into_phase() {
+            Phase::Authorizing(pending) => Some(pending),
             _ => None,
         }
     }
@@ -238,7 +243,13 @@ impl Connections {
     /// keeps taking bytes always gets a message, however large (up to the
     /// largest push), and the next one behind it; a queue never holds more
     /// than `limit` bytes plus the message in flight.
-    pub fn queue(&mut self, key: u32, frame: &Arc<Frame>, limit: usize) -> Result<(), Overflow> {
+    pub fn queue(
+        &mut self,
+        key: u32,
+        frame: &Arc<Frame>,
+        limit: usize,
+        wire: &mut impl Wire,
+    ) -> Result<(), Overflow> {
         let Some(conn) = self.slab.get_mut(key as usize) else {
             return Ok(());
         };
@@ -246,7 +257,7 @@ impl Connections {
         let over = |conn: &Conn| conn.lag_with(len) > limit;
         // The queue may be long only because this loop turn has not flushed
         // yet: let the socket take what it can before calling the reader slow.
-        if over(conn) && (conn.flush() == IoStep::Closed || over(conn)) {
+        if over(conn) && (wire.flush(key, conn) == IoStep::Closed || over(conn)) {
             return Err(Overflow);
         }
         conn.send_frame(frame.clone());
@@ -304,6 +315,23 @@ impl Connections {
     /// connection whose write side is shut has bytes queued; every
     /// connection with a deadline has a reminder in the wheel.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_slots()?;
+        let reminded: HashSet<ConnId> = self.wheel.pending().collect();
+        for (key, conn) in self.iter() {
+            let id = ConnId {
+                key,
+                generation: conn.generation(),
+            };
+            if conn.deadline() != Tick::MAX && !reminded.contains(&id) {
+                return Err(format!("connection {key} has a deadline but no reminder"));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`check_invariants`](Self::check_invariants) but the reminders (which
+    /// take a walk over the whole wheel).
+    pub fn check_slots(&self) -> Result<(), String> {
         let upgrading = self
             .iter()
             .filter(|(_, c)| c.phase().is_upgrading())
@@ -322,15 +350,7 @@ impl Connections {
                 ));
             }
         }
-        let reminded: HashSet<ConnId> = self.wheel.pending().collect();
         for (key, conn) in self.iter() {
-            let id = ConnId {
-                key,
-                generation: conn.generation(),
-            };
-            if conn.deadline() != Tick::MAX && !reminded.contains(&id) {
-                return Err(format!("connection {key} has a deadline but no reminder"));
-            }
             let listed = conn.dirty_at().and_then(|at| self.dirty.get(at as usize));
             if conn.dirty_at().is_some() && listed != Some(&key) {
                 return Err(format!("connection {key} is flagged dirty but not listed"));
@@ -348,24 +368,20 @@ impl Connections {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::conn::{tests::loopback, Farewell};
+    use crate::node::conn::Farewell;
 
-    /// `n` connections reading their upgrade request (clients kept open).
-    fn connections(n: usize) -> (Connections, Vec<std::net::TcpStream>) {
+    /// `n` connections reading their upgrade request.
+    fn connections(n: usize) -> Connections {
         let mut conns = Connections::default();
-        let mut clients = Vec::new();
         for _ in 0..n {
-            let (conn, client) = loopback(Phase::Handshake { head: Vec::new() });
-            let (stream, phase) = conn.into_parts();
-            conns.insert_in(stream, phase, 0);
-            clients.push(client);
+            conns.insert(0);
         }
-        (conns, clients)
+        conns
     }
 
     #[test]
     fn removing_a_dirty_connection_takes_it_off_the_list() {
-        let (mut conns, _clients) = connections(4);
+        let mut conns = connections(4);
         for key in [0, 1, 2, 3, 1] {
             conns.mark_dirty(key);
         }
@@ -386,7 +402,7 @@ mod tests {
 
     #[test]
     fn phases_keep_the_count_of_upgrading_connections() {
-        let (mut conns, _clients) = connections(3);
+        let mut conns = connections(3);
         assert_eq!(conns.upgrading(), 3);
         let pending = Pending {
             accept_key: "k".into(),
@@ -397,7 +413,7 @@ mod tests {
         assert!(matches!(left, Some(Phase::Handshake { .. })));
         assert_eq!(conns.upgrading(), 3);
         assert!(conns.take_pending(1).is_none(), "not waiting for admission");
-        let (_stream, pending) = conns.take_pending(0).unwrap();
+        let pending = conns.take_pending(0).unwrap();
         assert_eq!(pending.early_bytes, b"early");
         assert_eq!((conns.upgrading(), conns.len()), (2, 2));
         conns.set_phase(1, Phase::Closing(Farewell::Refused(400)));
@@ -410,9 +426,7 @@ mod tests {
         let start = Instant::now();
         let second = Duration::from_secs(1);
         let mut conns = Connections::new(start);
-        let (conn, _client) = loopback(Phase::Handshake { head: Vec::new() });
-        let (stream, phase) = conn.into_parts();
-        let id = conns.insert_in(stream, phase, conns.after(second));
+        let id = conns.insert(conns.after(second));
         conns.check_invariants().unwrap();
         let mut due = Vec::new();
 
@@ -446,7 +460,7 @@ mod tests {
 
     #[test]
     fn invariants_catch_bytes_queued_after_the_write_side_shut() {
-        let (mut conns, _clients) = connections(1);
+        let mut conns = connections(1);
         conns.set_phase(0, Phase::Shut);
         conns.check_invariants().unwrap();
         let conn = conns.get_mut(0).unwrap();
@@ -457,7 +471,7 @@ mod tests {
 
     #[test]
     fn invariants_catch_a_wrong_count_or_a_stale_dirty_entry() {
-        let (mut conns, _clients) = connections(2);
+        let mut conns = connections(2);
         conns.upgrading += 1;
         assert!(conns.check_invariants().is_err());
         conns.upgrading -= 1;

@@ -3,6 +3,7 @@
 //! counters, closing a reader more than `--max-send-buffer` bytes behind the
 //! message in flight with 1008) is in `event_loop/deliver.rs`.
 
+use super::conn::Wire;
 use super::connections::Connections;
 use super::registry::Registry;
 use crate::bus::{Audience, Push};
@@ -19,10 +20,13 @@ pub struct Routed {
 }
 
 /// Queues `push`'s frame to every socket of its audience held by loop
-/// `loop_index`, by FreeIM's delivery rules; no I/O (the loop flushes later).
+/// `loop_index`, by FreeIM's delivery rules; no I/O but a flush through
+/// `wire` of a socket whose queue is over `limit` (the loop flushes the
+/// others later).
 pub fn route(
     registry: &Registry,
     conns: &mut Connections,
+    wire: &mut impl Wire,
     push: &Push,
     loop_index: usize,
     limit: usize,
@@ -30,7 +34,7 @@ pub fn route(
     let mut routed = Routed::default();
     let mut queue_all = |routed: &mut Routed, sockets: &[u32]| {
         for &key in sockets {
-            match conns.queue(key, &push.frame, limit) {
+            match conns.queue(key, &push.frame, limit, wire) {
                 Ok(()) => routed.pushed += 1,
                 Err(_) => routed.overflowed.push(key),
             }

@@ -7,13 +7,16 @@
 //! one write. Sockets are registered once, edge-triggered, for both reading
 //! and writing, so queueing a push never costs an `epoll_ctl`.
 //!
-//! The loop is one object whose fields only this module and its children
-//! see: `lifecycle` (a connection from upgrade to close), `deliver` (pushes)
-//! and the tests. In debug builds every iteration ends with
-//! [`EventLoop::check_invariants`].
+//! The loop is the driver of its connections' sans-io state machine
+//! ([`Machine`]): it owns the poll, the listener, the mailbox, the sockets
+//! ([`Sockets`], by the machine's slot keys) and the shared read buffer,
+//! makes every system call, turns readiness and read results into the
+//! machine's inputs and performs the [`Action`]s it leaves (worker jobs,
+//! hand-overs, reads, closing sockets, the node-wide connection count). It
+//! also keeps the read fairness budget and whether it accepts. Its fields
+//! only this module and its tests see. In debug builds every iteration ends
+//! with [`EventLoop::check_invariants`].
 
-mod deliver;
-mod lifecycle;
 #[cfg(test)]
 mod tests;
 
@@ -26,19 +29,16 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Absorbed, Conn, Phase};
-use super::connections::Connections;
-use super::echo;
-use super::registry::Registry;
+use super::conn::{IoStep, Pending, Phase};
+use super::machine::{Action, HandOver, Machine};
+use super::sockets::Sockets;
 use super::timer::Tick;
-use crate::bus::{socket_name, HeldSocket, Job, WorkerHandle};
-use crate::bus::{ConnId, LoopMsg, Router};
+use crate::bus::{socket_name, Job, WorkerHandle};
+use crate::bus::{Adoption, ConnId, LoopMsg, Push, Router, TokenOutcome};
 use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
 use crate::metrics::{LoopCounters, Metrics};
 use crate::names::Names;
-use crate::throttle::Throttle;
-use crate::ws::{encode_frame, OpCode, ReaderConfig};
 
 /// Token of the mailbox waker.
 pub const WAKER: Token = Token(usize::MAX);
@@ -47,7 +47,7 @@ const LISTENER: Token = Token(usize::MAX - 1);
 /// Size of the loop's shared read buffer.
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// Most reads of one socket per readiness event before other sockets get a turn.
-pub(super) const READS_PER_TURN: usize = 16;
+const READS_PER_TURN: usize = 16;
 /// Most mailbox messages handled per iteration before sockets get a turn.
 const MESSAGES_PER_TURN: usize = 1024;
 /// Most frames queued to sockets before they are flushed, mid-iteration if
@@ -73,15 +73,6 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
 }
 
-/// What a loop's connections are for, fixed when it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The push node: upgrades are admitted by token, client data is dropped.
-    Push,
-    /// Conformance testing ([`echo`]): admitted at once, data echoed.
-    Echo,
-}
-
 /// Whether a loop takes new connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Accepting {
@@ -104,24 +95,15 @@ pub struct EventLoop {
     poll: Poll,
     listener: TcpListener,
     inbox: Receiver<LoopMsg>,
-    conns: Connections,
-    registry: Registry,
+    /// The connections' state.
+    machine: Machine,
+    /// The connections' sockets, by the machine's slot keys.
+    sockets: Sockets,
     scratch: Vec<u8>,
-    mode: Mode,
-    reader_config: ReaderConfig,
-    /// What received bytes go through: [`Conn::absorb`], or [`echo::absorb`].
-    absorb: fn(&mut Conn, &mut [u8]) -> Absorbed,
-    /// The binary frame a `freeim.heartbeat.v1` session gets after the 101
-    /// and with every ping: the heartbeat interval in milliseconds, ASCII
-    /// decimal. `None` with heartbeats off, when the subprotocol is never
-    /// selected.
-    heartbeat_frame: Option<Vec<u8>>,
     /// Sockets whose reads were cut short for fairness, to read again soon.
     read_again: Vec<ConnId>,
     inbox_backlog: bool,
     accepting: Accepting,
-    /// Limits log lines peers can trigger (refusals, timeouts).
-    peer_log: Throttle,
 }
 
 impl EventLoop {
@@ -135,44 +117,25 @@ impl EventLoop {
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let max_message = shared.settings.max_message_bytes;
-        let reader_config = ReaderConfig {
-            max_frame_size: max_message,
-            max_message_size: max_message,
-            keep_data: false,
-        };
-        let mode = if shared.settings.echo {
-            Mode::Echo
-        } else {
-            Mode::Push
-        };
+        let machine = Machine::new(
+            index,
+            shared.router.loops(),
+            shared.settings.clone(),
+            shared.names.clone(),
+            shared.metrics.clone(),
+            Instant::now(),
+        );
         Ok(EventLoop {
             index,
             poll,
             listener,
             inbox,
-            conns: Connections::default(),
-            registry: Registry::default(),
+            machine,
+            sockets: Sockets::default(),
             scratch: vec![0; SCRATCH_BYTES],
-            mode,
-            reader_config: match mode {
-                Mode::Push => reader_config,
-                Mode::Echo => echo::reader_config(reader_config),
-            },
-            absorb: match mode {
-                Mode::Push => Conn::absorb,
-                Mode::Echo => echo::absorb,
-            },
-            heartbeat_frame: shared.settings.heartbeat_interval.map(|interval| {
-                let mut frame = Vec::new();
-                let millis = interval.as_millis().to_string();
-                encode_frame(&mut frame, OpCode::Binary, millis.as_bytes());
-                frame
-            }),
             read_again: Vec::new(),
             inbox_backlog: false,
             accepting: Accepting::Open,
-            peer_log: Throttle::new(Duration::from_secs(10)),
             shared,
         })
     }
@@ -180,20 +143,19 @@ impl EventLoop {
     /// Runs the loop until its poll fails.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        let mut due = Vec::new();
         loop {
             let busy = self.inbox_backlog || !self.read_again.is_empty();
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                self.conns.until_next_tick(Instant::now())
+                self.machine.conns().until_next_tick(Instant::now())
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let now = self.conns.advance(Instant::now());
+            let now = self.machine.conns_mut().advance(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_inbox(),
@@ -213,14 +175,12 @@ impl EventLoop {
                 self.drain_inbox();
             }
             for id in std::mem::take(&mut self.read_again) {
-                if self.conns.live(id).is_some() {
+                if self.machine.conns_mut().live(id).is_some() {
                     self.on_readable(id.key);
                 }
             }
-            self.conns.expire(&mut due);
-            for id in due.drain(..) {
-                self.on_timer(id);
-            }
+            self.machine.fire_due();
+            self.perform();
             if matches!(self.accepting, Accepting::Paused { until } if now >= until) {
                 self.accepting = Accepting::Open;
                 self.accept_all();
@@ -230,7 +190,7 @@ impl EventLoop {
             if let Err(broken) = self.check_invariants() {
                 panic!("event loop {}: {broken}", self.index);
             }
-            if self.accepting == Accepting::Draining && self.conns.is_empty() {
+            if self.accepting == Accepting::Draining && self.machine.conns().is_empty() {
                 return Ok(());
             }
         }
@@ -242,7 +202,7 @@ impl EventLoop {
             match self.inbox.try_recv() {
                 Ok(msg) => {
                     self.on_message(msg);
-                    if self.conns.queued() >= FRAMES_PER_FLUSH {
+                    if self.machine.conns().queued() >= FRAMES_PER_FLUSH {
                         self.flush_dirty();
                     }
                 }
@@ -266,29 +226,57 @@ impl EventLoop {
         }
     }
 
+    fn on_token_checked(&mut self, id: ConnId, outcome: TokenOutcome) {
+        self.machine.on_token(id, outcome);
+        self.perform();
+    }
+
+    fn deliver(&mut self, push: Push) {
+        let received = push.frame.received();
+        self.machine.on_push(push, &mut self.sockets);
+        self.counters().observe_lag(received.elapsed());
+        self.perform();
+    }
+
+    fn force_offline(&mut self, client_id: i64) {
+        self.machine.force_offline(client_id);
+        self.perform();
+    }
+
+    /// Registers a connection handed over by another loop, waiting for
+    /// admission, and admits it.
+    fn adopt(&mut self, adoption: Adoption) {
+        if self.accepting == Accepting::Draining {
+            // Dropping the stream closes it; the client reconnects elsewhere.
+            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let deadline = self.shared.settings.handshake_timeout;
+        let pending = Pending {
+            accept_key: adoption.accept_key,
+            heartbeat: adoption.heartbeat,
+            early_bytes: adoption.early_bytes,
+        };
+        // Registering reports data already waiting as an event of its own,
+        // so no read is needed here.
+        let waiting = Phase::Authorizing(pending);
+        if let Some(id) = self.register(adoption.stream, waiting, deadline) {
+            self.machine.on_adopted(id.key, adoption.ticket);
+            self.perform();
+        }
+    }
+
     /// Stops accepting and starts closing every connection (graceful drain).
     fn begin_drain(&mut self) {
         self.accepting = Accepting::Draining;
         let _ = self.poll.registry().deregister(&mut self.listener);
-        for key in self.conns.keys() {
-            self.shut_down_connection(key);
-        }
+        self.machine.shut_down_all();
+        self.perform();
     }
 
     /// Sends the worker every socket this loop holds (after a Redis outage).
     fn report_presence(&mut self) {
-        let mut sockets = Vec::new();
-        for (client_id, keys) in self.registry.iter() {
-            for &key in keys {
-                if let (Some(id), Some(session)) = (self.conns.id(key), self.conns.session(key)) {
-                    sockets.push(HeldSocket {
-                        socket: socket_name(self.index, id),
-                        client_id,
-                        event: session.event.clone(),
-                    });
-                }
-            }
-        }
+        let sockets = self.machine.presence();
         let loop_index = self.index;
         self.shared.worker.submit(Job::PresenceSnapshot {
             loop_index,
@@ -311,13 +299,13 @@ impl EventLoop {
                     // EMFILE, ENFILE, ENOBUFS: the listener stays ready, so
                     // retrying now would spin. Pause, then try again.
                     log::warn!("accept failed ({e}); pausing accepts for {ACCEPT_PAUSE:?}");
-                    let until = self.conns.after(ACCEPT_PAUSE);
+                    let until = self.machine.conns().after(ACCEPT_PAUSE);
                     self.accepting = Accepting::Paused { until };
                     return;
                 }
             };
             let upgrading_cap = settings.max_pending_upgrades.div_ceil(settings.threads);
-            if self.conns.upgrading() >= upgrading_cap {
+            if self.machine.conns().upgrading() >= upgrading_cap {
                 refuse(stream, &mut self.scratch, "too many pending upgrades");
                 LoopCounters::bump(&self.counters().refused_at_cap, 1);
                 continue;
@@ -327,7 +315,7 @@ impl EventLoop {
                 open.fetch_sub(1, Ordering::AcqRel);
                 refuse(stream, &mut self.scratch, "connection limit reached");
                 LoopCounters::bump(&self.counters().refused_at_cap, 1);
-                if let Some(suppressed) = self.peer_log.allow() {
+                if let Some(suppressed) = self.machine.peer_log().allow() {
                     let cap = settings.max_connections;
                     log::warn!("refused a connection: at the cap of {cap} connections (+{suppressed} more)");
                 }
@@ -340,7 +328,7 @@ impl EventLoop {
 
     /// This loop's counters.
     fn counters(&self) -> &LoopCounters {
-        &self.shared.metrics.loops[self.index]
+        self.machine.counters()
     }
 
     /// Adds a socket in `phase` to the slab and the poll, with a first
@@ -351,7 +339,7 @@ impl EventLoop {
         phase: Phase,
         deadline_in: Duration,
     ) -> Option<ConnId> {
-        let key = self.conns.next_key();
+        let key = self.machine.conns().next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self
             .poll
@@ -362,70 +350,208 @@ impl EventLoop {
             self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let deadline = self.conns.after(deadline_in);
-        let id = self.conns.insert_in(stream, phase, deadline);
+        let id = self.machine.insert(phase, deadline_in);
         debug_assert_eq!(id.key, key);
+        self.sockets.put(key, stream);
         Some(id)
     }
 
     fn flush_dirty(&mut self) {
-        let mut dirty = self.conns.take_dirty();
+        let mut dirty = self.machine.conns_mut().take_dirty();
         for &key in &dirty {
             self.flush(key);
         }
         dirty.clear();
-        self.conns.return_dirty(dirty);
+        self.machine.conns_mut().return_dirty(dirty);
+    }
+
+    /// Writes what connection `key` has queued; shuts the write side once a
+    /// closing connection's last bytes are out.
+    fn flush(&mut self, key: u32) {
+        if self.machine.flush(key, &mut self.sockets) {
+            self.sockets.shut_write(key);
+        }
+        self.perform();
+    }
+
+    /// The socket of connection `key` is readable (or closed): reads it as
+    /// its phase wants.
+    fn on_readable(&mut self, key: u32) {
+        match self.machine.conns().phase(key) {
+            Some(Phase::Handshake { .. }) => self.read_head(key),
+            Some(Phase::Open(_)) => self.read_frames(key),
+            Some(Phase::Closing(_) | Phase::Shut) => self.read_until_eof(key),
+            Some(Phase::Authorizing(_)) | None => {} // read again once admitted
+        }
+    }
+
+    fn read_head(&mut self, key: u32) {
+        while self.machine.conns().phase(key).is_some() {
+            let n = match self.sockets.read(key, &mut self.scratch) {
+                IoStep::Moved(n) => n,
+                IoStep::WouldBlock => return,
+                IoStep::Closed => return self.close_now(key),
+            };
+            let more = self.machine.on_head_bytes(key, &self.scratch[..n]);
+            self.perform();
+            if !more {
+                return;
+            }
+        }
+    }
+
+    fn read_frames(&mut self, key: u32) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut budget_spent = true;
+        for _ in 0..READS_PER_TURN {
+            if self.machine.conns().phase(key).is_none() {
+                budget_spent = false;
+                break;
+            }
+            let keep_reading = match self.sockets.read(key, &mut scratch) {
+                IoStep::Moved(n) => self.machine.on_frame_bytes(key, &mut scratch[..n]),
+                IoStep::WouldBlock => false,
+                IoStep::Closed => {
+                    self.machine.close_now(key);
+                    false
+                }
+            };
+            if !keep_reading {
+                budget_spent = false;
+                break;
+            }
+        }
+        self.scratch = scratch;
+        // Reading leaves no action but closing the socket and reporting it
+        // offline, performed once the shared buffer is back.
+        self.perform();
+        if budget_spent {
+            // The socket may still hold data but no new edge will come: read
+            // it again next turn, after the other sockets had theirs.
+            if let Some(id) = self.machine.conns().id(key) {
+                self.read_again.push(id);
+            }
+        }
+    }
+
+    fn read_until_eof(&mut self, key: u32) {
+        while self.machine.conns().phase(key).is_some() {
+            match self.sockets.read(key, &mut self.scratch) {
+                IoStep::Moved(_) => {}
+                IoStep::WouldBlock => return,
+                IoStep::Closed => return self.close_now(key),
+            }
+        }
+    }
+
+    /// Closes connection `key` now (its peer is gone).
+    fn close_now(&mut self, key: u32) {
+        self.machine.close_now(key);
+        self.perform();
+    }
+
+    /// Deregisters a handed-over connection's socket and posts it to the
+    /// loop owning its client.
+    fn hand_over(&mut self, handover: HandOver) {
+        let HandOver {
+            owner,
+            conn,
+            pending,
+            ticket,
+        } = handover;
+        let Some(mut stream) = self.sockets.take(conn.key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut stream);
+        let adoption = Adoption {
+            stream,
+            ticket,
+            accept_key: pending.accept_key,
+            heartbeat: pending.heartbeat,
+            early_bytes: pending.early_bytes,
+        };
+        self.shared
+            .router
+            .mailbox(owner)
+            .post(LoopMsg::Adopt(Box::new(adoption)));
+    }
+
+    /// Performs what the machine asked for, in order.
+    fn perform(&mut self) {
+        if !self.machine.has_actions() {
+            return;
+        }
+        let mut actions = self.machine.take_actions();
+        for action in actions.drain(..) {
+            self.act(action);
+        }
+        self.machine.return_actions(actions);
+    }
+
+    fn act(&mut self, action: Action) {
+        let worker = &self.shared.worker;
+        let index = self.index;
+        match action {
+            Action::ClaimToken { token, conn } => worker.submit(Job::ClaimToken {
+                token,
+                loop_index: index,
+                conn,
+            }),
+            Action::SocketOpened {
+                client_id,
+                event,
+                conn,
+            } => worker.submit(Job::SocketOpened {
+                client_id,
+                event,
+                socket: socket_name(index, conn),
+            }),
+            Action::SocketClosed {
+                client_id,
+                event,
+                conn,
+            } => worker.submit(Job::SocketClosed {
+                client_id,
+                event,
+                socket: socket_name(index, conn),
+            }),
+            Action::Publish { channel, payload } => {
+                worker.submit(Job::Publish { channel, payload })
+            }
+            Action::HandOver(handover) => self.hand_over(handover),
+            Action::Read(id) => {
+                if self.machine.conns_mut().live(id).is_some() {
+                    self.read_frames(id.key);
+                }
+            }
+            Action::Remove(id) => {
+                // Dropping the socket closes it.
+                drop(self.sockets.take(id.key));
+                self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 }
 
 #[cfg(any(test, debug_assertions))]
 impl EventLoop {
-    /// Checks what the loop keeps consistent between its parts (see also
-    /// [`Connections::check_invariants`]): every open session is in the
-    /// registry under its client id, once, and the registry holds open
-    /// sessions only; the loop's `clients` gauge is the registry's size; the
-    /// node-wide count of open connections covers this loop's.
+    /// Checks what the loop keeps consistent between its parts: the
+    /// machine's invariants ([`Machine::check_invariants`]); every connection
+    /// has a socket, and no socket outlives its connection; the node-wide
+    /// count of open connections covers this loop's.
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.conns.check_invariants()?;
-        let mut open = 0;
-        for (key, conn) in self.conns.iter() {
-            let Some(session) = conn.session() else {
-                continue;
-            };
-            open += 1;
-            if !self.registry.sockets(session.client_id).contains(&key) {
-                let client = session.client_id;
-                return Err(format!("open session {key} of {client} is not registered"));
-            }
+        self.machine.check_invariants()?;
+        let conns = self.machine.conns();
+        if let Some((key, _)) = conns.iter().find(|(key, _)| !self.sockets.holds(*key)) {
+            return Err(format!("connection {key} has no socket"));
         }
-        let mut registered = 0;
-        for (client_id, keys) in self.registry.iter() {
-            if keys.is_empty() {
-                return Err(format!("client {client_id} is registered with no socket"));
-            }
-            for &key in keys {
-                registered += 1;
-                match self.conns.session(key) {
-                    Some(session) if session.client_id == client_id => {}
-                    _ => return Err(format!("registry: {key} is no open session of {client_id}")),
-                }
-            }
-        }
-        if registered != open {
-            return Err(format!(
-                "{registered} registered sockets, {open} open sessions"
-            ));
-        }
-        let clients = self.counters().clients.load(Ordering::Relaxed);
-        if clients != self.registry.len() as u64 {
-            let held = self.registry.len();
-            return Err(format!(
-                "clients gauge says {clients}, registry holds {held}"
-            ));
+        if self.sockets.count() != conns.len() {
+            let (sockets, conns) = (self.sockets.count(), conns.len());
+            return Err(format!("{sockets} sockets kept for {conns} connections"));
         }
         let node_wide = self.shared.open_connections.load(Ordering::Acquire);
-        if node_wide < self.conns.len() {
-            let here = self.conns.len();
+        if node_wide < conns.len() {
+            let here = conns.len();
             return Err(format!(
                 "{node_wide} open connections counted, {here} on this loop"
             ));

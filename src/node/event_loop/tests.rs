@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::node::conn::{Farewell, Phase, Ping};
 use crate::node::timer::TICK;
-use crate::ws::{code, encode_close, encode_masked_frame};
+use crate::ws::{code, encode_close, encode_frame, encode_masked_frame, OpCode};
 use freeim_protocol::ClientTicket;
 
 /// Every loop of a node, and what they send the Redis worker.
@@ -92,15 +92,19 @@ fn connect(el: &mut EventLoop, bytes: &[u8]) -> (ConnId, TcpStream) {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     client.write_all(bytes).unwrap();
-    let key = el.conns.next_key();
+    let key = el.machine.conns().next_key();
     el.accept_all();
-    let id = el.conns.id(key).expect("accepted");
+    let id = el.machine.conns().id(key).expect("accepted");
     el.on_readable(key);
     (id, client)
 }
 
 fn phase(el: &mut EventLoop, id: ConnId) -> &Phase {
-    el.conns.live(id).expect("a live connection").phase()
+    el.machine
+        .conns_mut()
+        .live(id)
+        .expect("a live connection")
+        .phase()
 }
 
 fn admitted(client_id: i64) -> TokenOutcome {
@@ -123,12 +127,8 @@ fn read_head(client: &mut TcpStream) -> String {
 
 /// Moves the loop's time on by `by` and fires what is due.
 fn advance(el: &mut EventLoop, to: Instant) {
-    el.conns.advance(to);
-    let mut due = Vec::new();
-    el.conns.expire(&mut due);
-    for id in due {
-        el.on_timer(id);
-    }
+    el.machine.on_tick(to);
+    el.perform();
 }
 
 #[test]
@@ -147,9 +147,9 @@ fn an_admitted_upgrade_opens_a_registered_session_until_forced_offline() {
 
     let el = &mut node.loops[0];
     el.on_token_checked(id, admitted(5));
-    assert_eq!(el.conns.session(id.key).unwrap().client_id, 5);
-    assert_eq!(el.registry.sockets(5), &[id.key]);
-    assert_eq!(el.conns.upgrading(), 0);
+    assert_eq!(el.machine.conns().session(id.key).unwrap().client_id, 5);
+    assert_eq!(el.machine.registry().sockets(5), &[id.key]);
+    assert_eq!(el.machine.conns().upgrading(), 0);
     assert!(matches!(node.job(), Job::SocketOpened { client_id: 5, .. }));
     node.check();
 
@@ -159,7 +159,7 @@ fn an_admitted_upgrade_opens_a_registered_session_until_forced_offline() {
     el.force_offline(5);
     let closing = Farewell::CloseFrame(code::FORCED_OFFLINE);
     assert!(matches!(phase(el, id), Phase::Closing(why) if *why == closing));
-    assert!(el.registry.is_empty());
+    assert!(el.machine.registry().is_empty());
     assert!(matches!(node.job(), Job::SocketClosed { client_id: 5, .. }));
     node.check();
 
@@ -177,7 +177,7 @@ fn an_admitted_upgrade_opens_a_registered_session_until_forced_offline() {
     // The peer's EOF ends it.
     let el = &mut node.loops[0];
     el.on_readable(id.key);
-    assert!(el.conns.is_empty());
+    assert!(el.machine.conns().is_empty());
     assert_eq!(el.shared.open_connections.load(Ordering::Acquire), 0);
     node.check();
     assert!(node.jobs.try_recv().is_err(), "offline once");
@@ -203,7 +203,7 @@ fn a_refused_token_is_answered_401_and_the_write_side_shut() {
     // No EOF from the peer: the close deadline ends it.
     let el = &mut node.loops[0];
     advance(el, Instant::now() + Duration::from_secs(3));
-    assert!(el.conns.is_empty());
+    assert!(el.machine.conns().is_empty());
     node.check();
     assert!(node.jobs.try_recv().is_err(), "it was never online");
 }
@@ -230,16 +230,16 @@ fn a_connection_of_another_loops_client_is_handed_over() {
     let (id, mut client) = connect(&mut node.loops[0], &bytes);
     let _claim = node.job();
     node.loops[0].on_token_checked(id, admitted(1));
-    assert!(node.loops[0].conns.is_empty());
-    assert_eq!(node.loops[0].conns.upgrading(), 0);
+    assert!(node.loops[0].machine.conns().is_empty());
+    assert_eq!(node.loops[0].machine.conns().upgrading(), 0);
     node.check();
 
     let adopt = node.loops[1].inbox.try_recv().expect("the hand-over");
     assert!(matches!(adopt, LoopMsg::Adopt(_)));
     let el = &mut node.loops[1];
     el.on_message(adopt);
-    let key = el.registry.sockets(1)[0];
-    assert!(el.conns.session(key).is_some());
+    let key = el.machine.registry().sockets(1)[0];
+    assert!(el.machine.conns().session(key).is_some());
     assert!(matches!(node.job(), Job::SocketOpened { client_id: 1, .. }));
     node.check();
     node.loops[1].flush_dirty();
@@ -264,7 +264,7 @@ fn echo_mode_admits_at_once_and_sends_data_back() {
     encode_masked_frame(&mut bytes, OpCode::Text, true, b"again", [1, 2, 3, 4]);
     let (id, mut client) = connect(&mut node.loops[0], &bytes);
     let el = &mut node.loops[0];
-    let session = el.conns.session(id.key).expect("open at once");
+    let session = el.machine.conns().session(id.key).expect("open at once");
     assert_eq!(session.client_id, i64::from(id.key));
     node.check();
     node.loops[0].flush_dirty();
@@ -280,14 +280,26 @@ fn a_silent_session_is_pinged_then_closed() {
     node.loops[0].on_token_checked(id, admitted(3));
     let el = &mut node.loops[0];
     advance(el, start + Duration::from_millis(1500));
-    assert_eq!(el.conns.session(id.key).unwrap().ping, Ping::Unanswered);
-    assert!(el.conns.get_mut(id.key).unwrap().dirty_at().is_some());
+    assert_eq!(
+        el.machine.conns().session(id.key).unwrap().ping,
+        Ping::Unanswered
+    );
+    assert!(el
+        .machine
+        .conns_mut()
+        .get_mut(id.key)
+        .unwrap()
+        .dirty_at()
+        .is_some());
     el.flush_dirty();
     node.check();
     let el = &mut node.loops[0];
     advance(el, start + Duration::from_millis(2500) + TICK);
-    assert!(el.conns.is_empty(), "no answer within the timeout");
-    assert!(el.registry.is_empty());
+    assert!(
+        el.machine.conns().is_empty(),
+        "no answer within the timeout"
+    );
+    assert!(el.machine.registry().is_empty());
     node.check();
 }
 
@@ -299,17 +311,17 @@ fn invariants_catch_a_registry_out_of_step_with_the_sessions() {
     el.on_token_checked(id, admitted(4));
     el.check_invariants().unwrap();
 
-    el.registry.add(9, id.key);
+    el.machine.registry_mut().add(9, id.key);
     let broken = el.check_invariants().unwrap_err();
     assert!(broken.contains("no open session of 9"), "{broken}");
-    el.registry.remove(9, id.key);
+    el.machine.registry_mut().remove(9, id.key);
 
-    el.registry.add(4, id.key);
+    el.machine.registry_mut().add(4, id.key);
     assert!(el.check_invariants().is_err(), "registered twice");
-    el.registry.remove(4, id.key);
+    el.machine.registry_mut().remove(4, id.key);
     let broken = el.check_invariants().unwrap_err();
     assert!(broken.contains("not registered"), "{broken}");
-    el.registry.add(4, id.key);
+    el.machine.registry_mut().add(4, id.key);
     el.check_invariants().unwrap();
 
     el.counters().clients.store(7, Ordering::Relaxed);
@@ -332,7 +344,10 @@ fn draining_closes_sessions_with_1001_and_drops_hand_overs() {
     el.begin_drain();
     let going_away = Farewell::CloseFrame(code::GOING_AWAY);
     assert!(matches!(phase(el, open), Phase::Closing(why) if *why == going_away));
-    assert!(el.conns.live(upgrading).is_none(), "closed at once");
+    assert!(
+        el.machine.conns_mut().live(upgrading).is_none(),
+        "closed at once"
+    );
     assert_eq!(el.accepting, Accepting::Draining);
     node.check();
 
@@ -352,7 +367,7 @@ fn draining_closes_sessions_with_1001_and_drops_hand_overs() {
         heartbeat: false,
         early_bytes: Vec::new(),
     });
-    assert_eq!(el.conns.len(), 1, "only the closing session");
+    assert_eq!(el.machine.conns().len(), 1, "only the closing session");
     assert_eq!(el.shared.open_connections.load(Ordering::Acquire), counted);
     node.check();
 }

@@ -5,69 +5,56 @@
 //!
 //! Each step moves the connection from one [`Phase`] to the next with
 //! [`Connections::set_phase`](crate::node::connections::Connections::set_phase),
-//! which hands back the phase left and the data it held.
+//! which hands back the phase left and the data it held. What a step needs
+//! of the world (a token claimed, a socket reported online or offline, a
+//! hand-over, a socket read or closed) it leaves as an [`Action`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Accepting, EventLoop, Mode, READS_PER_TURN};
-use crate::bus::{socket_name, Job};
-use crate::bus::{Adoption, ConnId, LoopMsg, TokenOutcome};
+use super::{Action, HandOver, Machine, Mode};
+use crate::bus::{loop_of, ConnId, TokenOutcome};
 use crate::http::{
     accept_response, parse_upgrade, rejection_response, Rejection, UpgradeRequest,
     HEARTBEAT_SUBPROTOCOL,
 };
 use crate::metrics::LoopCounters;
-use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Ping, Session};
+use crate::node::conn::{Absorbed, Farewell, IoStep, Pending, Phase, Ping, Session, Wire};
 use crate::node::timer::Tick;
 use crate::ws::{code, encode_close, encode_frame, MessageReader, OpCode};
 use freeim_protocol::ClientTicket;
 
 /// How long a closing connection may take to send its last bytes and see EOF.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl EventLoop {
-    pub(super) fn on_readable(&mut self, key: u32) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
+impl Machine {
+    /// Bytes read from a connection reading its upgrade request: true while
+    /// the head is incomplete (read on), false once it was answered,
+    /// admitted or the connection is past its handshake (the bytes are then
+    /// dropped).
+    pub fn on_head_bytes(&mut self, key: u32, bytes: &[u8]) -> bool {
+        let settings = self.settings.clone();
+        let Some(head) = self.conns.get_mut(key).and_then(|conn| conn.head_mut()) else {
+            return false;
         };
-        match conn.phase() {
-            Phase::Handshake { .. } => self.read_head(key),
-            Phase::Open(_) => self.read_frames(key),
-            Phase::Closing(_) | Phase::Shut => self.read_until_eof(key),
-            Phase::Authorizing(_) => {} // read again once admitted
-        }
-    }
-
-    fn read_head(&mut self, key: u32) {
-        let settings = self.shared.settings.clone();
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            let n = match conn.read_into(&mut self.scratch) {
-                IoStep::Moved(n) => n,
-                IoStep::WouldBlock => return,
-                IoStep::Closed => return self.close_now(key),
-            };
-            let Some(head) = conn.head_mut() else {
-                return;
-            };
-            head.extend_from_slice(&self.scratch[..n]);
-            match parse_upgrade(head, &settings.path, settings.max_header_bytes) {
-                Ok(None) => {}
-                Err(rejection) => return self.reject(key, rejection),
-                Ok(Some((request, used))) => {
-                    let early_bytes = head.get(used..).unwrap_or_default().to_vec();
-                    return self.authorize(key, request, early_bytes);
-                }
+        head.extend_from_slice(bytes);
+        match parse_upgrade(head, &settings.path, settings.max_header_bytes) {
+            Ok(None) => true,
+            Err(rejection) => {
+                self.reject(key, rejection);
+                false
+            }
+            Ok(Some((request, used))) => {
+                let early_bytes = head.get(used..).unwrap_or_default().to_vec();
+                self.authorize(key, request, early_bytes);
+                false
             }
         }
     }
 
     fn authorize(&mut self, key: u32, request: UpgradeRequest, early_bytes: Vec<u8>) {
-        let origins = &self.shared.settings.origins;
+        let origins = &self.settings.origins;
         if let Err(refusal) = origins.check(request.origin.as_deref()) {
             return self.reject(key, refusal);
         }
@@ -91,11 +78,7 @@ impl EventLoop {
             return;
         };
         self.conns.set_phase(key, Phase::Authorizing(pending));
-        self.shared.worker.submit(Job::ClaimToken {
-            token,
-            loop_index: self.index,
-            conn: id,
-        });
+        self.actions.push(Action::ClaimToken { token, conn: id });
     }
 
     /// Echo mode's admission: at once, as the client named by the slot key.
@@ -106,11 +89,15 @@ impl EventLoop {
             client_meta: None,
         };
         if self.activate(key, ticket) {
-            self.read_frames(key);
+            if let Some(id) = self.conns.id(key) {
+                self.actions.push(Action::Read(id));
+            }
         }
     }
 
-    pub(super) fn on_token_checked(&mut self, id: ConnId, outcome: TokenOutcome) {
+    /// The answer to connection `id`'s token claim (ignored when that
+    /// connection closed since, even if its slot holds another one now).
+    pub fn on_token(&mut self, id: ConnId, outcome: TokenOutcome) {
         let Some(conn) = self.conns.live(id) else {
             return; // closed while its token was checked
         };
@@ -132,50 +119,31 @@ impl EventLoop {
         if !matches!(conn.phase(), Phase::Authorizing(_)) {
             return;
         }
-        let owner = self.shared.router.loop_of(ticket.client_id);
+        let owner = loop_of(ticket.client_id, self.loops);
         if owner == self.index {
             // Data that arrived while the token was checked raised no new
             // edge: read it now.
             if self.activate(id.key, ticket) {
-                self.read_frames(id.key);
+                self.actions.push(Action::Read(id));
             }
             return;
         }
-        let Some((mut stream, pending)) = self.conns.take_pending(id.key) else {
+        let Some(pending) = self.conns.take_pending(id.key) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut stream);
-        let adoption = Adoption {
-            stream,
+        self.actions.push(Action::HandOver(HandOver {
+            owner,
+            conn: id,
+            pending,
             ticket,
-            accept_key: pending.accept_key,
-            heartbeat: pending.heartbeat,
-            early_bytes: pending.early_bytes,
-        };
-        self.shared
-            .router
-            .mailbox(owner)
-            .post(LoopMsg::Adopt(Box::new(adoption)));
+        }));
     }
 
-    pub(super) fn adopt(&mut self, adoption: Adoption) {
-        if self.accepting == Accepting::Draining {
-            // Dropping the stream closes it; the client reconnects elsewhere.
-            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
-            return;
-        }
-        let deadline = self.shared.settings.handshake_timeout;
-        let pending = Pending {
-            accept_key: adoption.accept_key,
-            heartbeat: adoption.heartbeat,
-            early_bytes: adoption.early_bytes,
-        };
-        // Registering reports data already waiting as an event of its own,
-        // so no read is needed here.
-        let waiting = Phase::Authorizing(pending);
-        if let Some(id) = self.register(adoption.stream, waiting, deadline) {
-            self.activate(id.key, adoption.ticket);
-        }
+    /// Admits a connection handed over by another loop, inserted in
+    /// [`Phase::Authorizing`] (its socket's registration reports data
+    /// already waiting, so no read is asked for).
+    pub fn on_adopted(&mut self, key: u32, ticket: ClientTicket) {
+        self.activate(key, ticket);
     }
 
     /// Completes the upgrade of an admitted connection (in
@@ -215,55 +183,24 @@ impl EventLoop {
         self.conns.mark_dirty(key);
         self.conns.set_deadline(key, deadline);
         self.registry.add(client_id, key);
-        let counters = &self.shared.metrics.loops[self.index];
+        let counters = &self.metrics.loops[self.index];
         LoopCounters::bump(&counters.upgrades_accepted, 1);
         counters
             .clients
             .store(self.registry.len() as u64, Ordering::Relaxed);
-        if let Some(id) = self.conns.id(key) {
-            let socket = socket_name(self.index, id);
-            self.shared.worker.submit(Job::SocketOpened {
+        if let Some(conn) = self.conns.id(key) {
+            self.actions.push(Action::SocketOpened {
                 client_id,
                 event,
-                socket,
+                conn,
             });
         }
-        early_bytes.is_empty() || self.consume(key, &mut early_bytes)
+        early_bytes.is_empty() || self.on_frame_bytes(key, &mut early_bytes)
     }
 
-    fn read_frames(&mut self, key: u32) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut budget_spent = true;
-        for _ in 0..READS_PER_TURN {
-            let Some(conn) = self.conns.get_mut(key) else {
-                budget_spent = false;
-                break;
-            };
-            let keep_reading = match conn.read_into(&mut scratch) {
-                IoStep::Moved(n) => self.consume(key, &mut scratch[..n]),
-                IoStep::WouldBlock => false,
-                IoStep::Closed => {
-                    self.close_now(key);
-                    false
-                }
-            };
-            if !keep_reading {
-                budget_spent = false;
-                break;
-            }
-        }
-        self.scratch = scratch;
-        if budget_spent {
-            // The socket may still hold data but no new edge will come: read
-            // it again next turn, after the other sockets had theirs.
-            if let Some(id) = self.conns.id(key) {
-                self.read_again.push(id);
-            }
-        }
-    }
-
-    /// Feeds received bytes to an open session; false once it is closing.
-    fn consume(&mut self, key: u32, input: &mut [u8]) -> bool {
+    /// Bytes read from an open session, through its decoder: true while it
+    /// stays open (read on), false once it is closing.
+    pub fn on_frame_bytes(&mut self, key: u32, input: &mut [u8]) -> bool {
         // Usually later than the pending reminder, which then re-files
         // itself; earlier (a pong answering a ping whose timeout is longer
         // than the interval) it gets a reminder of its own.
@@ -291,36 +228,29 @@ impl EventLoop {
         }
     }
 
-    fn read_until_eof(&mut self, key: u32) {
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            match conn.read_into(&mut self.scratch) {
-                IoStep::Moved(_) => {}
-                IoStep::WouldBlock => return,
-                IoStep::Closed => return self.close_now(key),
-            }
-        }
-    }
-
-    pub(super) fn flush(&mut self, key: u32) {
+    /// Writes what connection `key` has queued through `wire`; true when
+    /// its last bytes are sent and the driver is to shut the socket's write
+    /// side (it moved to [`Phase::Shut`]). A socket that failed is closed.
+    pub fn flush(&mut self, key: u32, wire: &mut impl Wire) -> bool {
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
         if !conn.has_unsent() {
-            return;
+            return false;
         }
-        match conn.flush() {
-            IoStep::Closed => self.close_now(key),
+        match wire.flush(key, conn) {
+            IoStep::Closed => {
+                self.close_now(key);
+                false
+            }
             // All sent: a closing connection shuts its write side.
-            IoStep::Moved(_) => _ = conn.shut_write(),
-            IoStep::WouldBlock => {}
+            IoStep::Moved(_) => conn.finish_closing(),
+            IoStep::WouldBlock => false,
         }
     }
 
     /// Answers an upgrade with an HTTP error and closes.
-    pub(super) fn reject(&mut self, key: u32, rejection: Rejection) {
+    pub fn reject(&mut self, key: u32, rejection: Rejection) {
         self.counters().refuse(rejection.status());
         if let Some(suppressed) = self.peer_log.allow() {
             let (status, reason) = (rejection.status(), rejection.reason());
@@ -333,7 +263,7 @@ impl EventLoop {
     }
 
     /// Sends a close frame (after anything already queued) and closes.
-    pub(super) fn begin_close(&mut self, key: u32, status: u16, reason: &str) {
+    pub fn begin_close(&mut self, key: u32, status: u16, reason: &str) {
         let mut frame = Vec::new();
         encode_close(&mut frame, status, truncate(reason, 123));
         self.start_closing(key, Farewell::CloseFrame(status), &frame);
@@ -357,18 +287,19 @@ impl EventLoop {
         self.conns.set_deadline(key, deadline);
     }
 
-    /// Closes the socket now (retiring its session if it was open).
-    pub(super) fn close_now(&mut self, key: u32) {
+    /// Closes the connection now (retiring its session if it was open): the
+    /// peer is gone (EOF, reset), or its deadline came.
+    pub fn close_now(&mut self, key: u32) {
         let Some(id) = self.conns.id(key) else {
             return;
         };
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
-        if let (_, Phase::Open(session)) = conn.into_parts() {
+        if let Phase::Open(session) = conn.into_phase() {
             self.retire(id, session);
         }
-        self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+        self.actions.push(Action::Remove(id));
     }
 
     /// Ends the presence of the session connection `id` held: the registry
@@ -378,10 +309,10 @@ impl EventLoop {
         self.registry.remove(session.client_id, key);
         let clients = self.registry.len() as u64;
         self.counters().clients.store(clients, Ordering::Relaxed);
-        self.shared.worker.submit(Job::SocketClosed {
+        self.actions.push(Action::SocketClosed {
             client_id: session.client_id,
             event: session.event,
-            socket: socket_name(self.index, id),
+            conn: id,
         });
     }
 
@@ -393,7 +324,7 @@ impl EventLoop {
         };
         match conn.phase() {
             Phase::Handshake { .. } | Phase::Authorizing(_) => {
-                LoopCounters::bump(&self.shared.metrics.loops[self.index].handshake_timeouts, 1);
+                LoopCounters::bump(&self.metrics.loops[self.index].handshake_timeouts, 1);
                 if let Some(suppressed) = self.peer_log.allow() {
                     log::info!("closed a connection that did not finish its upgrade in time (+{suppressed} more)");
                 }
@@ -405,7 +336,7 @@ impl EventLoop {
                     "client {} did not answer a ping: closing",
                     session.client_id
                 );
-                LoopCounters::bump(&self.shared.metrics.loops[self.index].heartbeat_timeouts, 1);
+                LoopCounters::bump(&self.metrics.loops[self.index].heartbeat_timeouts, 1);
                 self.close_now(id.key);
             }
             Phase::Open(_) => self.ping(id),
@@ -415,7 +346,7 @@ impl EventLoop {
     /// Pings an open session (with the heartbeat frame if it chose
     /// `freeim.heartbeat.v1`) and gives it `--heartbeat-timeout` to answer.
     fn ping(&mut self, id: ConnId) {
-        let deadline = self.conns.after(self.shared.settings.heartbeat_timeout);
+        let deadline = self.conns.after(self.settings.heartbeat_timeout);
         let Some(conn) = self.conns.live(id) else {
             return;
         };
@@ -435,14 +366,22 @@ impl EventLoop {
 
     /// When an open session next needs a ping (never, with heartbeats off).
     fn heartbeat_deadline(&self) -> Tick {
-        match self.shared.settings.heartbeat_interval {
+        match self.settings.heartbeat_interval {
             Some(interval) => self.conns.after(interval),
             None => Tick::MAX,
         }
     }
 
+    /// Closes every connection for shutdown: open sessions with 1001 (after
+    /// what was queued), the others at once.
+    pub fn shut_down_all(&mut self) {
+        for key in self.conns.keys() {
+            self.shut_down_connection(key);
+        }
+    }
+
     /// Closes a connection for shutdown: 1001 for open sockets, at once otherwise.
-    pub(super) fn shut_down_connection(&mut self, key: u32) {
+    fn shut_down_connection(&mut self, key: u32) {
         match self.conns.get_mut(key).map(|conn| conn.phase()) {
             Some(Phase::Open(_)) => self.begin_close(key, code::GOING_AWAY, "server shutting down"),
             Some(Phase::Closing(_) | Phase::Shut) | None => {}
@@ -450,7 +389,8 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn force_offline(&mut self, client_id: i64) {
+    /// Closes every socket of `client_id` with 4001 (after what was queued).
+    pub fn force_offline(&mut self, client_id: i64) {
         for key in self.registry.sockets(client_id).to_vec() {
             self.begin_close(key, code::FORCED_OFFLINE, "forced offline");
         }
