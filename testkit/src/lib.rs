@@ -191,9 +191,10 @@ fn ping(port: u16) -> bool {
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
-/// Opens a WebSocket to a `ws://host:port/path?…` URL over plain TCP, with a
-/// 100 ms read timeout so tests can poll with deadlines
-/// ([`is_read_timeout`] tells such a timeout from a real error).
+/// Opens a WebSocket to a `ws://host:port/path?…` URL over plain TCP,
+/// waiting up to 10 s for the answer, with a 100 ms read timeout afterwards
+/// so tests can poll with deadlines ([`is_read_timeout`] tells such a
+/// timeout from a real error).
 pub fn ws_connect(url: &str) -> Result<tungstenite::WebSocket<TcpStream>, Box<tungstenite::Error>> {
     let authority = url
         .trim_start_matches("ws://")
@@ -204,14 +205,27 @@ pub fn ws_connect(url: &str) -> Result<tungstenite::WebSocket<TcpStream>, Box<tu
     stream
         .set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| Box::new(e.into()))?;
-    match tungstenite::client(url, stream) {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::HandshakeError::Failure(e)) => Err(Box::new(e)),
-        Err(tungstenite::HandshakeError::Interrupted(_)) => {
-            Err(Box::new(tungstenite::Error::ConnectionClosed))
+    // The answer waits for the node's token check in Redis: on a loaded
+    // machine that outlasts one read timeout, so keep reading until the
+    // handshake deadline (reads after the handshake keep the short timeout).
+    let deadline = Instant::now() + HANDSHAKE_DEADLINE;
+    let mut attempt = tungstenite::client(url, stream);
+    loop {
+        match attempt {
+            Ok((ws, _)) => return Ok(ws),
+            Err(tungstenite::HandshakeError::Failure(e)) => return Err(Box::new(e)),
+            Err(tungstenite::HandshakeError::Interrupted(mid)) if Instant::now() < deadline => {
+                attempt = mid.handshake();
+            }
+            Err(tungstenite::HandshakeError::Interrupted(_)) => {
+                return Err(Box::new(tungstenite::Error::ConnectionClosed))
+            }
         }
     }
 }
+
+/// Longest [`ws_connect`] waits for the `101` (or a refusal).
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Whether a WebSocket read error only means the read timeout passed.
 pub fn is_read_timeout(error: &tungstenite::Error) -> bool {
