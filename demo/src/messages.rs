@@ -20,11 +20,6 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// What the node writes into a receipt when the receiver had a socket.
-pub const RECEIPT_DELIVERED: &str = "发送成功";
-/// What the node writes into a receipt when the receiver had none.
-pub const RECEIPT_OFFLINE: &str = "用户不在线";
-
 const ADJECTIVES: [&str; 16] = [
     "Amber", "Brisk", "Calm", "Dapper", "Eager", "Fuzzy", "Gentle", "Happy", "Indigo", "Jolly",
     "Keen", "Lucky", "Mellow", "Nimble", "Quiet", "Rosy",
