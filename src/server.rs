@@ -277,7 +277,7 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(reuse_port)?;
     // Accepted sockets inherit it on Linux: no setsockopt per connection.
-    socket.set_nodelay(true)?;
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket)

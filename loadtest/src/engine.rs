@@ -1009,7 +1009,7 @@ fn open_socket(
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
-    socket.set_nodelay(true)?;
+    socket.set_tcp_nodelay(true)?;
     if let Some(bytes) = reader.recv_buffer {
         socket.set_recv_buffer_size(bytes)?;
     }
