@@ -538,7 +538,7 @@ fn a_client_ping_gets_a_pong_with_the_same_payload() {
     let mut client = connect_as(&im, 1, "pinger");
     client
         .ws
-        .send(Message::Ping(b"hello-123".to_vec()))
+        .send(Message::Ping(b"hello-123".to_vec().into()))
         .unwrap();
     let deadline = Instant::now() + PROMPTLY;
     let pong = loop {
@@ -550,7 +550,7 @@ fn a_client_ping_gets_a_pong_with_the_same_payload() {
             Err(e) => panic!("{e}"),
         }
     };
-    assert_eq!(pong, b"hello-123");
+    assert_eq!(pong.as_ref(), b"hello-123");
 
     let mut raw = open_raw(&redis, &node, 2);
     let binary: Vec<u8> = (0..=124u8).map(|b| b.wrapping_mul(37)).collect();

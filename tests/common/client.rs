@@ -35,7 +35,7 @@ impl Client {
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             match self.ws.read() {
-                Ok(Message::Text(text)) => return Some(text),
+                Ok(Message::Text(text)) => return Some(text.to_string()),
                 Ok(_) => {}
                 Err(e) if testkit::is_read_timeout(&e) => {}
                 Err(_) => return None,

@@ -624,10 +624,10 @@ fn interoperates_with_tungstenite() {
     };
     let mut client = WebSocket::from_raw_socket(pipe, Role::Client, None);
     for text in texts {
-        client.send(Message::Text(text.to_owned())).unwrap();
+        client.send(Message::Text(text.into())).unwrap();
     }
-    client.send(Message::Ping(b"ping".to_vec())).unwrap();
-    client.send(Message::Binary(vec![1, 2, 3])).unwrap();
+    client.send(Message::Ping(b"ping".to_vec().into())).unwrap();
+    client.send(Message::Binary(vec![1, 2, 3].into())).unwrap();
     let sent = mem::take(&mut client.get_mut().output);
     let (events, error) = decode(big(100_000, true), &sent, 4096);
     assert_eq!(error, None);
@@ -648,7 +648,7 @@ fn interoperates_with_tungstenite() {
     };
     let mut client = WebSocket::from_raw_socket(pipe, Role::Client, None);
     for text in texts {
-        assert_eq!(client.read().unwrap(), Message::Text(text.to_owned()));
+        assert_eq!(client.read().unwrap(), Message::Text(text.into()));
     }
     match client.read().unwrap() {
         Message::Close(Some(frame)) => {
