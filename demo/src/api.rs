@@ -271,7 +271,7 @@ impl Api {
         let request: input::PrevConnect = input::parse(body).map_err(ApiError::bad_request)?;
         let id = match request.id {
             Some(id) => input::id("id", id).map_err(ApiError::bad_request)?,
-            None => rand::thread_rng().gen_range(ASSIGNED_IDS),
+            None => rand::rng().random_range(ASSIGNED_IDS),
         };
         let name = match request.name.as_deref() {
             Some(name) => input::name(name).map_err(ApiError::bad_request)?,

@@ -85,7 +85,7 @@ impl ImHelper {
 /// 128 lowercase hex characters from 64 random bytes.
 fn new_token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut token = String::with_capacity(TOKEN_BYTES * 2);
     for byte in bytes {

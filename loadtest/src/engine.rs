@@ -349,7 +349,7 @@ impl Engine {
 
     fn life_ns(&mut self, plan: &ChurnPlan) -> u64 {
         let life = plan.life_ms.max(1) as f64 * 1e6;
-        (life * self.rng.gen_range(0.5..1.5)) as u64
+        (life * self.rng.random_range(0.5..1.5)) as u64
     }
 
     fn may_connect(&self) -> bool {
@@ -433,7 +433,7 @@ impl Engine {
         if self.churn_over(now) {
             return;
         }
-        let pause = self.rng.gen_range(0..=plan.pause_ms) * 1_000_000;
+        let pause = self.rng.random_range(0..=plan.pause_ms) * 1_000_000;
         self.timers
             .push(Reverse((now + pause, Timer::Reconnect(id))));
     }
@@ -494,13 +494,13 @@ impl Engine {
         ) {
             return self.count_failure(id, errno_reason("register", &e));
         }
-        let key_text = wire::new_key(self.rng.gen());
+        let key_text = wire::new_key(self.rng.random());
         let accept: Box<str> = wire::accept_for(&key_text).into();
         let mut out = wire::upgrade_request(url, &key_text);
         out.shrink_to_fit();
         self.next_gen = self.next_gen.wrapping_add(1);
         let abort_after_request = match self.phase {
-            Phase::Churning { plan, .. } => self.rng.gen_bool(plan.abort_ratio.clamp(0.0, 1.0)),
+            Phase::Churning { plan, .. } => self.rng.random_bool(plan.abort_ratio.clamp(0.0, 1.0)),
             _ => false,
         };
         let inserted = self.conns.insert(Conn {
@@ -771,7 +771,7 @@ impl Engine {
             }
             Opcode::Ping => {
                 self.counters.pings += 1;
-                let mask = self.rng.gen();
+                let mask = self.rng.random();
                 let conn = &mut self.conns[key];
                 wire::encode_masked(&mut conn.out, Opcode::Pong, frame.payload, mask);
                 self.flush(key);
@@ -786,7 +786,7 @@ impl Engine {
                 if matches!(self.conns[key].state, State::Closing) {
                     self.remove(key, Exit::Closed);
                 } else {
-                    let mask = self.rng.gen();
+                    let mask = self.rng.random();
                     let conn = &mut self.conns[key];
                     wire::encode_close(&mut conn.out, code, mask);
                     let _ = conn.stream.write(&conn.out);
@@ -818,7 +818,7 @@ impl Engine {
 
     /// Sends a close frame; the connection leaves when the server answers.
     fn begin_close(&mut self, key: usize) {
-        let mask = self.rng.gen();
+        let mask = self.rng.random();
         let conn = &mut self.conns[key];
         if !matches!(conn.state, State::Open) {
             return;
@@ -929,7 +929,7 @@ impl Engine {
                     if !is_open {
                         continue;
                     }
-                    if self.rng.gen_bool(plan.abrupt_ratio.clamp(0.0, 1.0)) {
+                    if self.rng.random_bool(plan.abrupt_ratio.clamp(0.0, 1.0)) {
                         self.remove(key, Exit::Abrupt);
                     } else {
                         self.begin_close(key);

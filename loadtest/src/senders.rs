@@ -202,7 +202,7 @@ fn sender_thread(job: SenderJob<'_>) -> SendResult {
             Audience::Random(ids) => {
                 let receivers: Vec<i64> = probes
                     .iter()
-                    .map(|_| ids[rng.gen_range(0..ids.len())])
+                    .map(|_| ids[rng.random_range(0..ids.len())])
                     .collect();
                 match &probes[..] {
                     [probe] => job.helper.send_message(0, &receivers, probe, false),

@@ -71,11 +71,6 @@ impl RngCore for SplitMix {
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
     }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
 }
 
 /// A simulated socket, as the peer and the driver see it.
@@ -164,10 +159,10 @@ impl Wire for SimWire<'_> {
             !socket.shut,
             "loop {l}: a write to {key} after its shutdown"
         );
-        match self.rng.gen_range(0..20) {
+        match self.rng.random_range(0..20) {
             0 => IoStep::Closed,
             1..=6 => {
-                let room = self.rng.gen_range(0..64);
+                let room = self.rng.random_range(0..64);
                 conn.flush(&mut Limited {
                     room,
                     taken: &mut self.written,
@@ -209,23 +204,23 @@ fn settings(echo: bool) -> Settings {
 /// A request head: mostly valid with a token, sometimes without one, at a
 /// wrong path, too long or garbage; sometimes followed by a frame.
 fn request(rng: &mut SplitMix) -> Vec<u8> {
-    let token = format!("t{}", rng.gen_range(0..1000));
-    let (path, query) = match rng.gen_range(0..20) {
+    let token = format!("t{}", rng.random_range(0..1000));
+    let (path, query) = match rng.random_range(0..20) {
         0 => ("/ws", String::new()),
         1 => ("/elsewhere", format!("?token={token}")),
         _ => ("/ws", format!("?token={token}")),
     };
-    let subprotocol = if rng.gen_bool(0.3) {
+    let subprotocol = if rng.random_bool(0.3) {
         "Sec-WebSocket-Protocol: freeim.heartbeat.v1\r\n"
     } else {
         ""
     };
-    let padding = if rng.gen_range(0..20) == 0 {
+    let padding = if rng.random_range(0..20) == 0 {
         format!("X-Pad: {}\r\n", "p".repeat(600))
     } else {
         String::new()
     };
-    let mut bytes = match rng.gen_range(0..20) {
+    let mut bytes = match rng.random_range(0..20) {
         0 => b"NOT HTTP AT ALL\r\n\r\n".to_vec(),
         _ => format!(
             "GET {path}{query} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
@@ -234,7 +229,7 @@ fn request(rng: &mut SplitMix) -> Vec<u8> {
         )
         .into_bytes(),
     };
-    if rng.gen_bool(0.2) {
+    if rng.random_bool(0.2) {
         bytes.extend_from_slice(&frames(rng));
     }
     bytes
@@ -244,9 +239,9 @@ fn request(rng: &mut SplitMix) -> Vec<u8> {
 /// garbage (unmasked, oversized or random bytes).
 fn frames(rng: &mut SplitMix) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for _ in 0..rng.gen_range(1..4) {
+    for _ in 0..rng.random_range(1..4) {
         let mask = [1, 2, 3, 4];
-        match rng.gen_range(0..20) {
+        match rng.random_range(0..20) {
             0..=5 => encode_masked_frame(&mut bytes, OpCode::Ping, true, b"hi", mask),
             6..=7 => encode_masked_frame(&mut bytes, OpCode::Pong, true, b"", mask),
             8..=13 => encode_masked_frame(&mut bytes, OpCode::Text, true, b"hello", mask),
@@ -254,7 +249,7 @@ fn frames(rng: &mut SplitMix) -> Vec<u8> {
             15 => encode_masked_frame(&mut bytes, OpCode::Close, true, &[3, 232], mask),
             16 => encode_frame(&mut bytes, OpCode::Text, b"unmasked"),
             17 => encode_masked_frame(&mut bytes, OpCode::Text, true, &[0xff, 0xfe], mask),
-            _ => bytes.extend((0..rng.gen_range(1..8)).map(|_| rng.gen::<u8>())),
+            _ => bytes.extend((0..rng.random_range(1..8)).map(|_| rng.random::<u8>())),
         }
     }
     bytes
@@ -300,14 +295,14 @@ impl Sim {
         if sockets.is_empty() {
             return None;
         }
-        let at = self.rng.gen_range(0..sockets.len());
+        let at = self.rng.random_range(0..sockets.len());
         sockets.keys().nth(at).copied()
     }
 
     /// One random step (a drain only `late` in the run).
     fn step(&mut self, late: bool) {
-        let l = self.rng.gen_range(0..LOOPS);
-        match self.rng.gen_range(0..100) {
+        let l = self.rng.random_range(0..LOOPS);
+        match self.rng.random_range(0..100) {
             0..=7 => self.connect(l),
             8..=29 => self.send_head(l),
             30..=39 => self.answer_claim(),
@@ -319,7 +314,7 @@ impl Sim {
             77..=84 => self.tick(),
             85..=86 => self.peer_gone(l),
             87..=88 => self.check_presence(l),
-            89 if late && self.rng.gen_range(0..20) == 0 => self.drain(l),
+            89 if late && self.rng.random_range(0..20) == 0 => self.drain(l),
             _ => self.flush_dirty(l),
         }
     }
@@ -354,9 +349,9 @@ impl Sim {
         if socket.head.is_empty() {
             return;
         }
-        let n = match self.rng.gen_bool(0.5) {
+        let n = match self.rng.random_bool(0.5) {
             true => socket.head.len(),
-            false => self.rng.gen_range(1..=socket.head.len()),
+            false => self.rng.random_range(1..=socket.head.len()),
         };
         let piece: Vec<u8> = socket.head.drain(..n).collect();
         socket.inbox.extend_from_slice(&piece);
@@ -387,7 +382,7 @@ impl Sim {
             if socket.inbox.is_empty() {
                 return;
             }
-            let n = self.rng.gen_range(1..=socket.inbox.len());
+            let n = self.rng.random_range(1..=socket.inbox.len());
             let mut piece: Vec<u8> = socket.inbox.drain(..n).collect();
             let more = match self.machines[l].conns().phase(key) {
                 Some(Phase::Handshake { .. }) if self.echo => {
@@ -423,10 +418,10 @@ impl Sim {
         if self.claims.is_empty() {
             return;
         }
-        let at = self.rng.gen_range(0..self.claims.len());
+        let at = self.rng.random_range(0..self.claims.len());
         let (l, id) = self.claims.swap_remove(at);
-        let client_id = self.rng.gen_range(0..CLIENTS);
-        let outcome = match self.rng.gen_range(0..10) {
+        let client_id = self.rng.random_range(0..CLIENTS);
+        let outcome = match self.rng.random_range(0..10) {
             0 => TokenOutcome::Refused,
             1 => TokenOutcome::Unavailable,
             _ => TokenOutcome::Admitted(ClientTicket {
@@ -447,7 +442,7 @@ impl Sim {
         if self.mailbox.is_empty() {
             return;
         }
-        let at = self.rng.gen_range(0..self.mailbox.len());
+        let at = self.rng.random_range(0..self.mailbox.len());
         let InFlight {
             mut socket,
             handover,
@@ -472,25 +467,25 @@ impl Sim {
 
     fn push(&mut self, l: usize) {
         // Mostly short, sometimes long enough to overflow a slow reader.
-        let len = match self.rng.gen_range(0..8) {
-            0 => self.rng.gen_range(100..600),
-            _ => self.rng.gen_range(1..40),
+        let len = match self.rng.random_range(0..8) {
+            0 => self.rng.random_range(100..600),
+            _ => self.rng.random_range(1..40),
         };
         let text = "m".repeat(len);
-        let audience = match self.rng.gen_range(0..10) {
+        let audience = match self.rng.random_range(0..10) {
             0 => Audience::Everyone,
             _ => Audience::Clients(
-                (0..self.rng.gen_range(1..4))
-                    .map(|_| self.rng.gen_range(0..CLIENTS))
+                (0..self.rng.random_range(1..4))
+                    .map(|_| self.rng.random_range(0..CLIENTS))
                     .filter(|&client| loop_of(client, LOOPS) == l)
                     .collect(),
             ),
         };
         let push = Push {
-            sender: self.rng.gen_range(0..CLIENTS),
+            sender: self.rng.random_range(0..CLIENTS),
             audience,
             frame: Arc::new(Frame::text(&text)),
-            receipt: self.rng.gen_bool(0.1),
+            receipt: self.rng.random_bool(0.1),
         };
         let mut wire = SimWire {
             loop_index: l,
@@ -504,7 +499,7 @@ impl Sim {
     }
 
     fn force_offline(&mut self, l: usize) {
-        let client = self.rng.gen_range(0..CLIENTS);
+        let client = self.rng.random_range(0..CLIENTS);
         self.machines[l].force_offline(client);
         self.perform(l);
     }
@@ -533,7 +528,7 @@ impl Sim {
     }
 
     fn tick(&mut self) {
-        self.now += Duration::from_millis(self.rng.gen_range(0..1500));
+        self.now += Duration::from_millis(self.rng.random_range(0..1500));
         for l in 0..LOOPS {
             self.machines[l].on_tick(self.now);
             self.perform(l);
