@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use freeim_protocol::{chan_command, group_by_server, receipt_command, receipt_len_bound};
+use freeim_protocol::{chan_command, group_by_server, receipts_fit};
 
 use crate::error::{Error, Result};
 use crate::helper::ImHelper;
@@ -180,17 +180,9 @@ impl ImHelper {
         if receivers == 0 {
             return Ok(());
         }
-        // A cheap bound settles nearly every send without building a receipt.
-        if receivers.saturating_mul(receipt_len_bound(text.len())) <= self.max_receipt_bytes {
+        let Err(receipt_bytes) = receipts_fit(receivers, text, self.max_receipt_bytes) else {
             return Ok(());
-        }
-        // The longest receipt a node can publish for this text: the widest
-        // ids and the longer wording.
-        let each = receipt_command(i64::MIN, i64::MIN, text, false).len();
-        let receipt_bytes = receivers.saturating_mul(each);
-        if receipt_bytes <= self.max_receipt_bytes {
-            return Ok(());
-        }
+        };
         Err(Error::TooManyReceipts {
             server: self.servers[server].clone(),
             receivers,

@@ -30,6 +30,6 @@ pub use command::{
     CommandError, SendCommand,
 };
 pub use keys::Keys;
-pub use receipt::{receipt_command, receipt_len_bound, RECEIPT_DELIVERED, RECEIPT_OFFLINE};
+pub use receipt::{receipt_command, receipts_fit, RECEIPT_DELIVERED, RECEIPT_OFFLINE};
 pub use routing::{first_places, group_by_server, server_index};
 pub use ticket::{ClientTicket, TicketError};

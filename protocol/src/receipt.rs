@@ -37,8 +37,26 @@ pub fn receipt_command(sender: i64, receiver: i64, text: &str, delivered: bool) 
 /// bytes, without building it: the text is JSON-escaped twice, which turns
 /// a byte into at most 7 (`\u00XX`, its backslash escaped again), and the
 /// command around it is under 256 bytes.
-pub fn receipt_len_bound(text_len: usize) -> usize {
+fn receipt_len_bound(text_len: usize) -> usize {
     text_len.saturating_mul(7).saturating_add(256)
+}
+
+/// Whether the receipts for a message of `text` sent to `receivers` clients
+/// (the sender not counted) fit in `budget` bytes: `Err(bytes)` with the
+/// most they could take when they do not. The node (`--max-receipt-bytes`)
+/// and `imhelper` (`max_receipt_bytes`) decide the same way.
+///
+/// A cheap bound settles nearly every message; only a large one builds the
+/// longest receipt (widest ids, longer wording) to measure it.
+pub fn receipts_fit(receivers: usize, text: &str, budget: usize) -> Result<(), usize> {
+    if receivers.saturating_mul(receipt_len_bound(text.len())) <= budget {
+        return Ok(());
+    }
+    let each = receipt_command(i64::MIN, i64::MIN, text, false).len();
+    match receivers.saturating_mul(each) {
+        bytes if bytes <= budget => Ok(()),
+        bytes => Err(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +78,20 @@ mod tests {
             let built = receipt_command(i64::MIN, i64::MIN, &text, false).len();
             assert!(built <= receipt_len_bound(text.len()), "{text}: {built}");
         }
+    }
+
+    #[test]
+    fn the_budget_check_measures_a_receipt_only_past_the_bound() {
+        let text = serde_json::to_string(&"x".repeat(1000)).unwrap();
+        let each = receipt_command(i64::MIN, i64::MIN, &text, false).len();
+        assert_eq!(receipts_fit(0, &text, 0), Ok(()));
+        assert_eq!(
+            receipts_fit(3, &text, 3 * each),
+            Ok(()),
+            "exact size, over the bound"
+        );
+        assert_eq!(receipts_fit(3, &text, 3 * each - 1), Err(3 * each));
+        assert_eq!(receipts_fit(2, "1", 2 * receipt_len_bound(1)), Ok(()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use redis_link::Shutdown;
 use super::pubsub::{Liveness, PubSubConnection};
 use super::worker::{BACKOFF_MAX, BACKOFF_MIN, IO_TIMEOUT};
 use super::Context;
-use freeim_protocol::{decode_command, receipt_command, receipt_len_bound, ChanMessage, Command};
+use freeim_protocol::{decode_command, receipts_fit, ChanMessage, Command};
 
 use crate::bus::{Frame, LoopMsg, Router, Wakes};
 use crate::metrics::Metrics;
@@ -321,16 +321,9 @@ impl Subscriber {
         if count == 0 {
             return true;
         }
-        // The cheap bound settles nearly every send; only a large one
-        // builds a receipt to measure it.
-        if count.saturating_mul(receipt_len_bound(text.len())) <= self.max_receipt_bytes {
+        let Err(bytes) = receipts_fit(count, text, self.max_receipt_bytes) else {
             return true;
-        }
-        let each = receipt_command(i64::MIN, i64::MIN, text, false).len();
-        let bytes = count.saturating_mul(each);
-        if bytes <= self.max_receipt_bytes {
-            return true;
-        }
+        };
         self.metrics
             .receipts_refused
             .fetch_add(1, Ordering::Relaxed);
