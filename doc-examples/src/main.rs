@@ -27,10 +27,10 @@ include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 
 /// `FREEIM_REDIS`, or what `scripts/run.sh` starts.
 fn redis_url() -> &'static str {
-    match std::env::var("FREEIM_REDIS") {
-        Ok(url) => Box::leak(url.into_boxed_str()),
-        Err(_) => "redis://127.0.0.1:6379/",
-    }
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        std::env::var("FREEIM_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+    })
 }
 
 /// Runs one example's `main`, whatever it returns.
