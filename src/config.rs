@@ -167,6 +167,25 @@ pub struct Config {
     /// node refuses to start while another live node holds its name.
     #[arg(long, env = "FREEIM_TAKE_OVER")]
     pub take_over: bool,
+
+    /// Unix socket where this node hands its listening sockets and every
+    /// connection over to a new process started with `--upgrade` (a hot
+    /// upgrade: README "Upgrading a node"). Made with mode 0600; only a
+    /// process of the same user may take over. Off when unset.
+    #[arg(long, env = "FREEIM_UPGRADE_SOCKET")]
+    pub upgrade_socket: Option<std::path::PathBuf>,
+
+    /// Start by taking the listening sockets and every connection over from
+    /// the node serving on `--upgrade-socket` (same `--server`, `--servers`
+    /// and `--path`); that node exits once this one holds them. Fails, and
+    /// leaves that node serving, if the hand-over cannot complete.
+    #[arg(long, env = "FREEIM_UPGRADE", requires = "upgrade_socket")]
+    pub upgrade: bool,
+
+    /// Longest a hand-over may take before it is abandoned (the old process
+    /// then keeps serving every connection).
+    #[arg(long, env = "FREEIM_UPGRADE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub upgrade_timeout: Duration,
 }
 
 /// Settings after defaults are filled in and every value is checked.
@@ -216,6 +235,12 @@ pub struct Settings {
     pub echo: bool,
     /// Take the name from a live node.
     pub take_over: bool,
+    /// Where connections are handed over to a new process.
+    pub upgrade_socket: Option<std::path::PathBuf>,
+    /// Start by taking the connections over from the running node.
+    pub upgrade: bool,
+    /// Longest a hand-over may take.
+    pub upgrade_timeout: Duration,
 }
 
 /// Why the settings cannot be used: the setting at fault and what is wrong
@@ -404,6 +429,9 @@ impl Config {
             admin,
             echo: self.echo,
             take_over: self.take_over,
+            upgrade_socket: self.upgrade_socket,
+            upgrade: self.upgrade,
+            upgrade_timeout: self.upgrade_timeout,
         })
     }
 }

@@ -31,4 +31,5 @@ pub mod node;
 pub mod server;
 pub mod store;
 pub mod throttle;
+pub mod upgrade;
 pub mod ws;

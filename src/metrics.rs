@@ -30,13 +30,19 @@ pub const LAG_BUCKETS: [f64; 10] = [
 /// The node's long-lived Redis connections, in the order of their labels.
 pub const REDIS_ROLES: [&str; 2] = ["worker", "subscriber"];
 
+/// Outcomes of hand-overs (hot upgrades), as the `outcome` label names them:
+/// this process handed its connections over, took them over, or a hand-over
+/// it took part in failed.
+pub const UPGRADE_OUTCOMES: [&str; 3] = ["handed_over", "taken_over", "failed"];
+
 /// Kinds of Redis worker jobs, as the `kind` label names them.
-pub const JOB_KINDS: [&str; 5] = [
+pub const JOB_KINDS: [&str; 6] = [
     "claim_token",
     "socket_opened",
     "socket_closed",
     "publish",
     "presence_snapshot",
+    "rename_sockets",
 ];
 
 /// What one Redis connection role counts.
@@ -134,6 +140,12 @@ pub struct Metrics {
     /// Times the subscription was lost while up: commands published until it
     /// was back reached nobody on this node.
     pub delivery_gaps: AtomicU64,
+    /// Hand-overs by [`UPGRADE_OUTCOMES`] index.
+    pub upgrades: [AtomicU64; UPGRADE_OUTCOMES.len()],
+    /// Connections handed over or taken over.
+    pub upgrade_connections: AtomicU64,
+    /// How long the last hand-over took, in microseconds.
+    pub upgrade_last_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -152,6 +164,9 @@ impl Metrics {
             jobs_retried: Default::default(),
             jobs_failed: Default::default(),
             delivery_gaps: AtomicU64::new(0),
+            upgrades: Default::default(),
+            upgrade_connections: AtomicU64::new(0),
+            upgrade_last_micros: AtomicU64::new(0),
             receipts_refused: AtomicU64::new(0),
             pushes_refused: AtomicU64::new(0),
         }
@@ -305,6 +320,28 @@ impl Collector for Metrics {
             "freeim_redis_delivery_gaps",
             "Subscriptions lost while up: commands published meanwhile reached nobody here.",
             counter(load(&self.delivery_gaps)),
+        )?;
+        labelled(
+            encoder,
+            "freeim_upgrades",
+            "Hand-overs of every connection to a new process (hot upgrades), by outcome.",
+            "outcome",
+            UPGRADE_OUTCOMES
+                .into_iter()
+                .zip(&self.upgrades)
+                .map(|(k, v)| (k, counter(load(v)))),
+        )?;
+        single(
+            encoder,
+            "freeim_upgrade_connections",
+            "Connections handed over to, or taken over from, another process.",
+            counter(load(&self.upgrade_connections)),
+        )?;
+        single(
+            encoder,
+            "freeim_upgrade_last_seconds",
+            "How long the last hand-over took, from its start to the new process holding every connection.",
+            ConstGauge::new(load(&self.upgrade_last_micros) as f64 / 1e6),
         )?;
         labelled(
             encoder,

@@ -22,7 +22,9 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::names::Names;
 use crate::node::{EventLoop, Shared, WAKER};
+use crate::store::cutover::CutOver;
 use crate::store::{self, StoreError};
+use crate::upgrade::{self, OldNode, TakenOver, UpgradeError};
 
 /// Why the node stopped with an error (one line each, printed by `main`).
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,17 @@ pub enum ServerError {
     /// An event loop ended without an error or a drain.
     #[error("an event loop stopped unexpectedly")]
     LoopStopped,
+    /// `--upgrade`: the connections could not be taken over.
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
+    /// `--upgrade-socket` could not be served.
+    #[error("cannot serve hand-overs on --upgrade-socket {path}: {source}")]
+    UpgradeSocket {
+        /// `--upgrade-socket`.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Starts the node and serves until SIGTERM/SIGINT (then drains and returns
@@ -100,6 +113,7 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
     let router = Router::new(mailboxes.into());
     let open_connections = Arc::new(AtomicUsize::new(0));
     let metrics = Arc::new(Metrics::new(settings.threads, open_connections.clone()));
+    let cutover = Arc::new(CutOver::default());
     // The Sentinel watch (if any) lives until the node has drained.
     let (worker, _failover_watch) = if settings.echo {
         (WorkerHandle::detached(), None)
@@ -110,6 +124,8 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
             max_receipt_bytes: settings.max_receipt_bytes,
             max_push_bytes: settings.max_push_bytes,
             take_over: settings.take_over,
+            upgrade: settings.upgrade,
+            cutover: cutover.clone(),
             names: names.clone(),
             router: router.clone(),
             metrics: metrics.clone(),
@@ -134,7 +150,30 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         crate::admin::start(admin, metrics.clone())?;
     }
     let stop = stop_signals()?;
-    let listeners = bind_listeners(settings.listen, settings.threads)?;
+    let taken = match &settings.upgrade_socket {
+        Some(path) if settings.upgrade => Some(upgrade::take_over(path, &settings, &cutover)?),
+        _ => None,
+    };
+    let (listeners, go) = match taken {
+        Some(mut taken) => {
+            let listeners = std::mem::take(&mut taken.listeners);
+            let spread = spread_listeners(listeners, settings.threads)?;
+            (spread, Some(import(taken, &router)))
+        }
+        None => {
+            let listeners = bind_listeners(settings.listen, settings.threads)?;
+            (listeners.into_iter().map(|l| vec![l]).collect(), None)
+        }
+    };
+    let listener_copies = listeners
+        .iter()
+        .flatten()
+        .map(std::net::TcpListener::try_clone)
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|source| ServerError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
     log::info!(
         "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections{}",
         env!("CARGO_PKG_VERSION"),
@@ -158,9 +197,12 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
     });
     let (exited, loop_exits) = crossbeam_channel::unbounded();
     let loops = polls.into_iter().zip(inboxes).zip(listeners);
-    for (index, ((poll, inbox), listener)) in loops.enumerate() {
-        let listener = mio::net::TcpListener::from_std(listener);
-        let event_loop = EventLoop::new(index, shared.clone(), poll, listener, inbox)
+    for (index, ((poll, inbox), listeners)) in loops.enumerate() {
+        let listeners = listeners
+            .into_iter()
+            .map(mio::net::TcpListener::from_std)
+            .collect();
+        let event_loop = EventLoop::new(index, shared.clone(), poll, listeners, inbox)
             .map_err(ServerError::Register)?;
         let exited = exited.clone();
         std::thread::Builder::new()
@@ -173,12 +215,46 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
                 source,
             })?;
     }
+    if let Some(go) = go {
+        go(&shared);
+    }
+    let (retired, handed_over) = crossbeam_channel::bounded(1);
+    if let Some(path) = &shared.settings.upgrade_socket {
+        let socket_error = |source| ServerError::UpgradeSocket {
+            path: path.display().to_string(),
+            source,
+        };
+        let listener = match shared.settings.upgrade {
+            true => upgrade::transport::Listener::replace(path),
+            false => upgrade::transport::Listener::bind(path),
+        }
+        .map_err(socket_error)?;
+        let old = OldNode {
+            settings: shared.settings.clone(),
+            names: shared.names.clone(),
+            router: router.clone(),
+            worker: worker.clone(),
+            cutover,
+            metrics: shared.metrics.clone(),
+            listeners: listener_copies,
+        };
+        upgrade::serve(listener, old, retired).map_err(socket_error)?;
+    }
     crossbeam_channel::select! {
         recv(loop_exits) -> result => {
             return Err(match result {
                 Ok(Err(e)) => ServerError::LoopFailed(e),
                 _ => ServerError::LoopStopped,
             });
+        }
+        recv(handed_over) -> _ => {
+            // Every connection is the new process's: the loops are empty.
+            router.post_all(|| LoopMsg::Shutdown);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            for _ in 0..router.loops() {
+                let _ = loop_exits.recv_deadline(deadline);
+            }
+            return Ok(());
         }
         recv(stop) -> _ => {}
     }
@@ -189,6 +265,70 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         drain_timeout,
     );
     Ok(())
+}
+
+/// Gives the loops (not started yet) the connections taken over, and returns
+/// what to do once they run: take the lease, publish the `go` marker (the
+/// subscriber then delivers what it held since the cut), count and log.
+fn import(taken: TakenOver, router: &Router) -> impl FnOnce(&Shared) {
+    let TakenOver {
+        conns, id, started, ..
+    } = taken;
+    let count = conns.len();
+    let shares = upgrade::distribute(conns, router.loops());
+    for (index, share) in shares.into_iter().enumerate() {
+        if !share.is_empty() {
+            router.mailbox(index).send(LoopMsg::Import(share));
+        }
+    }
+    move |shared: &Shared| {
+        let (done, assumed) = crossbeam_channel::bounded(1);
+        shared.worker.submit(Job::AssumeLease { done });
+        let names = &shared.names;
+        shared.worker.submit(Job::Publish {
+            channel: names.keys().server(names.server()),
+            payload: freeim_protocol::handover::marker(freeim_protocol::handover::Step::Go, id),
+        });
+        let _ = assumed.recv_timeout(Duration::from_secs(5));
+        let metrics = &shared.metrics;
+        metrics.upgrades[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .upgrade_connections
+            .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+        let took = started.elapsed();
+        metrics.upgrade_last_micros.store(
+            took.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        log::info!("hand-over {id:x}: took over {count} connections in {took:?}; serving");
+    }
+}
+
+/// The listening sockets taken over, spread over `threads` loops: loop `i`
+/// gets those at `i`, `i + threads`, ...; a loop left without one gets a new
+/// one on the same address (`SO_REUSEPORT`).
+fn spread_listeners(
+    listeners: Vec<std::net::TcpListener>,
+    threads: usize,
+) -> Result<Vec<Vec<std::net::TcpListener>>, ServerError> {
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let addr = listeners[0]
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: unknown,
+            source,
+        })?;
+    let mut spread: Vec<Vec<std::net::TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+    for (n, listener) in listeners.into_iter().enumerate() {
+        spread[n % threads].push(listener);
+    }
+    for share in spread.iter_mut().filter(|share| share.is_empty()) {
+        let fail = |source| ServerError::Listen { addr, source };
+        let socket = socket(addr, true).map_err(fail)?;
+        socket.listen(4096).map_err(fail)?;
+        share.push(socket.into());
+    }
+    Ok(spread)
 }
 
 /// Graceful drain: every loop closes its sockets with 1001 and exits, then

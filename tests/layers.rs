@@ -17,7 +17,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("node", 3),
     ("store", 3),
     ("admin", 3),
-    ("server", 4),
+    ("upgrade", 4),
+    ("server", 5),
 ];
 
 fn layer(module: &str) -> u8 {

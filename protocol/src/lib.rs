@@ -8,6 +8,7 @@
 //! | [`routing`] | `clientId mod len(servers)`: which node owns a client |
 //! | [`ticket`] | `{"Item1": clientId, "Item2": meta}`: token value and presence event |
 //! | [`command`] | the commands published on a node's channel: encoding and decoding |
+//! | [`handover`] | **[ext]** the markers a node hand-over (hot upgrade) publishes on its channel |
 //! | [`receipt`] | the receipt a node sends back for a message sent with one |
 //! | [`scripts`] | the Lua scripts: channel membership (helper) and presence (node) |
 //! | [`vectors`] | test vectors: bytes on the wire ↔ typed values, for both sides' tests |
@@ -18,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod command;
+pub mod handover;
 pub mod keys;
 pub mod receipt;
 pub mod routing;

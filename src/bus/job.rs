@@ -59,6 +59,26 @@ pub enum Job {
     /// one, then drop the link; the next job reconnects (to the new
     /// primary) and the loops' presence snapshots re-assert what they hold.
     PrimaryChanged,
+    /// A hand-over moved sockets to new slots (of this process after an
+    /// abort, or of the new one): rename them in `{prefix}Node{server}`,
+    /// `(old name, new name)`, without counting or announcing anything.
+    RenameSockets {
+        /// `(old, new)` socket names.
+        pairs: Vec<(String, String)>,
+    },
+    /// This process handed its connections over: finish every job queued
+    /// before this one, never renew the lease again (the new process takes
+    /// it), and answer.
+    Retire {
+        /// Answered once done.
+        done: Sender<()>,
+    },
+    /// The process this one took the connections from has retired: take the
+    /// lease on the node's name and keep it from now on, then answer.
+    AssumeLease {
+        /// Answered once done (or failed: the renewals retry).
+        done: Sender<()>,
+    },
     /// The node is stopping: finish every job queued before this one, take
     /// this node's presence out of Redis, end the lease, then signal `done`.
     Drain {

@@ -1,13 +1,15 @@
 //! Everything an event loop can be told by other threads ([`LoopMsg`]):
 //! token answers from the Redis worker, pushes and force-offlines from the
 //! subscriber, connections handed over by another loop, drain and presence
-//! requests.
+//! requests, and the steps of a hand-over to another process.
 
 use mio::net::TcpStream;
 
 use freeim_protocol::ClientTicket;
 
-use super::{ConnId, Push};
+use crossbeam_channel::Sender;
+
+use super::{ConnId, ConnState, Parcel, Push};
 
 /// What the Redis worker learned about an upgrade's token.
 #[derive(Debug)]
@@ -40,6 +42,19 @@ pub enum LoopMsg {
     ReportPresence,
     /// Stop accepting, close every connection with 1001, then exit.
     Shutdown,
+    /// A hand-over begins: stop accepting and reading upgrade requests, and
+    /// answer with the loop's index once no connection waits for a token
+    /// answer.
+    Quiesce(Sender<usize>),
+    /// Take every connection out of the loop, silently (no close, no
+    /// offline event), and send them.
+    Collect(Sender<Parcel>),
+    /// The hand-over failed before [`Collect`](Self::Collect): accept and
+    /// read upgrade requests again.
+    Resume,
+    /// Take these connections in (from another process, or back after a
+    /// failed hand-over), silently (no online event).
+    Import(Vec<(ConnState, TcpStream)>),
 }
 
 /// An admitted connection moving to the loop that owns its client.

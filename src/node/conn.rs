@@ -262,6 +262,17 @@ impl Conn {
         IoStep::Moved(sent)
     }
 
+    /// Takes every queued byte out of the queue (for a hand-over): the
+    /// queue is empty afterwards.
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let mut unsent = Vec::with_capacity(self.out.len());
+        while !self.out.is_empty() {
+            // Writing into memory always takes everything offered.
+            let _ = self.out.write_to(&mut unsent);
+        }
+        unsent
+    }
+
     /// Moves a closing connection whose last bytes are sent to
     /// [`Phase::Shut`]: true when it did, and the loop then shuts the
     /// socket's write side; false (and nothing done) unless it is closing

@@ -54,6 +54,11 @@ impl Connections {
         self.wheel.advance(now)
     }
 
+    /// The clock's tick.
+    pub fn now(&self) -> Tick {
+        self.wheel.now()
+    }
+
     /// The tick `after` from the clock's time (rounded up).
     pub fn after(&self, after: Duration) -> Tick {
         self.wheel.after(after)

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
@@ -33,7 +33,7 @@ use super::conn::{IoStep, Pending, Phase};
 use super::machine::{Action, HandOver, Machine};
 use super::sockets::Sockets;
 use super::timer::Tick;
-use crate::bus::{socket_name, Job, WorkerHandle};
+use crate::bus::{socket_name, ConnState, Job, Parcel, WorkerHandle};
 use crate::bus::{Adoption, ConnId, LoopMsg, Push, Router, TokenOutcome};
 use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
@@ -42,8 +42,11 @@ use crate::names::Names;
 
 /// Token of the mailbox waker.
 pub const WAKER: Token = Token(usize::MAX);
-/// Token of the listener.
-const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the loop's first listener; the others count down from it.
+const LISTENER: usize = usize::MAX - 1;
+/// Most listeners one loop holds (a process that took over from one with
+/// more loops holds several).
+const MAX_LISTENERS: usize = 1024;
 /// Size of the loop's shared read buffer.
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// Most reads of one socket per readiness event before other sockets get a turn.
@@ -83,6 +86,9 @@ enum Accepting {
         /// When accepting resumes.
         until: Tick,
     },
+    /// Not while a hand-over to another process runs (upgrade requests are
+    /// not read either).
+    HandingOver,
     /// Never again: shutting down, the loop ends when its last connection
     /// closes (connections handed over to it are dropped).
     Draining,
@@ -93,7 +99,7 @@ pub struct EventLoop {
     index: usize,
     shared: Arc<Shared>,
     poll: Poll,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     inbox: Receiver<LoopMsg>,
     /// The connections' state.
     machine: Machine,
@@ -104,19 +110,27 @@ pub struct EventLoop {
     read_again: Vec<ConnId>,
     inbox_backlog: bool,
     accepting: Accepting,
+    /// Answered once no connection waits for a token answer, while a
+    /// hand-over quiesces the loop.
+    quiet: Option<Sender<usize>>,
 }
 
 impl EventLoop {
-    /// Builds loop `index` on `poll` (whose waker is already registered).
+    /// Builds loop `index` on `poll` (whose waker is already registered),
+    /// accepting on `listeners` (one, or several after taking over from a
+    /// process with more loops; at most [`MAX_LISTENERS`]).
     pub fn new(
         index: usize,
         shared: Arc<Shared>,
         poll: Poll,
-        mut listener: TcpListener,
+        mut listeners: Vec<TcpListener>,
         inbox: Receiver<LoopMsg>,
     ) -> io::Result<EventLoop> {
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        listeners.truncate(MAX_LISTENERS);
+        for (at, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, Token(LISTENER - at), Interest::READABLE)?;
+        }
         let machine = Machine::new(
             index,
             shared.router.loops(),
@@ -128,7 +142,7 @@ impl EventLoop {
         Ok(EventLoop {
             index,
             poll,
-            listener,
+            listeners,
             inbox,
             machine,
             sockets: Sockets::default(),
@@ -136,6 +150,7 @@ impl EventLoop {
             read_again: Vec::new(),
             inbox_backlog: false,
             accepting: Accepting::Open,
+            quiet: None,
             shared,
         })
     }
@@ -159,7 +174,7 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_inbox(),
-                    LISTENER => self.accept_all(),
+                    Token(token) if token > LISTENER - MAX_LISTENERS => self.accept_all(),
                     Token(key) => {
                         let key = key as u32;
                         if event.is_writable() {
@@ -223,6 +238,100 @@ impl EventLoop {
             LoopMsg::ForceOffline(client_id) => self.force_offline(client_id),
             LoopMsg::ReportPresence => self.report_presence(),
             LoopMsg::Shutdown => self.begin_drain(),
+            LoopMsg::Quiesce(quiet) => self.quiesce(quiet),
+            LoopMsg::Collect(parcel) => {
+                let _ = parcel.send(self.collect());
+            }
+            LoopMsg::Resume => self.resume(),
+            LoopMsg::Import(conns) => self.import(conns),
+        }
+        if self.quiet.is_some() && self.machine.authorizing() == 0 {
+            if let Some(quiet) = self.quiet.take() {
+                let _ = quiet.send(self.index);
+            }
+        }
+    }
+
+    /// A hand-over begins: stops accepting and reading upgrade requests; the
+    /// loop answers `quiet` once no connection waits for a token answer
+    /// (connections handed to another loop are posted before it answers).
+    fn quiesce(&mut self, quiet: Sender<usize>) {
+        if self.accepting == Accepting::Draining {
+            return; // never answers: the hand-over times out
+        }
+        self.accepting = Accepting::HandingOver;
+        for listener in &mut self.listeners {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        self.quiet = Some(quiet);
+    }
+
+    /// Takes every connection out, silently, with its socket deregistered.
+    fn collect(&mut self) -> Parcel {
+        let mut parcel = Parcel::default();
+        for key in self.machine.conns().keys() {
+            let Some(state) = self.machine.export(key) else {
+                continue;
+            };
+            let Some(mut stream) = self.sockets.take(key) else {
+                continue;
+            };
+            let _ = self.poll.registry().deregister(&mut stream);
+            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            parcel.conns.push((state, stream));
+        }
+        parcel
+    }
+
+    /// The hand-over failed: accepts again, and reads the upgrade requests
+    /// whose reads were skipped.
+    fn resume(&mut self) {
+        if self.accepting != Accepting::HandingOver {
+            return;
+        }
+        self.accepting = Accepting::Open;
+        self.quiet = None;
+        for (at, listener) in self.listeners.iter_mut().enumerate() {
+            let token = Token(LISTENER - at);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(listener, token, Interest::READABLE)
+            {
+                log::error!("cannot listen again after a failed hand-over: {e}");
+            }
+        }
+        for (key, conn) in self.machine.conns().iter() {
+            if matches!(conn.phase(), Phase::Handshake { .. }) {
+                self.read_again.extend(self.machine.conns().id(key));
+            }
+        }
+        self.accept_all();
+    }
+
+    /// Takes connections in, silently; open sessions are renamed in Redis
+    /// (their socket names change with their slots).
+    fn import(&mut self, conns: Vec<(ConnState, mio::net::TcpStream)>) {
+        let mut pairs = Vec::new();
+        for (state, mut stream) in conns {
+            let key = self.machine.conns().next_key();
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut stream, Token(key as usize), interest)
+            {
+                log::error!("cannot register a connection handed over: {e}");
+                continue;
+            }
+            self.shared.open_connections.fetch_add(1, Ordering::AcqRel);
+            let imported = self.machine.import(state);
+            debug_assert_eq!(imported.id.key, key);
+            self.sockets.put(key, stream);
+            pairs.extend(imported.rename);
+        }
+        if !pairs.is_empty() {
+            self.shared.worker.submit(Job::RenameSockets { pairs });
         }
     }
 
@@ -269,7 +378,9 @@ impl EventLoop {
     /// Stops accepting and starts closing every connection (graceful drain).
     fn begin_drain(&mut self) {
         self.accepting = Accepting::Draining;
-        let _ = self.poll.registry().deregister(&mut self.listener);
+        for listener in &mut self.listeners {
+            let _ = self.poll.registry().deregister(listener);
+        }
         self.machine.shut_down_all();
         self.perform();
     }
@@ -289,8 +400,14 @@ impl EventLoop {
             return;
         }
         let settings = self.shared.settings.clone();
+        for at in 0..self.listeners.len() {
+            self.accept_from(at, &settings);
+        }
+    }
+
+    fn accept_from(&mut self, at: usize, settings: &Settings) {
         loop {
-            let (stream, _) = match self.listener.accept() {
+            let (stream, _) = match self.listeners[at].accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -378,6 +495,7 @@ impl EventLoop {
     /// its phase wants.
     fn on_readable(&mut self, key: u32) {
         match self.machine.conns().phase(key) {
+            Some(Phase::Handshake { .. }) if self.accepting == Accepting::HandingOver => {}
             Some(Phase::Handshake { .. }) => self.read_head(key),
             Some(Phase::Open(_)) => self.read_frames(key),
             Some(Phase::Closing(_) | Phase::Shut) => self.read_until_eof(key),

@@ -23,9 +23,11 @@
 //! | `machine.rs` | the machine, its [`Action`]s, accessors, invariants |
 //! | `machine/lifecycle.rs` | a connection from upgrade request to close |
 //! | `machine/deliver.rs` | a push: routing, receipts, slow readers |
+//! | `machine/handover.rs` | connections leaving for, or coming from, another process |
 //! | `machine/simulation.rs` | the seeded simulation test (tests only) |
 
 mod deliver;
+mod handover;
 mod lifecycle;
 #[cfg(test)]
 mod simulation;
@@ -45,6 +47,7 @@ use crate::names::Names;
 use crate::throttle::Throttle;
 use crate::ws::{encode_frame, OpCode, ReaderConfig};
 use freeim_protocol::ClientTicket;
+pub use handover::Imported;
 
 /// What the machine asks its driver to do, in order.
 #[derive(Debug)]

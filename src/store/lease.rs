@@ -152,6 +152,17 @@ impl Lease {
         }
     }
 
+    /// Takes the lease whoever holds it (from a process that handed this
+    /// one its connections and retired).
+    pub fn take(&self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+        redis::cmd("SET")
+            .arg(&self.key)
+            .arg(&self.holder)
+            .arg("EX")
+            .arg(LEASE_TTL_SECS)
+            .query(conn)
+    }
+
     /// Renews the lease if it is still ours.
     pub fn renew(&self, conn: &mut redis::Connection) -> redis::RedisResult<Renewal> {
         let reply: redis::Value = redis::Script::new(RENEW)

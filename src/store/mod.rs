@@ -4,6 +4,7 @@
 //! keep their publish order). Event loops never touch Redis.
 
 pub mod chan_cache;
+pub mod cutover;
 pub mod error;
 pub mod lease;
 pub mod pubsub;
@@ -32,10 +33,15 @@ pub struct Context {
     pub max_push_bytes: usize,
     /// Take this node's name even from a live node (`--take-over`).
     pub take_over: bool,
+    /// This process takes the connections over from the running node
+    /// (`--upgrade`): presence is left as it is, the lease is assumed later.
+    pub upgrade: bool,
     /// Key and channel names.
     pub names: Arc<Names>,
     /// The event loops' mailboxes.
     pub router: Router,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The cut of the command stream during a hand-over.
+    pub cutover: Arc<cutover::CutOver>,
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chan_cache::ChanCache;
+use super::cutover::{CutOver, Verdict};
 use super::error::StoreError;
 use crate::bus::Members;
 use parking_lot::Mutex;
@@ -49,6 +50,8 @@ struct Subscriber {
     subscribed: bool,
     /// Ends the current subscription's blocked read from another thread.
     shutdown: Arc<Mutex<Option<Shutdown>>>,
+    /// The cut of the stream during a hand-over.
+    cutover: Arc<CutOver>,
 }
 
 /// Makes the subscriber thread drop its subscription and subscribe again
@@ -91,6 +94,7 @@ pub fn start(context: Context) -> Result<SubscriberHandle, StoreError> {
         pushes_refused: Throttle::new(Duration::from_secs(10)),
         subscribed: false,
         shutdown,
+        cutover: context.cutover,
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -189,6 +193,11 @@ impl Subscriber {
                 // Redis may be another server now (a failover, a restart):
                 // make its presence agree with the sockets held.
                 self.router.post_all(|| LoopMsg::ReportPresence);
+                let mut wakes = self.router.wakes();
+                for held in self.cutover.on_resubscribed() {
+                    self.handle(&held, &mut wakes);
+                }
+                self.router.wake(&mut wakes);
             }
         }
         *backoff = BACKOFF_MIN;
@@ -199,7 +208,7 @@ impl Subscriber {
                     self.chan_cache
                         .invalidate(&String::from_utf8_lossy(payload));
                 } else {
-                    self.handle(payload, &mut wakes);
+                    self.on_command(payload, &mut wakes);
                 }
             });
             // Everything this read carried is queued: one wake per loop.
@@ -213,6 +222,19 @@ impl Subscriber {
                         .store(confirmed, Ordering::Relaxed);
                 }
                 Err(e) => return e,
+            }
+        }
+    }
+
+    /// A message on the command channel, through the hand-over's cut.
+    fn on_command(&mut self, payload: &[u8], wakes: &mut Wakes) {
+        match self.cutover.on_message(payload) {
+            Verdict::Deliver => self.handle(payload, wakes),
+            Verdict::Skip => {}
+            Verdict::Release(held) => {
+                for payload in held {
+                    self.handle(&payload, wakes);
+                }
             }
         }
     }

@@ -30,7 +30,7 @@ pub const MAX_HEADER_LEN: usize = 14;
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// A frame's opcode, without the reserved values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OpCode {
     /// 0x0: continues a fragmented message.
     Continuation,

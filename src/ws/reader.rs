@@ -15,6 +15,8 @@
 
 use std::mem;
 
+use serde::{Deserialize, Serialize};
+
 use super::close::{parse_close_payload, CloseFrame};
 use super::error::ProtocolError;
 use super::frame::{header_len, parse_frame_header, FrameHeader, OpCode, MAX_HEADER_LEN};
@@ -65,7 +67,7 @@ pub enum Event {
 }
 
 /// Where the reader is within the byte stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 enum State {
     /// Between frames: `len` bytes of the next header collected so far.
     Header { buf: [u8; MAX_HEADER_LEN], len: u8 },
@@ -96,7 +98,7 @@ impl State {
 }
 
 /// The data message currently open (its first frame seen, its last not yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Open {
     None,
     Text,
@@ -109,19 +111,27 @@ enum Open {
 /// an error the connection must be failed; the reader then ignores whatever
 /// it is fed (it consumes all input and yields no event) and holds no heap
 /// memory.
-#[derive(Debug)]
+///
+/// It serialises (serde) to what it holds between two reads, for a
+/// connection handed to another process; its limits are not part of that
+/// state, [`with_config`](Self::with_config) gives them back.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct MessageReader {
     /// Control frame payload being collected and, with `keep_data`, the data
     /// message being assembled in front of it. Empty (no allocation) when no
     /// such payload is in flight.
+    #[serde(with = "serde_bytes")]
     buf: Vec<u8>,
     state: State,
     /// Bytes of the open data message announced so far (frame headers read).
     message_len: u32,
+    #[serde(skip)]
     max_frame_size: u32,
+    #[serde(skip)]
     max_message_size: u32,
     utf8: Utf8Validator,
     open: Open,
+    #[serde(skip)]
     keep_data: bool,
 }
 
@@ -144,6 +154,14 @@ impl MessageReader {
             open: Open::None,
             keep_data: config.keep_data,
         }
+    }
+
+    /// This reader (deserialised state) with `config`'s limits and options.
+    pub fn with_config(mut self, config: ReaderConfig) -> Self {
+        self.max_frame_size = limit(config.max_frame_size);
+        self.max_message_size = limit(config.max_message_size);
+        self.keep_data = config.keep_data;
+        self
     }
 
     /// Streams through `input` (unmasking payload bytes in place), returning

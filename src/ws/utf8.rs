@@ -14,7 +14,7 @@ use std::str;
 pub struct InvalidUtf8;
 
 /// Streaming UTF-8 validator: 4 bytes of state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Utf8Validator {
     /// The start of an incomplete code point left over from the last piece.
     pending: [u8; 3],

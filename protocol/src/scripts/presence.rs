@@ -152,6 +152,24 @@ end
 return 1
 "#;
 
+/// **[ext]** Renames sockets in `Node{self}` after a hand-over (hot upgrade)
+/// moved them to new slots of a new process: no count changes, no event.
+/// Idempotent: a repeat finds the old names gone and does nothing.
+/// KEYS: Node{self}. ARGV: pairs (old name, new name).
+/// Returns the number of sockets renamed.
+const RENAME_SOCKETS: &str = r#"
+local renamed = 0
+for i = 1, #ARGV, 2 do
+  local entry = redis.call('HGET', KEYS[1], ARGV[i])
+  if entry then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HSET', KEYS[1], ARGV[i + 1], entry)
+    renamed = renamed + 1
+  end
+end
+return renamed
+"#;
+
 /// The scripts' sources, ready for `SCRIPT LOAD`.
 pub struct PresenceScripts {
     /// See [`SOCKET_OPENED`].
@@ -162,6 +180,8 @@ pub struct PresenceScripts {
     pub reap_node: String,
     /// See [`RESTORE_PRESENCE`].
     pub restore_presence: String,
+    /// See [`RENAME_SOCKETS`].
+    pub rename_sockets: String,
 }
 
 impl PresenceScripts {
@@ -172,6 +192,7 @@ impl PresenceScripts {
             socket_closed: format!("{LEAVE_ALL}{UNCOUNT}{SOCKET_CLOSED}"),
             reap_node: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{REAP_NODE}"),
             restore_presence: format!("{LEAVE_ALL}{UNCOUNT}{SPLIT}{RESTORE_PRESENCE}"),
+            rename_sockets: RENAME_SOCKETS.to_string(),
         }
     }
 }

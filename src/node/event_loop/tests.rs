@@ -59,7 +59,7 @@ impl TestNode {
         let loops = loops
             .map(|(index, (poll, inbox))| {
                 let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-                EventLoop::new(index, shared.clone(), poll, listener, inbox).unwrap()
+                EventLoop::new(index, shared.clone(), poll, vec![listener], inbox).unwrap()
             })
             .collect();
         TestNode { loops, jobs }
@@ -87,7 +87,7 @@ fn request(query: &str) -> Vec<u8> {
 
 /// A client that sent `bytes` and the connection loop `el` accepted and read.
 fn connect(el: &mut EventLoop, bytes: &[u8]) -> (ConnId, TcpStream) {
-    let mut client = TcpStream::connect(el.listener.local_addr().unwrap()).unwrap();
+    let mut client = TcpStream::connect(el.listeners[0].local_addr().unwrap()).unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();

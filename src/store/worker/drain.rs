@@ -25,7 +25,8 @@ impl Worker {
             }
             Err(e) => return self.lost(&e),
         }
-        if let Some(link) = self.link.as_mut() {
+        let held = self.tenure == super::Tenure::Held;
+        if let Some(link) = self.link.as_mut().filter(|_| held) {
             if let Err(e) = self.lease.end(&mut link.conn) {
                 self.lost(&e);
             }

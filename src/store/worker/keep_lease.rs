@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Worker;
+use super::{Tenure, Worker};
 use crate::store::lease::Renewal;
 
 /// How often the lease is refreshed and other nodes' leases are checked; with
@@ -22,7 +22,16 @@ impl Worker {
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        match self.lease.renew(&mut link.conn) {
+        let renewal = match self.tenure {
+            Tenure::Held => self.lease.renew(&mut link.conn),
+            Tenure::Due => self.lease.take(&mut link.conn).map(|()| {
+                log::info!("holding the lease on --server {}", names.server());
+                self.tenure = Tenure::Held;
+                Renewal::Renewed
+            }),
+            Tenure::Awaited | Tenure::Retired => Ok(Renewal::Renewed),
+        };
+        match renewal {
             Ok(Renewal::Renewed) => {}
             Ok(Renewal::TakenBy(holder)) => {
                 log::error!(

@@ -20,6 +20,7 @@ pub(super) struct Link {
     pub(super) socket_closed: String,
     pub(super) reap_node: String,
     pub(super) restore_presence: String,
+    pub(super) rename_sockets: String,
     /// The server's `run_id` (new on every start of a Redis process): tells
     /// a reconnect to the same server from one to a restarted or promoted
     /// one. `None` when `INFO` is not allowed here.
@@ -66,6 +67,7 @@ impl Link {
         let socket_closed = load(&scripts.socket_closed)?;
         let reap_node = load(&scripts.reap_node)?;
         let restore_presence = load(&scripts.restore_presence)?;
+        let rename_sockets = load(&scripts.rename_sockets)?;
         let info: RedisResult<String> = redis::cmd("INFO").arg("server").query(&mut conn);
         let run_id = match info {
             Ok(info) => run_id(&info),
@@ -78,6 +80,7 @@ impl Link {
             socket_closed,
             reap_node,
             restore_presence,
+            rename_sockets,
             run_id,
             last_used: Instant::now(),
         })

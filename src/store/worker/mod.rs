@@ -81,6 +81,19 @@ pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// What a process does with its node's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tenure {
+    /// Holds it: renewed every `LEASE_REFRESH`.
+    Held,
+    /// Not yet: the process it takes the connections over from holds it.
+    Awaited,
+    /// That process retired: taken at the next chance, then held.
+    Due,
+    /// This process handed its connections over: never renewed again.
+    Retired,
+}
+
 struct Worker {
     jobs: Receiver<Job>,
     names: Arc<Names>,
@@ -94,6 +107,8 @@ struct Worker {
     next_lease: Instant,
     /// This node's lease on its name.
     lease: Lease,
+    /// What this process does with the lease.
+    tenure: Tenure,
     /// Receipts waiting for a connection.
     backlog: Backlog<Try>,
     /// The `run_id` of the Redis server last connected to.
@@ -112,7 +127,10 @@ struct Worker {
 }
 
 /// Connects to Redis, takes back what a previous run of this node left in the
-/// presence hashes, and starts the worker thread.
+/// presence hashes, and starts the worker thread. A process taking the
+/// connections over from a running node (`context.upgrade`) does neither:
+/// the presence hashes are true, and the lease waits for
+/// [`Job::AssumeLease`].
 pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let loops = context.router.loops();
@@ -130,6 +148,11 @@ pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
         retry_at: Instant::now(),
         next_lease: Instant::now(),
         lease,
+        tenure: if context.upgrade {
+            Tenure::Awaited
+        } else {
+            Tenure::Held
+        },
         backlog: Backlog::new(),
         run_id: None,
         unrestored: vec![false; loops],
@@ -139,18 +162,22 @@ pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
     let mut link =
         Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT).map_err(StoreError::connecting)?;
     let own = worker.names.server().to_string();
-    if let Some(previous) = worker
-        .lease
-        .claim(&mut link.conn, &own, context.take_over)?
-    {
-        log::info!("took --server {own} over from {previous}");
+    if !context.upgrade {
+        if let Some(previous) = worker
+            .lease
+            .claim(&mut link.conn, &own, context.take_over)?
+        {
+            log::info!("took --server {own} over from {previous}");
+        }
     }
     worker.run_id = link.run_id.clone();
     worker.link = Some(link);
     worker.metrics.worker.up.store(true, Ordering::Relaxed);
-    let reaped = worker.reap(&own, true).map_err(StoreError::Reap)?;
-    if reaped > 0 {
-        log::info!("took back {reaped} sockets a previous run of {own} left counted online");
+    if !context.upgrade {
+        let reaped = worker.reap(&own, true).map_err(StoreError::Reap)?;
+        if reaped > 0 {
+            log::info!("took back {reaped} sockets a previous run of {own} left counted online");
+        }
     }
     std::thread::Builder::new()
         .name("redis-worker".into())
@@ -205,6 +232,18 @@ impl Worker {
                 Job::Drain { done } => {
                     self.pipeline(std::mem::take(&mut plain));
                     self.drain();
+                    let _ = done.send(());
+                }
+                Job::Retire { done } => {
+                    self.pipeline(std::mem::take(&mut plain));
+                    self.tenure = Tenure::Retired;
+                    self.report.flush_now();
+                    let _ = done.send(());
+                }
+                Job::AssumeLease { done } => {
+                    self.pipeline(std::mem::take(&mut plain));
+                    self.tenure = Tenure::Due;
+                    self.keep_lease();
                     let _ = done.send(());
                 }
                 Job::PrimaryChanged => {

@@ -34,7 +34,11 @@ impl Try {
             Job::SocketClosed { .. } => Kind::SocketClosed,
             Job::Publish { .. } => Kind::Publish,
             Job::PresenceSnapshot { .. } => Kind::PresenceSnapshot,
-            Job::Drain { .. } | Job::PrimaryChanged => return None,
+            Job::RenameSockets { .. } => Kind::RenameSockets,
+            Job::Drain { .. }
+            | Job::PrimaryChanged
+            | Job::Retire { .. }
+            | Job::AssumeLease { .. } => return None,
         };
         Some(Try {
             job,
@@ -204,7 +208,20 @@ impl Worker {
                             .arg(held.event.as_ref());
                     }
                 }
-                Job::Drain { .. } | Job::PrimaryChanged => {} // never a Try
+                Job::RenameSockets { pairs } => {
+                    let script = pipe
+                        .cmd("EVALSHA")
+                        .arg(&link.rename_sockets)
+                        .arg(1)
+                        .arg(names.keys().node(names.server()));
+                    for (old, new) in pairs {
+                        script.arg(old).arg(new);
+                    }
+                }
+                Job::Drain { .. }
+                | Job::PrimaryChanged
+                | Job::Retire { .. }
+                | Job::AssumeLease { .. } => {} // never a Try
             }
         }
         let replies = round.iter().map(Try::replies).sum();
@@ -349,8 +366,21 @@ impl Worker {
                     sockets.len()
                 );
             }
+            Job::RenameSockets { pairs } => {
+                let renamed = match reply {
+                    Value::Int(n) => n,
+                    _ => 0,
+                };
+                log::info!(
+                    "renamed {renamed} of {} sockets handed over in the presence hash",
+                    pairs.len()
+                );
+            }
             Job::SocketOpened { .. } | Job::SocketClosed { .. } | Job::Publish { .. } => {}
-            Job::Drain { .. } | Job::PrimaryChanged => {}
+            Job::Drain { .. }
+            | Job::PrimaryChanged
+            | Job::Retire { .. }
+            | Job::AssumeLease { .. } => {}
         }
     }
 }

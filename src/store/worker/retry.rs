@@ -33,6 +33,7 @@ pub(super) enum Kind {
     SocketClosed,
     Publish,
     PresenceSnapshot,
+    RenameSockets,
 }
 
 impl Kind {
@@ -43,6 +44,7 @@ impl Kind {
         Kind::SocketClosed,
         Kind::Publish,
         Kind::PresenceSnapshot,
+        Kind::RenameSockets,
     ];
 
     /// Its index in [`JOB_KINDS`] and the metrics arrays.
@@ -60,7 +62,7 @@ impl Kind {
     pub(super) fn idempotent(self) -> bool {
         matches!(
             self,
-            Kind::SocketOpened | Kind::SocketClosed | Kind::PresenceSnapshot
+            Kind::SocketOpened | Kind::SocketClosed | Kind::PresenceSnapshot | Kind::RenameSockets
         )
     }
 }

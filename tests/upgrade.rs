@@ -1,0 +1,588 @@
+//! Hot upgrade (`--upgrade-socket`, `--upgrade`): real processes hand 2,000
+//! live WebSocket connections over under paced p2p and channel load; every
+//! message arrives once and in order, no connection closes, no presence
+//! event fires, the old process exits 0. A new process killed mid-hand-over,
+//! or one that cannot read the old one's state format, leaves the old one
+//! serving every connection.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use imhelper::ImHelper;
+use tungstenite::{Message, WebSocket};
+
+/// A `freeim-server` process whose log lines the test reads; killed on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[String], env: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_freeim-server"));
+        command
+            .args(args)
+            .env("FREEIM_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start freeim-server");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[node] {line}");
+                let _ = sender.send(line);
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A one-node cluster whose node serves hand-overs.
+struct Setup {
+    redis: RedisServer,
+    server: String,
+    socket: std::path::PathBuf,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let redis = RedisServer::start();
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("freeim-upgrade-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Setup {
+            redis,
+            server: format!("127.0.0.1:{port}"),
+            socket: dir.join("node.sock"),
+            _dir: tempdir::Dir(dir),
+        }
+    }
+
+    fn args(&self, upgrade: bool) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--listen",
+            &self.server,
+            "--redis",
+            &self.redis.url(),
+            "--server",
+            &self.server,
+            "--servers",
+            &self.server,
+            "--threads",
+            "2",
+            "--upgrade-socket",
+            self.socket.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if upgrade {
+            args.push("--upgrade".into());
+        }
+        args
+    }
+
+    /// Starts the first node and waits until it accepts.
+    fn start_node(&self, env: &[(&str, &str)]) -> Proc {
+        let node = Proc::spawn(&self.args(false), env);
+        assert!(wait_until(PROMPTLY, || TcpStream::connect(&self.server).is_ok()));
+        assert!(wait_until(PROMPTLY, || self.socket.exists()));
+        node
+    }
+
+    fn helper(&self) -> ImHelper {
+        ImHelper::new(imhelper::ImHelperOptions::new(
+            self.redis.url(),
+            vec![self.server.clone()],
+        ))
+        .unwrap()
+    }
+
+    /// Presence events seen on the event channels.
+    fn spy(&self) -> Spy {
+        Spy::start(
+            &self.redis,
+            &[
+                "evt_im_v2_wsOnline".to_string(),
+                "evt_im_v2_wsOffline".to_string(),
+            ],
+        )
+    }
+}
+
+/// Texts received, by client.
+type Received = HashMap<i64, Vec<String>>;
+/// Anything but a text, ping or pong a client got (a close, an error).
+type Broken = Vec<(i64, String)>;
+
+/// Clients read by a few threads; every text received is recorded.
+struct Fleet {
+    received: Arc<Mutex<Received>>,
+    broken: Arc<Mutex<Broken>>,
+    stop: Arc<AtomicBool>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Fleet {
+    fn connect(im: &ImHelper, ids: &[i64]) -> Fleet {
+        let mut clients: Vec<(i64, WebSocket<TcpStream>)> = ids
+            .iter()
+            .map(|&id| (id, connect_as(im, id, &format!("m{id}")).ws))
+            .collect();
+        for (_, ws) in &mut clients {
+            ws.get_mut().set_nonblocking(true).unwrap();
+        }
+        let received = Arc::new(Mutex::new(HashMap::new()));
+        let broken = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        let per_thread = clients.len().div_ceil(4);
+        while !clients.is_empty() {
+            let mut share: Vec<_> = clients.drain(..per_thread.min(clients.len())).collect();
+            let (received, broken, stop) = (received.clone(), broken.clone(), stop.clone());
+            readers.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut idle = true;
+                    for (id, ws) in &mut share {
+                        loop {
+                            match ws.read() {
+                                Ok(Message::Text(text)) => {
+                                    idle = false;
+                                    received
+                                        .lock()
+                                        .unwrap()
+                                        .entry(*id)
+                                        .or_insert_with(Vec::new)
+                                        .push(text.to_string());
+                                }
+                                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                                Ok(other) => {
+                                    broken.lock().unwrap().push((*id, format!("{other:?}")));
+                                    break;
+                                }
+                                Err(tungstenite::Error::Io(e))
+                                    if e.kind() == std::io::ErrorKind::WouldBlock =>
+                                {
+                                    break
+                                }
+                                Err(e) => {
+                                    broken.lock().unwrap().push((*id, e.to_string()));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if idle {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                // Keep the sockets open until the test is done with them.
+                drop(share);
+            }));
+        }
+        Fleet {
+            received,
+            broken,
+            stop,
+            readers,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.received.lock().unwrap().values().map(Vec::len).sum()
+    }
+
+    fn stop(self) -> (Received, Broken) {
+        self.stop.store(true, Ordering::Relaxed);
+        for reader in self.readers {
+            reader.join().unwrap();
+        }
+        let received = std::mem::take(&mut *self.received.lock().unwrap());
+        let broken = std::mem::take(&mut *self.broken.lock().unwrap());
+        (received, broken)
+    }
+}
+
+/// Paced load: p2p messages `p:<id>:<seq>` to random clients and channel
+/// messages `c:<chan>:<seq>` to the rooms, each with its own sequence.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<HashMap<String, u64>>>,
+}
+
+const ROOMS: i64 = 20;
+
+impl Load {
+    fn start(setup: &Setup, ids: &[i64], p2p_per_sec: u64, chan_per_sec: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let ids = ids.to_vec();
+        let im = setup.helper();
+        let p2p = move |n: u64| {
+            let id = ids[(n * 7919) as usize % ids.len()];
+            let stream = format!("p:{id}");
+            (
+                stream,
+                Box::new(move |im: &ImHelper, text: &str| im.send_message(0, &[id], text, false))
+                    as Sender,
+            )
+        };
+        let chan = |n: u64| {
+            let room = format!("room-{}", n as i64 % ROOMS);
+            let stream = format!("c:{room}");
+            (
+                stream,
+                Box::new(move |im: &ImHelper, text: &str| im.send_chan_message(0, &room, text))
+                    as Sender,
+            )
+        };
+        let threads = vec![
+            paced(setup.helper(), p2p_per_sec, &stop, &sent, p2p),
+            paced(im, chan_per_sec, &stop, &sent, chan),
+        ];
+        Load {
+            stop,
+            sent,
+            threads,
+        }
+    }
+
+    /// Stops sending; the last sequence number of every stream.
+    fn stop(self) -> HashMap<String, u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut last = HashMap::new();
+        for thread in self.threads {
+            last.extend(thread.join().unwrap());
+        }
+        last
+    }
+}
+
+/// Sends one message on its stream.
+type Sender = Box<dyn FnOnce(&ImHelper, &str) -> imhelper::Result<()>>;
+
+/// A thread sending `per_sec` messages a second until `stop`: message `n`
+/// goes where `pick(n)` says, as `<stream>:<seq>` (a sequence per stream);
+/// returns the last sequence number of every stream.
+fn paced(
+    im: ImHelper,
+    per_sec: u64,
+    stop: &Arc<AtomicBool>,
+    sent: &Arc<AtomicU64>,
+    pick: impl Fn(u64) -> (String, Sender) + Send + 'static,
+) -> std::thread::JoinHandle<HashMap<String, u64>> {
+    let (stop, sent) = (stop.clone(), sent.clone());
+    let pace = Duration::from_micros(1_000_000 / per_sec.max(1));
+    std::thread::spawn(move || {
+        let mut seqs = HashMap::new();
+        let start = Instant::now();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let (stream, send) = pick(n);
+            let seq = seqs.entry(stream.clone()).or_insert(0u64);
+            *seq += 1;
+            send(&im, &format!("{stream}:{seq}")).unwrap();
+            sent.fetch_add(1, Ordering::Relaxed);
+            n += 1;
+            std::thread::sleep((start + pace * n as u32).saturating_duration_since(Instant::now()));
+        }
+        seqs
+    })
+}
+
+/// Joins every client to its room.
+fn join_rooms(im: &ImHelper, ids: &[i64]) {
+    for &id in ids {
+        im.join_chan(id, &[&format!("room-{}", id % ROOMS)])
+            .unwrap();
+    }
+}
+
+/// Every client got every message of its streams once, in order.
+fn check_exactly_once(ids: &[i64], received: &Received, last: &HashMap<String, u64>) {
+    let mut messages = 0;
+    for &id in ids {
+        let room = format!("c:room-{}", id % ROOMS);
+        let mut next: HashMap<String, u64> = HashMap::new();
+        for text in received.get(&id).map(Vec::as_slice).unwrap_or_default() {
+            let text = text.trim_matches('"');
+            let (stream, seq) = text.rsplit_once(':').unwrap();
+            let seq: u64 = seq.parse().unwrap();
+            assert!(
+                stream == format!("p:{id}") || stream == room,
+                "client {id} got {text}, not for it"
+            );
+            let expected = next.entry(stream.to_string()).or_insert(1);
+            assert_eq!(
+                seq, *expected,
+                "client {id}: {stream} out of order or repeated"
+            );
+            *expected += 1;
+            messages += 1;
+        }
+        for stream in [format!("p:{id}"), room] {
+            let sent = last.get(&stream).copied().unwrap_or(0);
+            let got = next.get(&stream).map_or(0, |n| n - 1);
+            assert_eq!(
+                got, sent,
+                "client {id}: {stream}: {got} of {sent} messages arrived"
+            );
+        }
+    }
+    assert!(messages > 0);
+}
+
+fn no_presence_events(spy: &Spy) {
+    let seen = spy.collect(QUIET);
+    assert!(
+        seen.is_empty(),
+        "presence events fired: {:?}",
+        &seen[..seen.len().min(5)]
+    );
+}
+
+/// Waits until everything sent arrived (a lower bound: `delivered` counts
+/// deliveries, a channel message makes several).
+fn settle(fleet: &Fleet) {
+    let mut last = fleet.total();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = fleet.total();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// A node serving `n` clients (each in one of the rooms) under paced load,
+/// watched for presence events.
+struct Scene {
+    setup: Setup,
+    old: Proc,
+    im: ImHelper,
+    ids: Vec<i64>,
+    fleet: Fleet,
+    spy: Spy,
+    load: Load,
+}
+
+impl Scene {
+    fn start(n: i64, p2p_per_sec: u64, chan_per_sec: u64) -> Scene {
+        let setup = Setup::new();
+        let old = setup.start_node(&[]);
+        let im = setup.helper();
+        let ids: Vec<i64> = (1..=n).collect();
+        let fleet = Fleet::connect(&im, &ids);
+        join_rooms(&im, &ids);
+        wait_online_count(&setup, ids.len());
+        let spy = setup.spy();
+        let load = Load::start(&setup, &ids, p2p_per_sec, chan_per_sec);
+        Scene {
+            setup,
+            old,
+            im,
+            ids,
+            fleet,
+            spy,
+            load,
+        }
+    }
+}
+
+#[test]
+fn two_thousand_connections_move_to_a_new_process_under_load() {
+    let Scene {
+        setup,
+        mut old,
+        im,
+        ids,
+        fleet,
+        spy,
+        load,
+    } = Scene::start(2000, 1000, 100);
+    std::thread::sleep(Duration::from_secs(1));
+
+    let mut new = Proc::spawn(&setup.args(true), &[]);
+    let took = new.wait_line("took over 2000 connections", Duration::from_secs(20));
+    eprintln!("{took}");
+    let status = old
+        .wait_exit(Duration::from_secs(10))
+        .expect("old process exits");
+    assert!(status.success(), "old process: {status:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let sent_during = load.sent.load(Ordering::Relaxed);
+    let last = load.stop();
+    settle(&fleet);
+    no_presence_events(&spy);
+
+    // Presence is what it was: every client counted once, every socket
+    // known under its new name, the lease the new process's.
+    let online = hgetall(&setup.redis, "im_v2_wsOnline");
+    assert_eq!(online.len(), 2000);
+    assert!(online.values().all(|count| count == "1"), "{online:?}");
+    let node = hgetall(&setup.redis, &format!("im_v2_wsNode{}", setup.server));
+    assert_eq!(node.len(), 2000);
+    let holder: String = redis::cmd("GET")
+        .arg(format!("im_v2_wsAlive{}", setup.server))
+        .query(&mut redis_conn(&setup.redis))
+        .unwrap();
+    assert!(
+        holder.contains(&format!("{}@", new.child.id())),
+        "lease: {holder}"
+    );
+    assert!(new.running());
+
+    // The new process serves: a client closing now is announced offline
+    // (its socket known under the new name), and new clients connect.
+    let mut late = connect_as(&im, 5001, "late");
+    late.ws.send(Message::Close(None)).unwrap();
+    let seen = spy.collect(Duration::from_secs(1));
+    assert_eq!(seen.len(), 2, "online then offline of 5001: {seen:?}");
+
+    let (received, broken) = fleet.stop();
+    assert!(
+        broken.is_empty(),
+        "connections broke: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    check_exactly_once(&ids, &received, &last);
+    assert!(sent_during > 1000);
+}
+
+/// Waits until `n` clients are counted online.
+fn wait_online_count(setup: &Setup, n: usize) {
+    assert!(
+        wait_until(PROMPTLY, || hgetall(&setup.redis, "im_v2_wsOnline").len()
+            == n),
+        "{n} clients online"
+    );
+}
+
+#[test]
+fn a_new_process_killed_mid_hand_over_leaves_the_old_one_serving() {
+    let Scene {
+        setup,
+        mut old,
+        ids,
+        fleet,
+        spy,
+        load,
+        ..
+    } = Scene::start(200, 200, 40);
+
+    let mut new = Proc::spawn(
+        &setup.args(true),
+        &[("FREEIM_UPGRADE_FAULT", "stall-before-took")],
+    );
+    new.wait_line("stalling before Took", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300)); // commands held meanwhile
+    new.child.kill().unwrap();
+    new.child.wait().unwrap();
+    old.wait_line("abandoned", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(old.running());
+
+    // Another attempt, not killed, completes.
+    let newer = Proc::spawn(&setup.args(true), &[]);
+    newer.wait_line("took over 200 connections", Duration::from_secs(20));
+    assert!(old
+        .wait_exit(Duration::from_secs(10))
+        .expect("old exits")
+        .success());
+    std::thread::sleep(Duration::from_millis(500));
+    let last = load.stop();
+    settle(&fleet);
+    no_presence_events(&spy);
+    assert_eq!(hgetall(&setup.redis, "im_v2_wsOnline").len(), 200);
+    let (received, broken) = fleet.stop();
+    assert!(
+        broken.is_empty(),
+        "connections broke: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    check_exactly_once(&ids, &received, &last);
+}
+
+#[test]
+fn a_state_format_the_new_binary_cannot_read_is_refused() {
+    let setup = Setup::new();
+    let mut old = setup.start_node(&[("FREEIM_UPGRADE_FORMAT", "999")]);
+    let im = setup.helper();
+    let mut client = connect_as(&im, 7, "seven");
+    let spy = setup.spy();
+    let mut new = Proc::spawn(&setup.args(true), &[]);
+    let status = new
+        .wait_exit(Duration::from_secs(10))
+        .expect("new process exits");
+    assert!(!status.success());
+    new.wait_line("state format 999", Duration::from_secs(1));
+    old.wait_line("refused", Duration::from_secs(5));
+    assert!(old.running());
+    im.send_message(0, &[7], "still here", false).unwrap();
+    assert_eq!(
+        client.recv_text(PROMPTLY).as_deref(),
+        Some("\"still here\"")
+    );
+    no_presence_events(&spy);
+}
