@@ -395,6 +395,19 @@ impl Config {
                 "--handshake-timeout must be above zero",
             ));
         }
+        if self.upgrade_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "--upgrade-timeout",
+                "--upgrade-timeout must be above zero",
+            ));
+        }
+        if self.echo && self.upgrade_socket.is_some() {
+            return Err(ConfigError::new(
+                "--upgrade-socket",
+                "--upgrade-socket needs Redis (a hand-over cuts the command stream there): not \
+                 with --echo",
+            ));
+        }
         if self.heartbeat_timeout.is_zero() {
             return Err(ConfigError::new(
                 "--heartbeat-timeout",
@@ -595,6 +608,11 @@ mod tests {
             (&["--listen", "no-such-host.invalid:6001"], "cannot resolve"),
             (&["--admin", "nowhere"], "--admin"),
             (&["--max-pending-upgrades", "0"], "--max-pending-upgrades"),
+            (&["--upgrade-timeout", "0s"], "--upgrade-timeout"),
+            (
+                &["--echo", "--upgrade-socket", "/tmp/x.sock"],
+                "--upgrade-socket needs Redis",
+            ),
             (
                 &["--max-message-bytes", "4294967296"],
                 "--max-message-bytes",

@@ -30,10 +30,20 @@ pub const LAG_BUCKETS: [f64; 10] = [
 /// The node's long-lived Redis connections, in the order of their labels.
 pub const REDIS_ROLES: [&str; 2] = ["worker", "subscriber"];
 
-/// Outcomes of hand-overs (hot upgrades), as the `outcome` label names them:
-/// this process handed its connections over, took them over, or a hand-over
-/// it took part in failed.
-pub const UPGRADE_OUTCOMES: [&str; 3] = ["handed_over", "taken_over", "failed"];
+/// Outcomes of hand-overs (hot upgrades), as the `outcome` label names them,
+/// in [`Handover`] order.
+pub const HANDOVER_OUTCOMES: [&str; 3] = ["handed_over", "taken_over", "failed"];
+
+/// How a hand-over (a hot upgrade) this process took part in ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// It handed its connections over (and exits).
+    HandedOver,
+    /// It took them over.
+    TakenOver,
+    /// The hand-over failed (the old process keeps its connections).
+    Failed,
+}
 
 /// Kinds of Redis worker jobs, as the `kind` label names them.
 pub const JOB_KINDS: [&str; 6] = [
@@ -140,12 +150,12 @@ pub struct Metrics {
     /// Times the subscription was lost while up: commands published until it
     /// was back reached nobody on this node.
     pub delivery_gaps: AtomicU64,
-    /// Hand-overs by [`UPGRADE_OUTCOMES`] index.
-    pub upgrades: [AtomicU64; UPGRADE_OUTCOMES.len()],
+    /// Hand-overs by [`HANDOVER_OUTCOMES`] index.
+    pub handovers: [AtomicU64; HANDOVER_OUTCOMES.len()],
     /// Connections handed over or taken over.
-    pub upgrade_connections: AtomicU64,
+    pub handover_connections: AtomicU64,
     /// How long the last hand-over took, in microseconds.
-    pub upgrade_last_micros: AtomicU64,
+    pub handover_last_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -164,11 +174,22 @@ impl Metrics {
             jobs_retried: Default::default(),
             jobs_failed: Default::default(),
             delivery_gaps: AtomicU64::new(0),
-            upgrades: Default::default(),
-            upgrade_connections: AtomicU64::new(0),
-            upgrade_last_micros: AtomicU64::new(0),
+            handovers: Default::default(),
+            handover_connections: AtomicU64::new(0),
+            handover_last_micros: AtomicU64::new(0),
             receipts_refused: AtomicU64::new(0),
             pushes_refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a hand-over that moved `conns` connections in `took`.
+    pub fn count_handover(&self, outcome: Handover, conns: usize, took: std::time::Duration) {
+        self.handovers[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        if outcome != Handover::Failed {
+            self.handover_connections
+                .fetch_add(conns as u64, Ordering::Relaxed);
+            self.handover_last_micros
+                .store(took.as_micros() as u64, Ordering::Relaxed);
         }
     }
 
@@ -323,25 +344,25 @@ impl Collector for Metrics {
         )?;
         labelled(
             encoder,
-            "freeim_upgrades",
+            "freeim_handovers",
             "Hand-overs of every connection to a new process (hot upgrades), by outcome.",
             "outcome",
-            UPGRADE_OUTCOMES
+            HANDOVER_OUTCOMES
                 .into_iter()
-                .zip(&self.upgrades)
+                .zip(&self.handovers)
                 .map(|(k, v)| (k, counter(load(v)))),
         )?;
         single(
             encoder,
-            "freeim_upgrade_connections",
+            "freeim_handover_connections",
             "Connections handed over to, or taken over from, another process.",
-            counter(load(&self.upgrade_connections)),
+            counter(load(&self.handover_connections)),
         )?;
         single(
             encoder,
-            "freeim_upgrade_last_seconds",
+            "freeim_handover_last_seconds",
             "How long the last hand-over took, from its start to the new process holding every connection.",
-            ConstGauge::new(load(&self.upgrade_last_micros) as f64 / 1e6),
+            ConstGauge::new(load(&self.handover_last_micros) as f64 / 1e6),
         )?;
         labelled(
             encoder,

@@ -19,7 +19,7 @@ use mio::{Poll, Waker};
 use crate::admin::AdminError;
 use crate::bus::{Job, LoopMsg, Mailbox, Router, WorkerHandle};
 use crate::config::Settings;
-use crate::metrics::Metrics;
+use crate::metrics::{Handover, Metrics};
 use crate::names::Names;
 use crate::node::{EventLoop, Shared, WAKER};
 use crate::store::cutover::CutOver;
@@ -289,17 +289,13 @@ fn import(taken: TakenOver, router: &Router) -> impl FnOnce(&Shared) {
             channel: names.keys().server(names.server()),
             payload: freeim_protocol::handover::marker(freeim_protocol::handover::Step::Go, id),
         });
-        let _ = assumed.recv_timeout(Duration::from_secs(5));
-        let metrics = &shared.metrics;
-        metrics.upgrades[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics
-            .upgrade_connections
-            .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
         let took = started.elapsed();
-        metrics.upgrade_last_micros.store(
-            took.as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        shared
+            .metrics
+            .count_handover(Handover::TakenOver, count, took);
+        if assumed.recv_timeout(Duration::from_secs(5)).is_err() {
+            log::warn!("hand-over {id:x}: the lease is not taken yet (Redis slow or away)");
+        }
         log::info!("hand-over {id:x}: took over {count} connections in {took:?}; serving");
     }
 }

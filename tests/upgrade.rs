@@ -89,6 +89,8 @@ struct Setup {
     redis: RedisServer,
     server: String,
     socket: std::path::PathBuf,
+    /// The first node's admin port.
+    admin: u16,
     _dir: tempdir::Dir,
 }
 
@@ -113,11 +115,14 @@ impl Setup {
             redis,
             server: format!("127.0.0.1:{port}"),
             socket: dir.join("node.sock"),
+            admin: free_port(),
             _dir: tempdir::Dir(dir),
         }
     }
 
-    fn args(&self, upgrade: bool) -> Vec<String> {
+    /// The node's command line, with `extra` flags (`--threads 2` unless
+    /// they name another count).
+    fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "--listen",
             &self.server,
@@ -127,23 +132,24 @@ impl Setup {
             &self.server,
             "--servers",
             &self.server,
-            "--threads",
-            "2",
             "--upgrade-socket",
             self.socket.to_str().unwrap(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if upgrade {
-            args.push("--upgrade".into());
+        if !extra.contains(&"--threads") {
+            args.extend(["--threads".to_string(), "2".to_string()]);
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         args
     }
 
-    /// Starts the first node and waits until it accepts.
+    /// Starts the first node (admin endpoint on `self.admin`) and waits
+    /// until it accepts.
     fn start_node(&self, env: &[(&str, &str)]) -> Proc {
-        let node = Proc::spawn(&self.args(false), env);
+        let admin = format!("127.0.0.1:{}", self.admin);
+        let node = Proc::spawn(&self.args(&["--admin", &admin]), env);
         assert!(wait_until(PROMPTLY, || TcpStream::connect(&self.server).is_ok()));
         assert!(wait_until(PROMPTLY, || self.socket.exists()));
         node
@@ -463,7 +469,7 @@ fn two_thousand_connections_move_to_a_new_process_under_load() {
     } = Scene::start(2000, 1000, 100);
     std::thread::sleep(Duration::from_secs(1));
 
-    let mut new = Proc::spawn(&setup.args(true), &[]);
+    let mut new = Proc::spawn(&setup.args(&["--upgrade"]), &[]);
     let took = new.wait_line("took over 2000 connections", Duration::from_secs(20));
     eprintln!("{took}");
     let status = old
@@ -532,7 +538,7 @@ fn a_new_process_killed_mid_hand_over_leaves_the_old_one_serving() {
     } = Scene::start(200, 200, 40);
 
     let mut new = Proc::spawn(
-        &setup.args(true),
+        &setup.args(&["--upgrade"]),
         &[("FREEIM_UPGRADE_FAULT", "stall-before-took")],
     );
     new.wait_line("stalling before Took", Duration::from_secs(20));
@@ -542,10 +548,32 @@ fn a_new_process_killed_mid_hand_over_leaves_the_old_one_serving() {
     old.wait_line("abandoned", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
     assert!(old.running());
+    let (_, metrics) = admin_get(setup.admin, "/metrics");
+    assert_eq!(
+        admin_metric(&metrics, "freeim_handovers_total{outcome=\"failed\"}"),
+        1
+    );
+    assert_eq!(admin_metric(&metrics, "freeim_connections_open"), 200);
 
-    // Another attempt, not killed, completes.
-    let newer = Proc::spawn(&setup.args(true), &[]);
+    // Another attempt, not killed, completes; with one loop instead of two
+    // (so one loop takes both listening sockets).
+    let admin = free_port();
+    let admin_at = format!("127.0.0.1:{admin}");
+    let newer = Proc::spawn(
+        &setup.args(&["--upgrade", "--threads", "1", "--admin", &admin_at]),
+        &[],
+    );
     newer.wait_line("took over 200 connections", Duration::from_secs(20));
+    let (_, metrics) = admin_get(admin, "/metrics");
+    assert_eq!(
+        admin_metric(&metrics, "freeim_handovers_total{outcome=\"taken_over\"}"),
+        1
+    );
+    assert_eq!(
+        admin_metric(&metrics, "freeim_handover_connections_total"),
+        200
+    );
+    assert_eq!(admin_metric(&metrics, "freeim_connections_open"), 200);
     assert!(old
         .wait_exit(Duration::from_secs(10))
         .expect("old exits")
@@ -571,7 +599,7 @@ fn a_state_format_the_new_binary_cannot_read_is_refused() {
     let im = setup.helper();
     let mut client = connect_as(&im, 7, "seven");
     let spy = setup.spy();
-    let mut new = Proc::spawn(&setup.args(true), &[]);
+    let mut new = Proc::spawn(&setup.args(&["--upgrade"]), &[]);
     let status = new
         .wait_exit(Duration::from_secs(10))
         .expect("new process exits");

@@ -4,7 +4,6 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +15,7 @@ use super::distribute;
 use super::transport::{Channel, Control, Listener};
 use crate::bus::{encode_states, ConnState, Job, LoopMsg, Router, WorkerHandle, FORMAT};
 use crate::config::Settings;
-use crate::metrics::Metrics;
+use crate::metrics::{Handover, Metrics};
 use crate::names::Names;
 use crate::store::cutover::CutOver;
 
@@ -86,24 +85,18 @@ impl OldNode {
         log::info!("hand-over {id:x}: a new process asks for every connection");
         let mut collected = Vec::new();
         let outcome = self.run(channel, id, started, &mut collected);
-        let metrics = &self.metrics;
+        let took = started.elapsed();
         match outcome {
             Ok(conns) => {
-                metrics.upgrades[0].fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .upgrade_connections
-                    .fetch_add(conns as u64, Ordering::Relaxed);
-                let took = started.elapsed();
-                metrics
-                    .upgrade_last_micros
-                    .store(took.as_micros() as u64, Ordering::Relaxed);
+                self.metrics
+                    .count_handover(Handover::HandedOver, conns, took);
                 log::info!(
                     "hand-over {id:x}: {conns} connections handed over in {took:?}; exiting"
                 );
                 true
             }
             Err(Aborted(why)) => {
-                metrics.upgrades[2].fetch_add(1, Ordering::Relaxed);
+                self.metrics.count_handover(Handover::Failed, 0, took);
                 let _ = channel.send_control(
                     &Control::Abort {
                         reason: why.clone(),

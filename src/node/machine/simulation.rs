@@ -25,7 +25,7 @@ use clap::Parser;
 use rand::{Rng, RngCore};
 
 use super::{Action, HandOver, Machine};
-use crate::bus::{loop_of, Audience, ConnId, Frame, Push, TokenOutcome};
+use crate::bus::{loop_of, Audience, ConnId, Frame, PhaseState, Push, TokenOutcome};
 use crate::config::{Config, Settings};
 use crate::metrics::Metrics;
 use crate::names::Names;
@@ -315,8 +315,69 @@ impl Sim {
             85..=86 => self.peer_gone(l),
             87..=88 => self.check_presence(l),
             89 if late && self.rng.random_range(0..20) == 0 => self.drain(l),
+            90 if self.rng.random_range(0..10) == 0 => self.upgrade(),
             _ => self.flush_dirty(l),
         }
+    }
+
+    /// A hot upgrade, at a moment no token answer and no hand-over between
+    /// loops is pending (the real one waits for that): every connection
+    /// leaves its machine as state and enters a fresh machine (an open
+    /// session on the loop owning its client, the others on the same loop),
+    /// silently, keeping its bytes, deadline and decoder state.
+    fn upgrade(&mut self) {
+        if !self.claims.is_empty() || !self.mailbox.is_empty() || self.draining.contains(&true) {
+            return;
+        }
+        let (settings, names) = (&self.machines[0].settings, &self.machines[0].names);
+        // A new process: its own counters.
+        let metrics = Arc::new(Metrics::new(LOOPS, Arc::new(AtomicUsize::new(0))));
+        let mut fresh: Vec<Machine> = (0..LOOPS)
+            .map(|i| {
+                Machine::new(
+                    i,
+                    LOOPS,
+                    settings.clone(),
+                    names.clone(),
+                    metrics.clone(),
+                    self.now,
+                )
+            })
+            .collect();
+        let mut sockets: Vec<BTreeMap<u32, Socket>> = (0..LOOPS).map(|_| BTreeMap::new()).collect();
+        let mut online = HashSet::new();
+        for l in 0..LOOPS {
+            for key in self.machines[l].conns().keys() {
+                let state = self.machines[l]
+                    .export(key)
+                    .expect("nothing waits for a token");
+                let mut socket = self.sockets[l].remove(&key).expect("its socket");
+                let was_online = self.online.remove(&(l, socket.id));
+                let to = match &state.phase {
+                    PhaseState::Open { client_id, .. } => loop_of(*client_id, LOOPS),
+                    _ => l,
+                };
+                let imported = fresh[to].import(state);
+                assert_eq!(
+                    imported.rename.is_some(),
+                    was_online,
+                    "only sessions are renamed"
+                );
+                if let Some((from, into)) = &imported.rename {
+                    assert_eq!(*from, crate::bus::socket_name(l, socket.id));
+                    assert_eq!(*into, crate::bus::socket_name(to, imported.id));
+                    online.insert((to, imported.id));
+                }
+                socket.id = imported.id;
+                sockets[to].insert(imported.id.key, socket);
+            }
+            assert!(!self.machines[l].has_actions(), "loop {l}: an export acted");
+        }
+        assert!(fresh.iter().all(|m| !m.has_actions()), "an import acted");
+        self.machines = fresh;
+        self.sockets = sockets;
+        self.online = online;
+        self.saw("upgrade");
     }
 
     fn connect(&mut self, l: usize) {
@@ -749,6 +810,7 @@ fn random_interleavings_keep_presence_writes_and_ids_straight() {
         "removed",
         "peer gone",
         "drain",
+        "upgrade",
     ] {
         assert!(seen.get(path).is_some_and(|&n| n > 0), "never: {path}");
     }
