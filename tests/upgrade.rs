@@ -41,22 +41,26 @@ impl Proc {
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[node] {line}");
                 let _ = sender.send(line);
             }
         });
         Proc { child, lines }
     }
 
-    /// Waits for a log line containing `needle`.
+    /// Waits for a log line containing `needle`; a failure shows the lines
+    /// seen meanwhile.
     fn wait_line(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {needle:?} within {timeout:?}"),
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {timeout:?}; saw:\n{}",
+                    seen.join("\n")
+                ),
             }
         }
     }
@@ -470,8 +474,7 @@ fn two_thousand_connections_move_to_a_new_process_under_load() {
     std::thread::sleep(Duration::from_secs(1));
 
     let mut new = Proc::spawn(&setup.args(&["--upgrade"]), &[]);
-    let took = new.wait_line("took over 2000 connections", Duration::from_secs(20));
-    eprintln!("{took}");
+    new.wait_line("took over 2000 connections", Duration::from_secs(20));
     let status = old
         .wait_exit(Duration::from_secs(10))
         .expect("old process exits");
