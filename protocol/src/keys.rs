@@ -16,6 +16,14 @@ impl Keys {
         }
     }
 
+    /// The names of one node in the sharded layout: every name starts with
+    /// the hash tag `{tag}` (see [`crate::layout`]).
+    pub fn tagged(path: &str, tag: &str) -> Keys {
+        Keys {
+            prefix: format!("{{{tag}}}{}", Keys::new(path).prefix),
+        }
+    }
+
     /// The prefix of every name, `im_v2_ws` for `/ws`.
     pub fn prefix(&self) -> &str {
         &self.prefix

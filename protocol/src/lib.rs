@@ -5,6 +5,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`keys`] | every Redis key and pub/sub channel name, from the `path` prefix |
+//! | [`layout`] | one Redis (FreeIM's names) or a Redis Cluster (a hash tag per node, sharded pub/sub) |
 //! | [`routing`] | `clientId mod len(servers)`: which node owns a client |
 //! | [`ticket`] | `{"Item1": clientId, "Item2": meta}`: token value and presence event |
 //! | [`command`] | the commands published on a node's channel: encoding and decoding |
@@ -21,6 +22,7 @@
 pub mod command;
 pub mod handover;
 pub mod keys;
+pub mod layout;
 pub mod receipt;
 pub mod routing;
 pub mod scripts;
@@ -32,6 +34,7 @@ pub use command::{
     CommandError, SendCommand,
 };
 pub use keys::Keys;
+pub use layout::{key_slot, Directory, Layout};
 pub use receipt::{receipt_command, receipts_fit, RECEIPT_DELIVERED, RECEIPT_OFFLINE};
 pub use routing::{first_places, group_by_server, server_index};
 pub use ticket::{ClientTicket, TicketError};

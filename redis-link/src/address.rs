@@ -46,6 +46,8 @@ pub(crate) enum Place {
         sentinels: Vec<(String, u16)>,
         master: String,
     },
+    /// A Redis Cluster; ask these seeds which master serves a slot.
+    Cluster { seeds: Vec<(String, u16)> },
 }
 
 /// Credentials for one AUTH.
@@ -119,6 +121,11 @@ impl RedisUrl {
         matches!(self.place, Place::Sentinel { .. })
     }
 
+    /// Whether this is a Redis Cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.place, Place::Cluster { .. })
+    }
+
     /// Whether connections use TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -144,15 +151,18 @@ impl std::str::FromStr for RedisUrl {
         let (scheme, rest) = text.split_once("://").ok_or_else(|| {
             bad("a Redis URL starts with redis://, rediss://, unix:// or redis+sentinel://")
         })?;
-        let (tls, sentinel) = match scheme {
-            "redis" => (false, false),
-            "rediss" => (true, false),
-            "redis+sentinel" => (false, true),
-            "rediss+sentinel" => (true, true),
+        let (tls, sentinel, cluster) = match scheme {
+            "redis" => (false, false, false),
+            "rediss" => (true, false, false),
+            "redis+sentinel" => (false, true, false),
+            "rediss+sentinel" => (true, true, false),
+            "redis+cluster" => (false, false, true),
+            "rediss+cluster" => (true, false, true),
             "unix" | "redis+unix" => return parse_unix(rest),
             other => {
                 return Err(bad(format!(
-                    "unknown Redis URL scheme {other:?}: use redis, rediss, unix, redis+sentinel or rediss+sentinel"
+                    "unknown Redis URL scheme {other:?}: use redis, rediss, unix, redis+sentinel, \
+                     rediss+sentinel, redis+cluster or rediss+cluster"
                 )))
             }
         };
@@ -200,6 +210,17 @@ impl std::str::FromStr for RedisUrl {
                 .map(|h| host_port(h, SENTINEL_PORT).map_err(|e| e.unless_secret(rest)))
                 .collect::<Result<Vec<_>, _>>()?;
             Place::Sentinel { sentinels, master }
+        } else if cluster {
+            if !segments.is_empty() {
+                return Err(bad(
+                    "a Redis Cluster has only database 0: redis+cluster://host:port,host:port/",
+                ));
+            }
+            let seeds = hosts
+                .split(',')
+                .map(|h| host_port(h, REDIS_PORT).map_err(|e| e.unless_secret(rest)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Place::Cluster { seeds }
         } else {
             let (host, port) = host_port(hosts, REDIS_PORT).map_err(|e| e.unless_secret(rest))?;
             Place::Tcp { host, port }
@@ -385,6 +406,16 @@ impl fmt::Display for RedisUrl {
                 }
                 write!(f, "/{master}")?;
             }
+            Place::Cluster { seeds } => {
+                write!(f, "redis{tls}+cluster://")?;
+                userinfo(f)?;
+                for (i, (host, port)) in seeds.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write_host(f, host, *port)?;
+                }
+            }
         }
         write!(f, "/{}", self.db)
     }
@@ -402,6 +433,25 @@ mod tests {
 
     fn parse(text: &str) -> RedisUrl {
         text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn cluster_forms() {
+        let url = parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2/");
+        assert!(url.is_cluster());
+        assert_eq!(
+            url.place,
+            Place::Cluster {
+                seeds: vec![("10.0.0.1".into(), 7000), ("10.0.0.2".into(), 6379)]
+            }
+        );
+        assert_eq!(
+            url.to_string(),
+            "redis+cluster://:***@10.0.0.1:7000,10.0.0.2:6379/0"
+        );
+        assert!(parse("rediss+cluster://h:1").is_tls());
+        let error = "redis+cluster://h:1/2".parse::<RedisUrl>().unwrap_err();
+        assert!(error.to_string().contains("only database 0"), "{error}");
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl RedisUrl {
             Place::Sentinel { .. } => self
                 .ask_sentinels(timeout)
                 .map(|(connection, _)| connection),
+            Place::Cluster { .. } => self.ask_seeds(timeout, |url, seed| url.open(seed, timeout)),
         }
     }
 
@@ -89,6 +90,9 @@ impl RedisUrl {
             Place::Tcp { host, port } => Ok(Primary::Tcp(host.clone(), *port)),
             Place::Unix(path) => Ok(Primary::Unix(path.clone())),
             Place::Sentinel { .. } => self.ask_sentinels(timeout).map(|(_, primary)| primary),
+            Place::Cluster { .. } => self.ask_seeds(timeout, |url, seed| {
+                url.open(seed.clone(), timeout).map(|_| seed)
+            }),
         }
     }
 
@@ -152,7 +156,7 @@ impl RedisUrl {
         }))
     }
 
-    fn open(&self, primary: Primary, timeout: Duration) -> RedisResult<Connection> {
+    pub(crate) fn open(&self, primary: Primary, timeout: Duration) -> RedisResult<Connection> {
         self.open_as(primary, &self.auth, self.db, timeout)
     }
 

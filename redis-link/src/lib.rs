@@ -10,6 +10,8 @@
 //! | `unix:///path/to/redis.sock` | a Unix socket |
 //! | `redis+sentinel://[[user]:password@]host:port[,host:port…]/master_name[/db]` | the primary that these Redis Sentinels name `master_name` |
 //! | `rediss+sentinel://…` | the same, TLS to the sentinels and the primary |
+//! | `redis+cluster://[[user]:password@]host:port[,host:port…]/` | a Redis Cluster, found through these seed nodes (database 0 only) |
+//! | `rediss+cluster://…` | the same over TLS |
 //!
 //! Query parameters: `ssl_ca_certs=/path/ca.pem` trusts that CA (PEM) for TLS
 //! instead of the system's roots (redis-py's name for it);
@@ -34,10 +36,12 @@
 //! | `stream.rs` | [`Stream`]: a raw TCP, TLS or Unix byte stream, for callers with their own RESP reader |
 //! | `subscription.rs` | [`Subscription`]: a pub/sub connection that proves itself alive with `PING` |
 //! | `failover.rs` | [`FailoverWatch`]: following Sentinel's `+switch-master` |
+//! | `cluster.rs` | Redis Cluster: the master of a hash slot, a `redis` cluster connection |
 
 #![deny(missing_docs)]
 
 mod address;
+mod cluster;
 mod connect;
 mod failover;
 mod stream;
