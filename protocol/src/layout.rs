@@ -79,6 +79,8 @@ pub struct Directory {
     layout: Layout,
     /// `(server, its names)`, one entry per distinct server, in list order.
     nodes: Vec<(String, Keys)>,
+    /// The list as given (a server may appear twice), for routing.
+    servers: Vec<String>,
 }
 
 impl Directory {
@@ -103,7 +105,29 @@ impl Directory {
                 (server.clone(), keys)
             })
             .collect();
-        Directory { layout, nodes }
+        Directory {
+            layout,
+            nodes,
+            servers: servers.to_vec(),
+        }
+    }
+
+    /// The node owning `client_id` (`servers[id mod len]`, see
+    /// [`crate::server_index`]) and its names.
+    pub fn owner(&self, client_id: i64) -> (&str, &Keys) {
+        let server = &self.servers[crate::server_index(client_id, self.servers.len())];
+        (server, self.of(server))
+    }
+
+    /// The distinct sets of names a cluster-wide read must visit: one (every
+    /// node shares FreeIM's names) in the single layout, one per node when
+    /// sharded.
+    pub fn partitions(&self) -> impl Iterator<Item = &Keys> {
+        let count = match self.layout {
+            Layout::Single => 1,
+            Layout::Sharded => self.nodes.len(),
+        };
+        self.nodes.iter().take(count).map(|(_, keys)| keys)
     }
 
     /// The layout.
@@ -162,6 +186,8 @@ mod tests {
         let servers = ["a:1".to_string(), "b:2".to_string()];
         let directory = Directory::new(Layout::Single, "/ws", &servers);
         assert_eq!(directory.of("b:2").online(), "im_v2_wsOnline");
+        assert_eq!(directory.partitions().count(), 1);
+        assert_eq!(directory.owner(3).0, "b:2");
         assert_eq!(
             Layout::Single.script("redis.call('PUBLISH', c)"),
             "redis.call('PUBLISH', c)"
@@ -196,6 +222,8 @@ mod tests {
             .of("10.0.0.1:6001")
             .online()
             .starts_with("{10.0.0.1:6001#"));
+        assert_eq!(directory.partitions().count(), 6);
+        assert_eq!(directory.owner(7).1, directory.of("10.0.0.2:6001"));
         assert_eq!(
             Layout::Sharded.script("redis.call('PUBLISH', c)"),
             "redis.call('SPUBLISH', c)"
