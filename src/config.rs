@@ -243,6 +243,17 @@ pub struct Settings {
     pub upgrade_timeout: Duration,
 }
 
+impl Settings {
+    /// How Redis names are laid out: sharded for a Redis Cluster
+    /// (`redis+cluster://`), FreeIM's otherwise.
+    pub fn layout(&self) -> freeim_protocol::Layout {
+        match self.redis.is_cluster() {
+            true => freeim_protocol::Layout::Sharded,
+            false => freeim_protocol::Layout::Single,
+        }
+    }
+}
+
 /// Why the settings cannot be used: the setting at fault and what is wrong
 /// with it, as one line that starts with the setting's flag (e.g.
 /// `--threads must be at least 1`).

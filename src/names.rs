@@ -1,35 +1,55 @@
 //! This node's place in the cluster: its own name, the `servers` list it
-//! partitions clients over, and the cluster's Redis names (the wire contract
-//! itself, names and routing rule, is `freeim_protocol`'s).
+//! partitions clients over, and the Redis names of every node in the layout
+//! Redis calls for (one Redis: FreeIM's names; a Redis Cluster: each node's
+//! names under its own hash tag). The wire contract itself, names, layouts
+//! and routing rule, is `freeim_protocol`'s.
 
-use freeim_protocol::{server_index, Keys};
+use freeim_protocol::{key_slot, server_index, Directory, Keys, Layout};
 
 /// The cluster as one node sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Names {
-    keys: Keys,
+    directory: Directory,
     server: String,
     servers: Vec<String>,
 }
 
 impl Names {
     /// The names for node `server` of `servers`, whose WebSocket path is
-    /// `path` (which names the Redis keys).
+    /// `path` (which names the Redis keys), in `layout`.
     ///
     /// # Panics
-    /// When `servers` is empty (the settings refuse that first).
-    pub fn new(path: &str, server: &str, servers: &[String]) -> Names {
+    /// When `servers` is empty or lacks `server` (the settings refuse that
+    /// first).
+    pub fn new(path: &str, server: &str, servers: &[String], layout: Layout) -> Names {
         assert!(!servers.is_empty(), "a cluster has at least one server");
         Names {
-            keys: Keys::new(path),
+            directory: Directory::new(layout, path, servers),
             server: server.to_string(),
             servers: servers.to_vec(),
         }
     }
 
-    /// The cluster's Redis key and channel names.
+    /// This node's Redis key and channel names.
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        self.directory.of(&self.server)
+    }
+
+    /// Node `server`'s names (this node's own, or another node's to publish
+    /// a receipt to or reap).
+    pub fn keys_of(&self, server: &str) -> &Keys {
+        self.directory.of(server)
+    }
+
+    /// How names are laid out (and whether pub/sub is sharded).
+    pub fn layout(&self) -> Layout {
+        self.directory.layout()
+    }
+
+    /// The hash slot of every one of this node's names (meaningful in the
+    /// sharded layout, where they share one).
+    pub fn slot(&self) -> u16 {
+        key_slot(&self.keys().online())
     }
 
     /// This node's own name (`host:port`).
@@ -60,7 +80,7 @@ mod tests {
     #[test]
     fn a_node_owns_the_ids_routed_to_its_name() {
         let servers = vec!["a:1".to_string(), "b:2".to_string(), "c:3".to_string()];
-        let names = Names::new("/ws", "b:2", &servers);
+        let names = Names::new("/ws", "b:2", &servers, Layout::Single);
         assert_eq!(names.select_server(4), "b:2");
         assert_eq!(names.select_server(-5), "a:1");
         assert!(names.owns(7));

@@ -92,7 +92,9 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         &settings.path,
         &settings.server,
         &settings.servers,
+        settings.layout(),
     ));
+    report_layout(&names, &settings);
     let mut polls = Vec::new();
     let mut mailboxes = Vec::new();
     let mut inboxes = Vec::new();
@@ -265,6 +267,33 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         drain_timeout,
     );
     Ok(())
+}
+
+/// In a Redis Cluster, says where this node's names live and how the nodes
+/// spread over the slot space (each node's names share one hash slot).
+fn report_layout(names: &Names, settings: &Settings) {
+    if names.layout() != freeim_protocol::Layout::Sharded {
+        return;
+    }
+    let master = settings
+        .redis
+        .slot_master(names.slot(), Duration::from_secs(3))
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let spread: Vec<String> = names
+        .servers()
+        .iter()
+        .map(|server| {
+            let slot = freeim_protocol::key_slot(&names.keys_of(server).online());
+            format!("{server} → slot {slot}")
+        })
+        .collect();
+    log::info!(
+        "Redis Cluster: this node's names start with {} (hash slot {}, served by {master}); \
+         nodes: {}",
+        names.keys().prefix(),
+        names.slot(),
+        spread.join(", ")
+    );
 }
 
 /// Gives the loops (not started yet) the connections taken over, and returns

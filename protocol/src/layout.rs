@@ -8,11 +8,13 @@
 //! its command channel, its presence, the channel memberships of the clients
 //! it owns, the tokens of those clients, its presence events) all start with a
 //! hash tag of its own, `{<server>#<n>}`, so every Lua script touches one
-//! slot and stays atomic, and each node's traffic goes to one shard. `<n>` is
-//! the smallest number that puts the tag's slot in the node's equal share of
-//! the slot space (node `i` of `N` distinct servers: slots `i·16384/N` to
-//! `(i+1)·16384/N − 1`), so nodes spread evenly over shards that own equal
-//! slot ranges (what `redis-cli --cluster create` makes). Pub/sub is sharded
+//! slot and stays atomic, and each node's traffic goes to one shard. `<n>`
+//! (from 0 to 4095) puts the tag's slot nearest the middle of the node's equal
+//! share of the slot space (node `i` of `N` distinct servers: the middle of
+//! slots `i·16384/N` to `(i+1)·16384/N − 1`; the smallest such `<n>` on a
+//! tie), so nodes spread evenly over shards that own equal slot ranges (what
+//! `redis-cli --cluster create` makes): with as many nodes as shards, one node
+//! per shard. Pub/sub is sharded
 //! (`SPUBLISH`/`SSUBSCRIBE`): a message goes to the one shard owning its
 //! channel's slot instead of to every shard.
 
@@ -157,14 +159,23 @@ impl Directory {
     }
 }
 
+/// Candidates tried for a node's hash tag.
+const TAG_CANDIDATES: u32 = 4096;
+
 /// The hash tag of node `server`, distinct server `index` of `count`: the
-/// first `<server>#<n>` whose slot falls in the node's share of the slots.
+/// `<server>#<n>` whose slot is nearest the middle of the node's share of
+/// the slots (see the [module docs](self)).
 pub fn shard_tag(server: &str, index: usize, count: usize) -> String {
-    let share = |slot: u16| usize::from(slot) * count / usize::from(SLOTS);
-    (0u32..)
-        .map(|n| format!("{server}#{n}"))
-        .find(|tag| share(key_slot(tag)) == index)
-        .expect("some number lands in every share")
+    // In 1/(2·count)ths of the slot space, to stay in integers.
+    let middle = 2 * index + 1;
+    let distance = |n: &u32| {
+        let slot = usize::from(key_slot(&format!("{server}#{n}")));
+        (slot * 2 * count).abs_diff(middle * usize::from(SLOTS))
+    };
+    let n = (0..TAG_CANDIDATES)
+        .min_by_key(distance)
+        .expect("there are candidates");
+    format!("{server}#{n}")
 }
 
 #[cfg(test)]
@@ -179,6 +190,15 @@ mod tests {
         assert_eq!(key_slot("foo{}{bar}"), key_slot("foo{}{bar}"));
         assert_eq!(key_slot("foo{{bar}}zap"), key_slot("{bar"));
         assert_eq!(key_slot("123456789"), 0x31C3 % SLOTS);
+    }
+
+    #[test]
+    fn two_nodes_on_three_equal_shards_use_two_shards() {
+        let servers = ["a:1".to_string(), "b:2".to_string()];
+        let directory = Directory::new(Layout::Sharded, "/ws", &servers);
+        let shard =
+            |server: &str| usize::from(key_slot(&directory.of(server).online())) * 3 / 16384;
+        assert_eq!((shard("a:1"), shard("b:2")), (0, 2));
     }
 
     #[test]
@@ -217,6 +237,9 @@ mod tests {
             }
             shares.push(usize::from(slot) * 6 / usize::from(SLOTS));
             assert_eq!(shares[index], index);
+            // Near the middle of its share: within a 24th of the space.
+            let middle = (2 * index + 1) * usize::from(SLOTS) / 12;
+            assert!(usize::from(slot).abs_diff(middle) < usize::from(SLOTS) / 24);
         }
         assert!(directory
             .of("10.0.0.1:6001")

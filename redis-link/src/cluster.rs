@@ -109,6 +109,16 @@ impl RedisUrl {
         }))
     }
 
+    /// Where the master serving `slot` is now (`host:port`), as the first
+    /// seed that answers says; for start-up reports.
+    ///
+    /// # Errors
+    /// As [`connect_to_slot`](Self::connect_to_slot).
+    pub fn slot_master(&self, slot: u16, timeout: Duration) -> RedisResult<String> {
+        self.master_of_slot(slot, timeout)
+            .map(|master| master.to_string())
+    }
+
     /// The master serving `slot`, as the first seed that answers says.
     fn master_of_slot(&self, slot: u16, timeout: Duration) -> RedisResult<Primary> {
         self.ask_seeds(timeout, |url, seed| {

@@ -63,23 +63,27 @@ pub struct PubSubConnection {
 }
 
 impl PubSubConnection {
-    /// Connects (`redis-link` authenticates the stream), subscribes to
-    /// `channels`, waiting at most `timeout` for each step, and then proves
-    /// the link alive within `liveness` (see the module docs).
+    /// Connects (`redis-link` authenticates the stream; in a Redis Cluster,
+    /// to the master serving `slot`, which every one of `channels` hashes
+    /// to), subscribes to `channels` with `subscribe` (`SUBSCRIBE`, or
+    /// `SSUBSCRIBE` for sharded channels), waiting at most `timeout` for each
+    /// step, and then proves the link alive within `liveness` (see the
+    /// module docs).
     pub fn open(
         url: &RedisUrl,
+        (slot, subscribe): (u16, &str),
         channels: &[String],
         timeout: Duration,
         liveness: Duration,
     ) -> io::Result<Self> {
         let mut conn = PubSubConnection {
-            stream: url.connect_stream(timeout)?,
+            stream: url.connect_stream_to_slot(slot, timeout)?,
             buf: vec![0; READ_CHUNK],
             filled: 0,
             probe: Probe::Opening,
             probe_after: liveness / 3,
         };
-        let mut subscribe: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+        let mut subscribe: Vec<&[u8]> = vec![subscribe.as_bytes()];
         subscribe.extend(channels.iter().map(|c| c.as_bytes()));
         conn.write_command(&subscribe)?;
         conn.expect_replies(channels.len())?;
@@ -108,8 +112,15 @@ impl PubSubConnection {
             if let Reply::Error(text) = reply {
                 return Err(invalid(String::from_utf8_lossy(text)));
             }
-            if let Push::Message { channel, payload } = reply.as_push() {
-                on_message(channel, payload);
+            match reply.as_push() {
+                Push::Message { channel, payload } => on_message(channel, payload),
+                Push::SlotMoved => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the cluster moved this node's slot to another master: subscribing there",
+                    ))
+                }
+                Push::Other => {}
             }
             at += used;
         }

@@ -112,7 +112,8 @@ fn integer(digits: &[u8]) -> Result<i64, RespError> {
         .ok_or(RespError("bad integer"))
 }
 
-/// A pub/sub push: a `message` on `channel`, or a subscription confirmation.
+/// A pub/sub push: a `message` (or sharded `smessage`) on `channel`, a
+/// sharded channel's slot moved away, or a subscription confirmation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Push<'a> {
     /// A published message.
@@ -122,6 +123,9 @@ pub enum Push<'a> {
         /// The payload.
         payload: &'a [u8],
     },
+    /// `sunsubscribe` arriving unasked: the Redis Cluster moved the sharded
+    /// channel's slot to another master (subscribe there).
+    SlotMoved,
     /// A (un)subscribe confirmation, or any other push the node ignores.
     Other,
 }
@@ -131,9 +135,10 @@ impl<'a> Reply<'a> {
     pub fn as_push(&self) -> Push<'a> {
         match self {
             Reply::Array(Some(items)) => match items.as_slice() {
-                [Reply::Bulk(Some(b"message")), Reply::Bulk(Some(channel)), Reply::Bulk(Some(payload))] => {
+                [Reply::Bulk(Some(b"message" | b"smessage")), Reply::Bulk(Some(channel)), Reply::Bulk(Some(payload))] => {
                     Push::Message { channel, payload }
                 }
+                [Reply::Bulk(Some(b"sunsubscribe")), ..] => Push::SlotMoved,
                 _ => Push::Other,
             },
             _ => Push::Other,

@@ -164,11 +164,16 @@ impl Subscriber {
         let commands = self.names.keys().server(self.names.server());
         let chan_changes = self.names.keys().chan_changed();
         let channels = [commands, chan_changes.clone()];
-        let mut conn =
-            match PubSubConnection::open(&self.redis, &channels, IO_TIMEOUT, self.liveness) {
-                Ok(conn) => conn,
-                Err(e) => return e,
-            };
+        let mut conn = match PubSubConnection::open(
+            &self.redis,
+            (self.names.slot(), self.names.layout().subscribe()),
+            &channels,
+            IO_TIMEOUT,
+            self.liveness,
+        ) {
+            Ok(conn) => conn,
+            Err(e) => return e,
+        };
         *self.shutdown.lock() = conn.shutdown_handle().ok();
         // Notices may have been missed while unsubscribed.
         self.chan_cache.clear();
@@ -307,11 +312,10 @@ impl Subscriber {
         };
         // A failed connection is dropped and the read tried once more on a
         // fresh one (HKEYS is read-only, so repeating it is safe).
-        let mut attempt = || match self
-            .member_reader
-            .take()
-            .map_or_else(|| self.redis.connect(IO_TIMEOUT), Ok)
-        {
+        let mut attempt = || match self.member_reader.take().map_or_else(
+            || self.redis.connect_to_slot(self.names.slot(), IO_TIMEOUT),
+            Ok,
+        ) {
             Ok(mut reader) => read(&mut reader).map(|ids| (ids, reader)),
             Err(e) => Err(e),
         };

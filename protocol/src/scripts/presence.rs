@@ -197,6 +197,26 @@ impl PresenceScripts {
     }
 }
 
+impl PresenceScripts {
+    /// Every script as `layout` runs it (see [`Layout::script`]).
+    pub fn for_layout(layout: crate::Layout) -> PresenceScripts {
+        let PresenceScripts {
+            socket_opened,
+            socket_closed,
+            reap_node,
+            restore_presence,
+            rename_sockets,
+        } = PresenceScripts::new();
+        PresenceScripts {
+            socket_opened: layout.script(&socket_opened),
+            socket_closed: layout.script(&socket_closed),
+            reap_node: layout.script(&reap_node),
+            restore_presence: layout.script(&restore_presence),
+            rename_sockets: layout.script(&rename_sockets),
+        }
+    }
+}
+
 impl Default for PresenceScripts {
     fn default() -> Self {
         PresenceScripts::new()

@@ -48,6 +48,7 @@ impl TestNode {
                 &settings.path,
                 &settings.server,
                 &settings.servers,
+                settings.layout(),
             )),
             settings: Arc::new(settings),
             router: Router::new(mailboxes.into()),

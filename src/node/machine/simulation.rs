@@ -261,6 +261,7 @@ impl Sim {
             &settings.path,
             &settings.server,
             &settings.servers,
+            settings.layout(),
         ));
         let metrics = Arc::new(Metrics::new(LOOPS, Arc::new(AtomicUsize::new(0))));
         let now = Instant::now();

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Tenure, Worker};
 use crate::store::lease::Renewal;
+use freeim_protocol::Layout;
 
 /// How often the lease is refreshed and other nodes' leases are checked; with
 /// no jobs, also how often the connection is proven alive.
@@ -55,20 +56,44 @@ impl Worker {
     }
 
     /// Runs the reap script for `server`; `force` ignores a live lease.
+    /// Another node's names live in another slot in the sharded layout: the
+    /// script goes through the cluster connection then, and a failure there
+    /// is logged (the next round tries again), not a loss of this link.
     pub(super) fn reap(&mut self, server: &str, force: bool) -> redis::RedisResult<i64> {
         let names = self.names.clone();
+        if names.layout() == Layout::Sharded && server != names.server() {
+            let keys = names.keys_of(server);
+            let script = redis::Script::new(&self.scripts.reap_node);
+            let mut invocation = script.prepare_invoke();
+            invocation
+                .key(keys.alive(server))
+                .key(keys.node(server))
+                .key(keys.online())
+                .arg(if force { "1" } else { "0" })
+                .arg(keys.offline_event())
+                .arg(keys.prefix());
+            let reaped = self
+                .cluster_connection()
+                .and_then(|cluster| invocation.invoke(cluster));
+            return Ok(reaped.unwrap_or_else(|e| {
+                self.cluster = None;
+                self.report
+                    .error(format!("checking node {server}'s lease: {e}"));
+                0
+            }));
+        }
         let Some(link) = self.link.as_mut() else {
             return Ok(0);
         };
         redis::cmd("EVALSHA")
             .arg(&link.reap_node)
             .arg(3)
-            .arg(names.keys().alive(server))
-            .arg(names.keys().node(server))
-            .arg(names.keys().online())
+            .arg(names.keys_of(server).alive(server))
+            .arg(names.keys_of(server).node(server))
+            .arg(names.keys_of(server).online())
             .arg(if force { "1" } else { "0" })
             .arg(names.keys().offline_event())
-            .arg(names.keys().prefix())
+            .arg(names.keys_of(server).prefix())
             .query(&mut link.conn)
     }
 }

@@ -50,13 +50,15 @@ fn run_id(info: &str) -> Option<String> {
 }
 
 impl Link {
-    /// Connects (timeouts of `timeout`) and loads the scripts.
+    /// Connects to the master serving `slot` (any server but a cluster's:
+    /// the one the URL names; timeouts of `timeout`) and loads the scripts.
     pub(super) fn open(
         url: &redis_link::RedisUrl,
+        slot: u16,
         scripts: &PresenceScripts,
         timeout: Duration,
     ) -> RedisResult<Link> {
-        let mut conn = url.connect(timeout)?;
+        let mut conn = url.connect_to_slot(slot, timeout)?;
         let mut load = |source: &str| -> RedisResult<String> {
             redis::cmd("SCRIPT")
                 .arg("LOAD")

@@ -111,6 +111,9 @@ struct Worker {
     tenure: Tenure,
     /// Receipts waiting for a connection.
     backlog: Backlog<Try>,
+    /// A Redis Cluster connection for what goes to other nodes' slots
+    /// (receipts to their channels, reaping them); made when first needed.
+    cluster: Option<redis::cluster::ClusterConnection>,
     /// The `run_id` of the Redis server last connected to.
     run_id: Option<String>,
     /// Per loop: the worker reconnected to a different Redis server (a
@@ -135,6 +138,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
     let (sender, jobs) = crossbeam_channel::unbounded();
     let loops = context.router.loops();
     let lease = Lease::new(context.names.keys().alive(context.names.server()));
+    let scripts = PresenceScripts::for_layout(context.names.layout());
     let mut worker = Worker {
         jobs,
         names: context.names,
@@ -142,7 +146,7 @@ pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
         report: Report::new(context.metrics.clone()),
         metrics: context.metrics,
         redis: context.redis,
-        scripts: PresenceScripts::new(),
+        scripts,
         link: None,
         backoff: BACKOFF_MIN,
         retry_at: Instant::now(),
@@ -155,12 +159,18 @@ pub fn start(context: Context) -> Result<WorkerHandle, StoreError> {
         },
         backlog: Backlog::new(),
         run_id: None,
+        cluster: None,
         unrestored: vec![false; loops],
         link_log: Throttle::new(LINK_LOG_EVERY),
         verbose: true,
     };
-    let mut link =
-        Link::open(&worker.redis, &worker.scripts, IO_TIMEOUT).map_err(StoreError::connecting)?;
+    let mut link = Link::open(
+        &worker.redis,
+        worker.names.slot(),
+        &worker.scripts,
+        IO_TIMEOUT,
+    )
+    .map_err(StoreError::connecting)?;
     let own = worker.names.server().to_string();
     if !context.upgrade {
         if let Some(previous) = worker

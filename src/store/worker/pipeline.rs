@@ -12,7 +12,7 @@ use super::retry::{self, Action, Failure, Kind};
 use super::Worker;
 use crate::bus::{socket_loop, socket_name_prefix, Job};
 use crate::bus::{LoopMsg, TokenOutcome, Wakes};
-use freeim_protocol::ClientTicket;
+use freeim_protocol::{key_slot, ClientTicket, Layout};
 
 /// A job on its way to Redis.
 #[derive(Debug)]
@@ -84,7 +84,11 @@ impl Worker {
     /// pipeline, then those that need another send as a second one, on a
     /// fresh connection; answers every job.
     pub(super) fn pipeline(&mut self, jobs: Vec<Try>) {
-        let mut round = jobs;
+        let (elsewhere, mut round): (Vec<Try>, Vec<Try>) =
+            jobs.into_iter().partition(|t| self.for_another_slot(t));
+        if !elsewhere.is_empty() {
+            self.publish_elsewhere(elsewhere);
+        }
         let mut first = true;
         while !round.is_empty() || (first && !self.backlog.is_empty()) {
             // A waiting client's claim, or a second send, is worth a connect
@@ -109,6 +113,55 @@ impl Worker {
             first = false;
         }
         self.report.flush();
+    }
+
+    /// Whether `t` publishes on another node's channel in the sharded
+    /// layout: a slot this link's master may not serve.
+    fn for_another_slot(&self, t: &Try) -> bool {
+        match &t.job {
+            Job::Publish { channel, .. } => {
+                self.names.layout() == Layout::Sharded && key_slot(channel) != self.names.slot()
+            }
+            _ => false,
+        }
+    }
+
+    /// Publishes receipts to other nodes' channels through the cluster
+    /// connection, one command each (it routes each to its slot's master).
+    /// A failure is final: a publish whose outcome is unknown is never sent
+    /// twice.
+    fn publish_elsewhere(&mut self, jobs: Vec<Try>) {
+        let mut wakes = self.router.wakes();
+        for t in jobs {
+            let Job::Publish { channel, payload } = &t.job else {
+                continue;
+            };
+            let publish = self.names.layout().publish();
+            let sent = self.cluster_connection().and_then(|cluster| {
+                redis::cmd(publish)
+                    .arg(channel)
+                    .arg(payload)
+                    .query::<i64>(cluster)
+            });
+            if let Err(e) = sent {
+                self.cluster = None;
+                self.report
+                    .error(format!("publishing to another node: {e}"));
+                self.give_up(t, Reason::OutcomeUnknown, &mut wakes);
+            }
+        }
+        self.router.wake(&mut wakes);
+        self.report.flush();
+    }
+
+    /// The cluster connection, made if need be.
+    pub(super) fn cluster_connection(
+        &mut self,
+    ) -> redis::RedisResult<&mut redis::cluster::ClusterConnection> {
+        if self.cluster.is_none() {
+            self.cluster = Some(self.redis.connect_cluster(super::IO_TIMEOUT)?);
+        }
+        Ok(self.cluster.as_mut().expect("just made"))
     }
 
     /// Writes `round` as one pipeline on the live link and reads its
@@ -141,7 +194,7 @@ impl Worker {
                         .arg(names.keys().online())
                         .arg(client_id)
                         .arg(1);
-                    pipe.cmd("PUBLISH")
+                    pipe.cmd(names.layout().publish())
                         .arg(names.keys().online_event())
                         .arg(event.as_ref());
                     pipe.cmd("EXEC");
@@ -185,7 +238,7 @@ impl Worker {
                         .arg(if announce { "1" } else { "0" });
                 }
                 Job::Publish { channel, payload } => {
-                    pipe.cmd("PUBLISH").arg(channel).arg(payload);
+                    pipe.cmd(names.layout().publish()).arg(channel).arg(payload);
                 }
                 Job::PresenceSnapshot {
                     loop_index,

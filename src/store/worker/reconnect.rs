@@ -45,7 +45,7 @@ impl Worker {
     /// holds (`LoopMsg::ReportPresence`), whose snapshots make Redis agree
     /// with them whatever happened meanwhile.
     pub(super) fn reconnect(&mut self) {
-        match Link::open(&self.redis, &self.scripts, IO_TIMEOUT) {
+        match Link::open(&self.redis, self.names.slot(), &self.scripts, IO_TIMEOUT) {
             Ok(link) => {
                 if self.verbose {
                     log::info!("Redis worker reconnected: restoring this node's presence");

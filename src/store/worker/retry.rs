@@ -93,6 +93,9 @@ pub(super) enum Refusal {
 pub(super) fn refusal(code: &str) -> Refusal {
     match code {
         "NOSCRIPT" | "READONLY" | "LOADING" | "MASTERDOWN" => Refusal::Reconnect,
+        // Redis Cluster: the slot moved or fails over; a fresh connection
+        // asks the cluster which master serves it now.
+        "MOVED" | "ASK" | "CLUSTERDOWN" | "TRYAGAIN" => Refusal::Reconnect,
         _ => Refusal::Final,
     }
 }
