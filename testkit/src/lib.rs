@@ -9,6 +9,7 @@
 //! | [`raw_command`] | `resp.rs` | one command over a raw RESP connection |
 //! | [`Forwarder`] | `forwarder.rs` | a TCP forwarder that can go silent (hung proxy, forgotten NAT flow) |
 //! | [`SentinelSet`] | `sentinel.rs` | a primary, a replica and three `redis-sentinel`s; kill the primary, wait for the failover |
+//! | [`RedisCluster`], [`key_slot`] | `cluster.rs` | a Redis Cluster of `--cluster-enabled` servers made by `redis-cli --cluster create`; kill a master, wait for its replica to take its slots |
 //! | [`TlsRedis`] | `tls.rs` | a TLS-only, password-protected `redis-server` with a throwaway CA |
 //! | [`Node`], [`node_binary`] | `node.rs` | a `freeim-server` process, for the tests of other packages |
 //!
@@ -17,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+mod cluster;
 mod forwarder;
 mod node;
 mod resp;
@@ -24,6 +26,7 @@ mod scratch;
 mod sentinel;
 mod tls;
 
+pub use cluster::{key_slot, RedisCluster};
 pub use forwarder::Forwarder;
 pub use node::{node_binary, Node};
 pub use resp::raw_command;
@@ -32,6 +35,7 @@ pub use tls::TlsRedis;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,13 +60,23 @@ impl RedisServer {
     /// [`start`](Self::start) with extra `redis-server` arguments (after the
     /// harness's own, so they win).
     pub(crate) fn start_with(args: Vec<String>) -> RedisServer {
-        // Another process may take the port between `free_port` and the
+        RedisServer::start_on(free_port, |_| args.clone())
+    }
+
+    /// [`start_with`](Self::start_with) on a port from `pick_port`, with
+    /// arguments made for that port by `args` (they may name it).
+    pub(crate) fn start_on(
+        pick_port: impl Fn() -> u16,
+        args: impl Fn(u16) -> Vec<String>,
+    ) -> RedisServer {
+        // Another process may take the port between `pick_port` and the
         // server's bind: then the server exits at once, and we try another.
         for _ in 0..5 {
+            let port = pick_port();
             let mut server = RedisServer {
-                port: free_port(),
+                port,
                 child: None,
-                args: args.clone(),
+                args: args(port),
             };
             if server.try_start() {
                 return server;
@@ -154,6 +168,22 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `redis-server` arguments for a server that keeps its files in `dir` and
+/// syncs its replicas diskless, without delay (for the sets of servers that
+/// replicate: [`SentinelSet`], [`RedisCluster`]).
+pub(crate) fn replication_args(dir: &Path) -> Vec<String> {
+    [
+        "--dir",
+        &dir.to_string_lossy(),
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago.

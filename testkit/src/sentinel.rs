@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::resp::{query, Reply};
 use crate::scratch::ScratchDir;
-use crate::{free_port, RedisServer};
+use crate::{free_port, replication_args, RedisServer};
 
 /// Quorum of the monitored master: two of the three sentinels.
 const QUORUM: u32 = 2;
@@ -67,19 +67,7 @@ impl SentinelSet {
     /// (the message says what was missing).
     pub fn start(master_name: &str, down_after_ms: u64) -> SentinelSet {
         let dir = ScratchDir::new("sentinel");
-        let server_args = |name: &str| -> Vec<String> {
-            let data = dir.subdir(name);
-            [
-                "--dir",
-                &data.to_string_lossy(),
-                "--repl-diskless-sync",
-                "yes",
-                "--repl-diskless-sync-delay",
-                "0",
-            ]
-            .map(String::from)
-            .to_vec()
-        };
+        let server_args = |name: &str| replication_args(&dir.subdir(name));
         let primary = RedisServer::start_with(server_args("primary"));
         let mut replica_args = server_args("replica");
         replica_args.extend([
