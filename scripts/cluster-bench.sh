@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# One Redis against a 3-shard Redis Cluster, in one run, same load:
+#
+#   scripts/cluster-bench.sh
+#
+# For each mode (single: one redis-server; cluster: three masters made with
+# `redis-cli --cluster create`), starts NODES freeim-server nodes (release,
+# --threads 1; clients spread by id) and runs freeim-loadtest p2p (paced) and
+# fanout (burst) against them. Besides loadtest's own figures (delivered,
+# lost, latency, node CPU per delivery), it reads each redis-server's CPU
+# time from /proc and its commands processed (INFO stats) before and after
+# every run, so the results say Redis CPU per message per shard and how the
+# messages spread over the shards. Writes target/cluster-bench/results.jsonl
+# and prints a table of medians. Loopback only; every process it starts is
+# stopped by PID.
+#
+# Settings (environment): CLUSTER_RUNS=3, CLUSTER_NODES=3, CLUSTER_CONNS=9000,
+# CLUSTER_P2P_RATE=20000 (msgs/s), CLUSTER_BURST=100 (fan-out messages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${CLUSTER_RUNS:-3}
+NODES=${CLUSTER_NODES:-3}
+CONNS=${CLUSTER_CONNS:-9000}
+P2P_RATE=${CLUSTER_P2P_RATE:-20000}
+BURST=${CLUSTER_BURST:-100}
+OUT=${CLUSTER_OUT:-$ROOT/target/cluster-bench}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+
+source scripts/ensure-packages.sh
+ensure_build_tools
+ensure_redis_installed
+ensure_command jq jq
+cargo build --release -p freeim-server -p freeim-loadtest
+mkdir -p "$OUT/logs"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { # below the ephemeral range; the cluster bus needs port+10000 too
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 10000))
+    port_open "$port" || port_open $((port + 10000)) || { echo "$port"; return; }
+  done
+}
+wait_for() { # wait_for SECONDS COMMAND...
+  local tries=$(($1 * 10)); shift
+  for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
+  echo "gave up waiting for: $*" >&2
+  return 1
+}
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$OUT/redis"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_redis MODE: sets REDIS_URL, REDIS_PORTS, REDIS_PIDS.
+start_redis() {
+  REDIS_PORTS=() REDIS_PIDS=()
+  local count=1 extra=()
+  if [ "$1" = cluster ]; then count=3; extra=(--cluster-enabled yes --cluster-node-timeout 5000); fi
+  for _ in $(seq "$count"); do
+    local port dir
+    port=$(free_port)
+    dir="$OUT/redis/$port"
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+      --maxclients 10000 "${extra[@]}" >"$dir/log" 2>&1 &
+    REDIS_PIDS+=("$!")
+    PIDS+=("$!")
+    REDIS_PORTS+=("$port")
+    wait_for 10 redis-cli -p "$port" ping >/dev/null
+  done
+  if [ "$1" = cluster ]; then
+    local hosts=()
+    for port in "${REDIS_PORTS[@]}"; do hosts+=("127.0.0.1:$port"); done
+    redis-cli --cluster create "${hosts[@]}" --cluster-yes >"$OUT/logs/create.log" 2>&1
+    wait_for 20 sh -c "redis-cli -p ${REDIS_PORTS[0]} cluster info | grep -q cluster_state:ok"
+    REDIS_URL="redis+cluster://$(IFS=,; echo "${hosts[*]}")/"
+  else
+    REDIS_URL="redis://127.0.0.1:${REDIS_PORTS[0]}/"
+  fi
+}
+
+stop_redis() {
+  for pid in "${REDIS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$OUT/redis"
+}
+
+# Per shard: CPU ticks (utime + stime) and commands processed.
+redis_sample() {
+  local i=0
+  for pid in "${REDIS_PIDS[@]}"; do
+    local ticks commands
+    ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    commands=$(redis-cli -p "${REDIS_PORTS[$i]}" info stats | tr -d '\r' |
+      awk -F: '/^total_commands_processed:/ {print $2}')
+    echo "$ticks $commands"
+    i=$((i + 1))
+  done
+}
+
+TICK=$(getconf CLK_TCK)
+for run in $(seq "$RUNS"); do
+  for mode in single cluster; do
+    start_redis "$mode"
+    servers=() node_pids=()
+    for _ in $(seq "$NODES"); do servers+=("127.0.0.1:$(free_port)"); done
+    list=$(IFS=';'; echo "${servers[*]}")
+    for server in "${servers[@]}"; do
+      FREEIM_LOG=warn "$BIN/freeim-server" --listen "$server" --server "$server" --servers "$list" \
+        --redis "$REDIS_URL" --threads 1 >>"$OUT/logs/node-$mode.log" 2>&1 &
+      node_pids+=(--node-pid "$!")
+      PIDS+=("$!")
+      wait_for 10 port_open "${server##*:}"
+    done
+    for scenario in p2p fanout; do
+      if [ "$scenario" = p2p ]; then
+        args=(p2p -n "$CONNS" --msg-rate "$P2P_RATE" --duration 20s --senders 4)
+      else
+        args=(fanout -n "$CONNS" --burst "$BURST" --senders 4)
+      fi
+      label="$scenario-$mode"
+      echo "--- $label run $run" >&2
+      before=$(redis_sample)
+      "$BIN/freeim-loadtest" "${args[@]}" --redis "$REDIS_URL" --servers "$list" "${node_pids[@]}" \
+        --label "$label" --json --timeout 300s >"$OUT/logs/$label-$run.json" 2>"$OUT/logs/$label-$run.txt"
+      after=$(redis_sample)
+      shards=$(paste <(echo "$before") <(echo "$after") |
+        awk -v tick="$TICK" '{printf "%s{\"cpu_s\":%.3f,\"commands\":%d}", (NR>1?",":""), ($3-$1)/tick, $4-$2}')
+      jq -c --argjson shards "[$shards]" '.figures.redis_shards = $shards' \
+        "$OUT/logs/$label-$run.json" >>"$RESULTS"
+    done
+    for pid in "${PIDS[@]}"; do
+      case " ${REDIS_PIDS[*]} " in *" $pid "*) ;; *) kill "$pid" 2>/dev/null || true ;; esac
+    done
+    stop_redis
+    PIDS=()
+  done
+done
+
+echo "| run | messages | delivered | lost | node CPU per delivery (µs) | Redis CPU per message, each shard (µs) | commands per shard | p99 (ms) |"
+echo "|---|---|---|---|---|---|---|---|"
+jq -s -r 'group_by(.label)[] | . as $runs |
+  def med(f): ([$runs[] | f] | sort | .[(length / 2 | floor)]);
+  "| \($runs[0].label) (\($runs | length)) | \(med(.figures.messages_sent)) | \(med(.figures.deliveries)) | \([$runs[] | .figures.lost] | add) | \(med(.figures.node_cpu_us_per_delivery) * 1000 | round / 1000) | \([range(0; $runs[0].figures.redis_shards | length) as $i | med(.figures.redis_shards[$i].cpu_s * 1e6 / .figures.messages_sent) | round] | join(" / ")) | \([range(0; $runs[0].figures.redis_shards | length) as $i | med(.figures.redis_shards[$i].commands)] | join(" / ")) | \(med(.figures.latency_p99_ms)) |"' \
+  "$RESULTS"
