@@ -44,9 +44,10 @@ impl ImHelper {
     /// [`ImHelperOptions::secure`](crate::ImHelperOptions::secure)).
     ///
     /// The token is 128 random hex characters (from the thread-local CSPRNG);
-    /// `{prefix}Token{token}` holds `{"Item1":client_id,"Item2":client_meta}`
-    /// with a 10 s TTL. The node hands `client_meta` back in the client's
-    /// online/offline events.
+    /// `{prefix}Token{token}` (with a Redis Cluster, in the owner's shard,
+    /// where the owner looks for it) holds
+    /// `{"Item1":client_id,"Item2":client_meta}` with a 10 s TTL. The node
+    /// hands `client_meta` back in the client's online/offline events.
     ///
     /// Any id is accepted, as in FreeIM: a negative one connects to the
     /// first server (see [`select_server`](ImHelper::select_server)), and
@@ -68,11 +69,14 @@ impl ImHelper {
     /// ```
     pub fn prev_connect_server(&self, client_id: i64, client_meta: &str) -> Result<String> {
         let token = new_token();
-        let key = self.keys.token(&token);
+        let shard = self.owner_shard(client_id);
         let value = ClientTicket::new(client_id, client_meta).to_json();
         let mut set = redis::cmd("SET");
-        set.arg(&key).arg(&value).arg("EX").arg(TOKEN_TTL_SECS);
-        self.pool.run(|c| set.query::<()>(c))?;
+        set.arg(shard.keys.token(&token))
+            .arg(&value)
+            .arg("EX")
+            .arg(TOKEN_TTL_SECS);
+        self.pool.run(shard.slot, |c| set.query::<()>(c))?;
         Ok(format!(
             "{}://{}{}?token={token}",
             if self.secure { "wss" } else { "ws" },

@@ -1,5 +1,7 @@
 //! Online/offline events, as callbacks ([`EventBus`]) or as an iterator
-//! ([`EventStream`]). Both run on the reconnecting thread of `listener.rs`.
+//! ([`EventStream`]). Both run on the reconnecting threads of `listener.rs`:
+//! one for one Redis, one per node for a Redis Cluster (each node publishes
+//! its events to its own shard).
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -7,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
+use freeim_protocol::Layout;
 
 use crate::error::Result;
 use crate::helper::ImHelper;
-use crate::listener::{LinkHealth, Listener, ListenerConfig, Sink};
+use crate::listener::{LinkConfig, LinkHealth, Listener, ListenerConfig, Sink};
 use crate::panics::panic_message;
 
 /// A client whose socket opened or closed, as the node published it: the id
@@ -52,7 +55,10 @@ pub enum PresenceEvent {
 }
 
 /// Calls your callbacks for every online/offline event, on a thread of its
-/// own, until stopped or dropped.
+/// own, until stopped or dropped. With a Redis Cluster there is one thread
+/// (and link) per node, since each node publishes its events to its own
+/// shard; they call the callbacks one event at a time, and everything below
+/// holds for each link.
 ///
 /// The thread survives Redis outages: it reconnects (50 ms, doubling to at
 /// most 1 s between attempts) and resubscribes. It also proves the link
@@ -95,9 +101,10 @@ pub struct EventBus {
 }
 
 impl EventBus {
-    /// Whether the thread is subscribed right now; `false` while it
-    /// reconnects (Redis down, or the link found deaf), so events are being
-    /// lost. Alert when it stays `false`.
+    /// Whether the thread is subscribed right now (with a Redis Cluster,
+    /// every node's link); `false` while one reconnects (Redis down, the
+    /// link found deaf, a slot moved), so events are being lost. Alert when
+    /// it stays `false`.
     ///
     /// # Example
     ///
@@ -115,7 +122,8 @@ impl EventBus {
     }
 
     /// How many times the thread subscribed again after losing the link
-    /// (Redis restarted or unreachable, or the link found deaf).
+    /// (Redis restarted or unreachable, or the link found deaf; with a Redis
+    /// Cluster, summed over the nodes' links, a moved slot included).
     ///
     /// # Example
     ///
@@ -330,7 +338,8 @@ impl fmt::Debug for EventStream {
 
 impl ImHelper {
     /// Starts an [`EventBus`]: `on_online` / `on_offline` run on its thread
-    /// for every event, in the order Redis delivers them. A callback that
+    /// for every event, in the order Redis delivers them (with a Redis
+    /// Cluster: each node's in its order, one at a time). A callback that
     /// panics is caught, logged and counted; the next event is delivered as
     /// usual. A slow callback delays the events after it (and stopping).
     ///
@@ -431,11 +440,31 @@ impl ImHelper {
     }
 
     fn listener_config(&self) -> ListenerConfig {
+        let layout = self.directory.layout();
+        let links = match layout {
+            Layout::Single => self
+                .partitions()
+                .map(|shard| LinkConfig {
+                    node: None,
+                    online_channel: shard.keys.online_event(),
+                    offline_channel: shard.keys.offline_event(),
+                })
+                .collect(),
+            Layout::Sharded => self
+                .directory
+                .nodes()
+                .map(|(server, keys)| LinkConfig {
+                    node: Some(server.to_string()),
+                    online_channel: keys.online_event(),
+                    offline_channel: keys.offline_event(),
+                })
+                .collect(),
+        };
         ListenerConfig {
             connector: self.pool.connector().clone(),
             liveness: self.liveness,
-            online_channel: self.keys.online_event(),
-            offline_channel: self.keys.offline_event(),
+            layout,
+            links,
             primary_epoch: Arc::clone(&self.primary_epoch),
         }
     }
@@ -447,6 +476,35 @@ mod tests {
 
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>() {}
+
+    #[test]
+    fn one_redis_is_one_link_for_every_nodes_events() {
+        let config = crate::shards::tests::helper(false, &["a:1", "b:2"]).listener_config();
+        assert_eq!(config.layout, Layout::Single);
+        assert_eq!(
+            config.links,
+            [LinkConfig {
+                node: None,
+                online_channel: "evt_im_v2_wsOnline".into(),
+                offline_channel: "evt_im_v2_wsOffline".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_one_link_per_node_on_its_own_shard() {
+        let helper = crate::shards::tests::helper(true, &["a:1", "b:2", "a:1"]);
+        let config = helper.listener_config();
+        assert_eq!(config.layout, Layout::Sharded);
+        let nodes: Vec<Option<&str>> = config.links.iter().map(|l| l.node.as_deref()).collect();
+        assert_eq!(nodes, [Some("a:1"), Some("b:2")]);
+        for link in &config.links {
+            let shard = helper.node_shard(link.node.as_deref().unwrap());
+            assert_eq!(link.online_channel, shard.keys.online_event());
+            assert_eq!(link.offline_channel, shard.keys.offline_event());
+            assert_eq!(freeim_protocol::key_slot(&link.online_channel), shard.slot);
+        }
+    }
 
     #[test]
     fn handles_can_move_between_threads() {

@@ -1,12 +1,13 @@
-//! The [`ImHelper`] value: validated options, key names, the connection
-//! pool and the scripts. Its operations live in the files named after them.
+//! The [`ImHelper`] value: validated options, the names of every node (one
+//! Redis, or a Redis Cluster), the connection pool and the scripts. Its
+//! operations live in the files named after them.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use freeim_protocol::{first_places, Keys};
+use freeim_protocol::{first_places, Directory, Keys, Layout};
 
 use crate::error::{Error, Result};
 use crate::on_send::{HookPresence, OnSend};
@@ -55,7 +56,11 @@ pub struct ImHelper {
     pub(crate) path: String,
     /// Hand out `wss://` URLs.
     pub(crate) secure: bool,
-    pub(crate) keys: Keys,
+    /// Every node's names: FreeIM's for one Redis, a hash tag per node for
+    /// a Redis Cluster (see `shards.rs`).
+    pub(crate) directory: Directory,
+    /// The names' prefix, without any hash tag.
+    prefix: String,
     pub(crate) pool: Pool,
     pub(crate) scripts: Scripts,
     /// The event threads' liveness bound.
@@ -102,6 +107,11 @@ impl ImHelper {
             .redis_url
             .parse()
             .map_err(|e| Error::Config(format!("redis_url is invalid: {e}")))?;
+        let layout = if url.is_cluster() {
+            Layout::Sharded
+        } else {
+            Layout::Single
+        };
         let first_places = first_places(&options.servers);
         let distinct_servers: Vec<String> = first_places
             .iter()
@@ -126,9 +136,10 @@ impl ImHelper {
             Arc::clone(&primary_epoch),
         );
         Ok(ImHelper {
-            keys: Keys::new(&options.path),
+            directory: Directory::new(layout, &options.path, &options.servers),
+            prefix: Keys::new(&options.path).prefix().to_string(),
             pool,
-            scripts: Scripts::new(),
+            scripts: Scripts::new(layout),
             liveness: options.liveness,
             primary_epoch,
             _failover_watch: failover_watch,
@@ -145,7 +156,9 @@ impl ImHelper {
     }
 
     /// The key prefix: `"im_v2" + path.replace('/', "_")`, so `im_v2_ws` for
-    /// the default path. Every key and channel this helper uses starts with it.
+    /// the default path. Every key and channel this helper uses starts with
+    /// it; with a Redis Cluster (`redis+cluster://`), after the hash tag of
+    /// the node it belongs to (`{10.0.0.1:6001#3}im_v2_wsOnline`).
     ///
     /// # Example
     ///
@@ -159,7 +172,7 @@ impl ImHelper {
     /// # Ok::<(), imhelper::Error>(())
     /// ```
     pub fn prefix(&self) -> &str {
-        self.keys.prefix()
+        &self.prefix
     }
 
     /// The connection pool's state and counters, for dashboards and
@@ -193,7 +206,8 @@ impl fmt::Debug for ImHelper {
         f.debug_struct("ImHelper")
             .field("servers", &self.servers)
             .field("path", &self.path)
-            .field("prefix", &self.keys.prefix())
+            .field("prefix", &self.prefix)
+            .field("layout", &self.directory.layout())
             .field("redis_url", &self.pool.connector().url())
             .field("io_timeout", &self.pool.connector().io_timeout())
             .field("max_connections", &self.pool.max_connections())
@@ -227,6 +241,23 @@ mod tests {
     fn bad_url_is_a_config_error() {
         let options = ImHelperOptions::new("http://nope", vec!["a:1".into()]);
         assert!(matches!(ImHelper::new(options), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn a_cluster_url_shards_the_names_under_the_same_prefix() {
+        let options = ImHelperOptions::new(
+            "redis+cluster://:s3cret@127.0.0.1:7000,127.0.0.1:7001/",
+            vec!["a:1".into()],
+        );
+        let helper = ImHelper::new(options).unwrap();
+        assert_eq!(helper.directory.layout(), Layout::Sharded);
+        assert_eq!(helper.prefix(), "im_v2_ws");
+        let shown = format!("{helper:?}");
+        assert!(shown.contains("layout: Sharded"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let single = ImHelperOptions::new("redis://127.0.0.1/", vec!["a:1".into()]);
+        let single = ImHelper::new(single).unwrap();
+        assert_eq!(single.directory.layout(), Layout::Single);
     }
 
     #[test]

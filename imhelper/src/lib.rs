@@ -9,9 +9,18 @@
 //!
 //! Redis is named by one URL, in the same forms the nodes take: plain
 //! `redis://`, TLS `rediss://` (with `?ssl_ca_certs=` for a private CA),
-//! `unix://`, and `redis+sentinel://` / `rediss+sentinel://` (see
-//! [`ImHelperOptions::redis_url`] and the [`redis_link`] crate docs).
-//! Passwords in it are never logged.
+//! `unix://`, `redis+sentinel://` / `rediss+sentinel://`, and
+//! `redis+cluster://host:port,host:port/` / `rediss+cluster://…` for a Redis
+//! Cluster (see [`ImHelperOptions::redis_url`] and the [`redis_link`] crate
+//! docs). Passwords in it are never logged.
+//!
+//! With a Redis Cluster the names are sharded (the project's
+//! `docs/protocol.md`, `freeim_protocol::layout`): each node's keys and
+//! channels carry its own hash tag, a client's token, presence and channel
+//! memberships live with its owner node's, every Lua script touches one slot,
+//! commands go out with `SPUBLISH`, cluster-wide reads visit every node's
+//! partition and add up, and events come from every node's shard. Every
+//! other URL keeps FreeIM's names, byte for byte.
 //!
 //! # Example
 //!
@@ -99,7 +108,11 @@
 //! No call hangs: waiting for a connection is bounded by `pool_wait`, an
 //! idle connection unused for over 1 s must answer `PING` within 1 s
 //! before reuse (else a fresh one is opened), and every connect, read and
-//! write by `io_timeout`. The event thread proves its link alive every
+//! write by `io_timeout`. With a Redis Cluster, an operation that spans
+//! several nodes' shards (the cluster-wide reads, `clear_chan_client`,
+//! `leave_chan_clients` and `has_online_many` over several owners, a
+//! publish to several nodes) makes one such call per shard, in turn.
+//! The event thread proves its link alive every
 //! [`ImHelperOptions::liveness`] / 3 of silence with `PING`, and replaces a
 //! link that stops answering (see [`EventBus`]); a panicking callback is
 //! caught, logged and counted, and later events are still delivered.
@@ -114,8 +127,9 @@
 //! | `options.rs` | [`ImHelperOptions`], their defaults and validation |
 //! | `error.rs` | [`Error`] and [`Result`] |
 //! | `helper.rs` | the [`ImHelper`] value: construction, prefix, [`stats`](ImHelper::stats) |
-//! | `pool.rs` | the bounded connection pool: at most `max_connections`, waiting in line up to `pool_wait`, idle checks, the one safe retry, [`PoolStats`] |
-//! | `scripts.rs` | the join/leave/clear Lua scripts |
+//! | `shards.rs` | which node's names an operation uses (its owner's, or every partition's) and the hash slot its commands go to |
+//! | `pool.rs` | the bounded connection pool: at most `max_connections`, each to the master of a slot, waiting in line up to `pool_wait`, idle checks, the one safe retry, [`PoolStats`] |
+//! | `scripts.rs` | the join/leave/clear Lua scripts, in the layout's form |
 //! | `connect.rs` | `select_server`, `prev_connect_server` (tokens) |
 //! | `messages.rs` | `send_message` and its batch form `send_messages`, channel and broadcast messages: their checks and commands |
 //! | `publish.rs` | the checked publish: the `on_send` hook, one pipeline, [`Error::Unrouted`]; [`on_send_panics`](ImHelper::on_send_panics) |
@@ -124,7 +138,8 @@
 //! | `channels.rs` | channel membership: join, leave, `clear_chan_client`, reads |
 //! | `events.rs` | [`EventBus`], [`EventStream`], their event types, caught callback panics, link health getters |
 //! | `panics.rs` | the text of a caught callback panic |
-//! | `listener.rs` | the subscriber thread behind both event forms: PING liveness, reconnects with backoff, link health counters |
+//! | `listener.rs` | the subscriber threads behind both event forms (one per link): PING liveness, reconnects with backoff, link health counters |
+//! | `shard_subscription.rs` | a Redis Cluster's `SSUBSCRIBE` link to the master of one node's presence channels |
 
 #![deny(missing_docs)]
 
@@ -142,6 +157,8 @@ mod pool;
 mod presence;
 mod publish;
 mod scripts;
+mod shard_subscription;
+mod shards;
 
 pub use channels::ChanInfo;
 pub use error::{Error, Result};

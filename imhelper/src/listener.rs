@@ -1,13 +1,18 @@
-//! The subscriber thread behind [`EventBus`](crate::EventBus) and
+//! The subscriber threads behind [`EventBus`](crate::EventBus) and
 //! [`EventStream`](crate::EventStream).
 //!
-//! One thread, one pub/sub connection subscribed to `evt_{prefix}Online` and
-//! `evt_{prefix}Offline`. Reads wait at most [`POLL`] so the thread notices a
-//! stop request quickly. When the connection fails (Redis killed, restarted,
-//! unreachable) the thread reconnects and resubscribes, waiting 50 ms, then
-//! twice as long after each failed attempt, up to 1 s; a successful
-//! subscription resets the wait. Events published while no subscription
-//! exists are lost: that is Redis pub/sub.
+//! One thread per link. With one Redis: one link, a pub/sub connection
+//! subscribed to `evt_{prefix}Online` and `evt_{prefix}Offline`. With a
+//! Redis Cluster: one link per node, a [`ShardSubscription`]
+//! (`SSUBSCRIBE`) to that node's two presence channels on the master serving
+//! their slot. The links hand their events to one sink, one event at a time.
+//! Reads wait at most [`POLL`] so each thread notices a stop request
+//! quickly. When a connection fails (Redis killed, restarted, unreachable; a
+//! cluster slot moved) its thread reconnects and resubscribes (asking the
+//! cluster again where the slot is), waiting 50 ms, then twice as long after
+//! each failed attempt, up to 1 s; a successful subscription resets the
+//! wait. Events published while no subscription exists are lost: that is
+//! Redis pub/sub.
 //!
 //! # Liveness and failovers
 //!
@@ -20,24 +25,26 @@
 //! helper's `redis_link::FailoverWatch`) ends the session too, and the
 //! thread resubscribes on the new primary.
 //!
-//! The first subscription happens before `spawn` returns, so events
-//! published after `event_bus()` / `events()` return are delivered, and a
-//! Redis that is down at that moment is reported as an error instead of a
-//! silent, retrying thread.
+//! Every link's first subscription happens before `spawn` returns, so
+//! events published after `event_bus()` / `events()` return are delivered,
+//! and a Redis that is down at that moment is reported as an error instead
+//! of a silent, retrying thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use freeim_protocol::ClientTicket;
+use freeim_protocol::{ClientTicket, Layout};
+use parking_lot::Mutex;
 use redis::{ErrorKind, Msg, RedisError, RedisResult};
 use redis_link::Subscription;
 
 use crate::error::{Error, Result};
 use crate::events::{ClientEvent, PresenceEvent};
 use crate::pool::Connector;
+use crate::shard_subscription::ShardSubscription;
 
 /// First wait before a reconnect attempt.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -49,32 +56,48 @@ const POLL: Duration = Duration::from_millis(100);
 /// Receives each event; returns `false` to end the thread (nobody listens).
 pub(crate) type Sink = Box<dyn FnMut(PresenceEvent) -> bool + Send>;
 
-/// What the thread subscribes to, and how it connects.
+/// What the threads subscribe to, and how they connect.
 pub(crate) struct ListenerConfig {
     pub(crate) connector: Connector,
     pub(crate) liveness: Duration,
-    pub(crate) online_channel: String,
-    pub(crate) offline_channel: String,
+    /// `Single`: `SUBSCRIBE` on the primary; `Sharded`: `SSUBSCRIBE` on the
+    /// master of each link's slot.
+    pub(crate) layout: Layout,
+    /// One thread and connection each.
+    pub(crate) links: Vec<LinkConfig>,
     /// Bumped when Sentinel announces a new primary: resubscribe there.
     pub(crate) primary_epoch: Arc<AtomicU64>,
 }
 
-/// The link's state and counters, shared by the thread and its handle.
+/// One link's channels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LinkConfig {
+    /// The node whose events the link carries alone (a Redis Cluster's),
+    /// for the logs.
+    pub(crate) node: Option<String>,
+    pub(crate) online_channel: String,
+    pub(crate) offline_channel: String,
+}
+
+/// The links' state and counters, shared by the threads and their handle.
 #[derive(Debug, Default)]
 pub(crate) struct LinkHealth {
-    connected: AtomicBool,
+    /// Links not subscribed now: each counts itself in from `spawn` until
+    /// subscribed, and again from losing its subscription until it has a
+    /// new one.
+    down: AtomicUsize,
     reconnects: AtomicU64,
     liveness_failures: AtomicU64,
     callback_panics: AtomicU64,
 }
 
 impl LinkHealth {
-    /// Subscribed now, and not (yet) found deaf.
+    /// Every link subscribed now, and none (yet) found deaf.
     pub(crate) fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
+        self.down.load(Ordering::Acquire) == 0
     }
 
-    /// Subscriptions made again after the link failed.
+    /// Subscriptions made again after a link failed.
     pub(crate) fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
@@ -94,57 +117,84 @@ impl LinkHealth {
     }
 }
 
-/// A running subscriber thread; stopping (or dropping) it ends the thread
-/// and waits for it, so no event is handed on afterwards.
+/// Running subscriber threads; stopping (or dropping) them ends the threads
+/// and waits for them, so no event is handed on afterwards.
 pub(crate) struct Listener {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What the threads share.
+struct Shared {
+    config: ListenerConfig,
+    stop: Arc<AtomicBool>,
+    health: Arc<LinkHealth>,
+    /// Locked while an event is handed on: one at a time.
+    sink: Mutex<Sink>,
 }
 
 impl Listener {
-    /// Starts the thread and waits until it has subscribed once (bounded by
-    /// the I/O timeout). Fails with `Error::Redis` when that first attempt
-    /// fails; the thread is gone then.
+    /// Starts a thread per link and waits until each has subscribed once
+    /// (bounded by the I/O timeout). Fails with `Error::Redis` when a first
+    /// attempt fails; the threads are gone then.
     pub(crate) fn spawn(
         config: ListenerConfig,
         sink: Sink,
         health: Arc<LinkHealth>,
     ) -> Result<Listener> {
+        let links = config.links.len();
+        health.down.fetch_add(links, Ordering::AcqRel);
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-        let thread_stop = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name("imhelper-events".into())
-            .spawn(move || run(&config, &thread_stop, &health, sink, ready_tx))
-            .map_err(|e| Error::Redis(e.into()))?;
+        let shared = Arc::new(Shared {
+            config,
+            stop: Arc::clone(&stop),
+            health,
+            sink: Mutex::new(sink),
+        });
         let mut listener = Listener {
             stop,
-            thread: Some(thread),
+            threads: Vec::with_capacity(links),
         };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(listener),
-            Ok(Err(err)) => {
-                listener.stop();
-                Err(Error::Redis(err))
-            }
-            Err(_) => {
-                listener.stop();
-                Err(Error::Redis(RedisError::from((
-                    ErrorKind::Client,
-                    "the event thread ended before it subscribed",
-                ))))
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(links);
+        for link in 0..links {
+            let (shared, ready) = (Arc::clone(&shared), ready_tx.clone());
+            let thread = thread::Builder::new()
+                .name("imhelper-events".into())
+                .spawn(move || run(&shared, &shared.config.links[link], ready));
+            match thread {
+                Ok(thread) => listener.threads.push(thread),
+                Err(e) => {
+                    listener.stop();
+                    return Err(Error::Redis(e.into()));
+                }
             }
         }
+        drop(ready_tx);
+        for _ in 0..links {
+            let failure = match ready_rx.recv() {
+                Ok(Ok(())) => continue,
+                Ok(Err(err)) => err,
+                Err(_) => RedisError::from((
+                    ErrorKind::Client,
+                    "the event thread ended before it subscribed",
+                )),
+            };
+            listener.stop();
+            return Err(Error::Redis(failure));
+        }
+        Ok(listener)
     }
 
-    /// Asks the thread to end and waits for it (at most about [`POLL`] plus
-    /// a running callback, or the I/O timeout while it is connecting).
-    /// Called from the thread itself (a callback that drops its own bus) it
+    /// Asks the threads to end and waits for them (at most about [`POLL`]
+    /// plus a running callback, or the I/O timeout while one is connecting).
+    /// Called from one of the threads (a callback that drops its own bus) it
     /// only asks.
     pub(crate) fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != thread::current().id() {
+        let threads = std::mem::take(&mut self.threads);
+        let current = thread::current().id();
+        if threads.iter().all(|thread| thread.thread().id() != current) {
+            for thread in threads {
                 // Callbacks' panics are caught; there is nothing to report.
                 let _ = thread.join();
             }
@@ -158,33 +208,35 @@ impl Drop for Listener {
     }
 }
 
-/// The thread: subscribe, pump, and on failure reconnect with backoff.
-fn run(
-    config: &ListenerConfig,
-    stop: &AtomicBool,
-    health: &LinkHealth,
-    mut sink: Sink,
-    ready: Sender<RedisResult<()>>,
-) {
+/// One link's thread: subscribe, pump, and on failure reconnect with
+/// backoff.
+fn run(shared: &Shared, link: &LinkConfig, ready: Sender<RedisResult<()>>) {
+    let (stop, health) = (&*shared.stop, &*shared.health);
     let mut ready = Some(ready);
     let mut backoff = MIN_BACKOFF;
-    let url = config.connector.url();
+    let url = shared.config.connector.url();
+    let name = match &link.node {
+        Some(node) => format!("{url} for {node}"),
+        None => url.to_string(),
+    };
     loop {
         let mut subscribed = false;
-        let outcome = session(config, stop, health, &mut sink, &mut || {
+        let outcome = session(shared, link, &mut || {
             subscribed = true;
-            health.connected.store(true, Ordering::Release);
+            health.down.fetch_sub(1, Ordering::AcqRel);
             match ready.take() {
                 Some(ready) => {
                     let _ = ready.send(Ok(()));
                 }
                 None => {
                     health.reconnects.fetch_add(1, Ordering::Relaxed);
-                    log::info!("imhelper: event link to {url} is subscribed again");
+                    log::info!("imhelper: event link to {name} is subscribed again");
                 }
             }
         });
-        health.connected.store(false, Ordering::Release);
+        if subscribed {
+            health.down.fetch_add(1, Ordering::AcqRel);
+        }
         let Err(err) = outcome else {
             return; // stopped, or nobody listens any more
         };
@@ -194,7 +246,7 @@ fn run(
         }
         if subscribed {
             // Once per lost link, not per failed attempt while Redis is down.
-            log::warn!("imhelper: event link to {url} lost ({err}); reconnecting, events published meanwhile are lost");
+            log::warn!("imhelper: event link to {name} lost ({err}); reconnecting, events published meanwhile are lost");
             backoff = MIN_BACKOFF;
         }
         if !sleep_unless_stopped(backoff, stop) {
@@ -204,23 +256,48 @@ fn run(
     }
 }
 
-/// One connection's life: connect, subscribe, hand events to `sink` until
-/// stopped (`Ok`) or the connection fails, goes deaf, or the primary moves
-/// (`Err`).
-fn session(
-    config: &ListenerConfig,
-    stop: &AtomicBool,
-    health: &LinkHealth,
-    sink: &mut Sink,
-    on_subscribed: &mut dyn FnMut(),
-) -> RedisResult<()> {
+/// A subscribed connection of either kind.
+enum Link {
+    /// `SUBSCRIBE` on the primary.
+    Primary(Subscription),
+    /// `SSUBSCRIBE` on the master of the channels' slot.
+    Shard(ShardSubscription),
+}
+
+impl Link {
+    fn next_message(&mut self) -> RedisResult<Option<Msg>> {
+        match self {
+            Link::Primary(subscription) => subscription.next_message(),
+            Link::Shard(subscription) => subscription.next_message(),
+        }
+    }
+}
+
+/// One connection's life: connect, subscribe, hand events to the sink until
+/// stopped (`Ok`) or the connection fails, goes deaf, or the primary or the
+/// slot moves (`Err`).
+fn session(shared: &Shared, link: &LinkConfig, on_subscribed: &mut dyn FnMut()) -> RedisResult<()> {
+    let Shared {
+        config,
+        stop,
+        health,
+        sink,
+    } = shared;
     let epoch = config.primary_epoch.load(Ordering::Acquire);
-    let mut link = config.connector.url().subscribe(
-        &[&config.online_channel, &config.offline_channel],
-        config.connector.io_timeout(),
-        POLL,
-        config.liveness,
-    )?;
+    let (url, timeout) = (config.connector.url(), config.connector.io_timeout());
+    let channels = [link.online_channel.as_str(), &link.offline_channel];
+    let mut subscription = match config.layout {
+        Layout::Single => {
+            Link::Primary(url.subscribe(&channels, timeout, POLL, config.liveness)?)
+        }
+        Layout::Sharded => Link::Shard(ShardSubscription::open(
+            url,
+            &channels,
+            timeout,
+            POLL,
+            config.liveness,
+        )?),
+    };
     on_subscribed();
     loop {
         if stop.load(Ordering::Acquire) {
@@ -232,7 +309,7 @@ fn session(
                 "Sentinel announced a new primary",
             )));
         }
-        let message = match link.next_message() {
+        let message = match subscription.next_message() {
             Ok(Some(message)) => message,
             Ok(None) => continue,
             Err(err) => {
@@ -242,21 +319,28 @@ fn session(
                 return Err(err);
             }
         };
-        if let Some(event) = decode(config, &message) {
-            if !sink(event) {
-                return Ok(());
-            }
+        let Some(event) = decode(link, &message) else {
+            continue;
+        };
+        let mut sink = sink.lock();
+        // Another link's callback may have stopped the listener meanwhile.
+        if stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if !sink(event) {
+            stop.store(true, Ordering::Release);
+            return Ok(());
         }
     }
 }
 
 /// The event a message carries; `None` for other channels and for payloads
 /// that are not `{"Item1":id,"Item2":"meta"}` (skipped, never fatal).
-fn decode(config: &ListenerConfig, message: &Msg) -> Option<PresenceEvent> {
+fn decode(link: &LinkConfig, message: &Msg) -> Option<PresenceEvent> {
     let channel = message.get_channel_name();
-    let online = if channel == config.online_channel {
+    let online = if channel == link.online_channel {
         true
-    } else if channel == config.offline_channel {
+    } else if channel == link.offline_channel {
         false
     } else {
         return None;

@@ -31,7 +31,8 @@ impl ImHelper {
     /// `message` is serialised with serde_json, and that JSON text is what
     /// the clients receive as one WebSocket text frame (a `&str` arrives as a
     /// JSON string, `"hi"` with its quotes). Receivers are de-duplicated and
-    /// grouped by node; one pipeline publishes one Send command per node.
+    /// grouped by node; one pipeline publishes one Send command per node
+    /// (with a Redis Cluster, `SPUBLISH`, one pipeline per node).
     /// With `receipt`, each node reports back to `sender` whether each
     /// receiver was online (FreeIM's receipts).
     ///
@@ -80,10 +81,10 @@ impl ImHelper {
         }])
     }
 
-    /// Sends a batch of direct messages in one Redis round trip: each is
-    /// exactly one [`send_message`] call (same grouping, payloads and
-    /// receipts), and all their Send commands go out in one pipeline, in
-    /// order. A service with many messages to push at once (notifications,
+    /// Sends a batch of direct messages in one Redis round trip (with a
+    /// Redis Cluster, one per node): each is exactly one [`send_message`]
+    /// call (same grouping, payloads and receipts), and all their Send
+    /// commands go out in one pipeline, in order (per node). A service with many messages to push at once (notifications,
     /// a queue it drains) saves a round trip per message, and Redis a pair
     /// of syscalls per message. An empty batch, or messages without
     /// receivers, send nothing. The
@@ -193,7 +194,7 @@ impl ImHelper {
 
     /// Sends `message` from `sender` to every member of channel `chan`
     /// currently connected anywhere: one Channel command to every node,
-    /// one pipeline. Each node delivers to its own sockets of the channel's
+    /// one pipeline (with a Redis Cluster, one per node). Each node delivers to its own sockets of the channel's
     /// members. The [`on_send`](crate::ImHelperOptions::on_send) hook is
     /// called once per node, before publishing, with `chan` set.
     ///

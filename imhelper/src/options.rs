@@ -70,7 +70,11 @@ pub struct ImHelperOptions {
     /// * `redis+sentinel://[[user]:password@]host:port[,host:port…]/master_name[/db]`
     ///   (`rediss+sentinel://…` with TLS): the primary those Redis Sentinels
     ///   name, looked up again on every reconnect so a failover is followed;
-    ///   `?sentinel_password=…` when the sentinels need one.
+    ///   `?sentinel_password=…` when the sentinels need one;
+    /// * `redis+cluster://[[user]:password@]host:port[,host:port…]/`
+    ///   (`rediss+cluster://…` with TLS): a Redis Cluster found through these
+    ///   seed nodes, whose slot map is asked again on every reconnect; the
+    ///   names are then sharded per node (see the crate docs).
     ///
     /// Passwords are never logged nor shown in errors or `Debug` output of
     /// [`ImHelper`](crate::ImHelper).

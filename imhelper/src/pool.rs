@@ -2,6 +2,16 @@
 //! checked before reuse after a long idle spell, dropped after I/O errors so
 //! the next call reconnects.
 //!
+//! # Slots
+//!
+//! Every call names the hash slot its keys and channels share (see
+//! `shards.rs`), and runs on a connection to the master serving that slot:
+//! with a Redis Cluster URL the connection is opened by asking the cluster
+//! (`RedisUrl::connect_to_slot`), with any other URL the slot does not
+//! matter (every call names the same one). Idle connections are kept with
+//! their slot and reused for it only; when the pool is full and no idle
+//! connection has the call's slot, the oldest idle one is closed for it.
+//!
 //! # Bound
 //!
 //! At most `max_connections` connections are open at any moment, counting
@@ -25,6 +35,11 @@
 //! and the call opens a fresh connection instead, on the same place in the
 //! pool.
 //!
+//! A `MOVED` reply (the slot is served elsewhere now: a cluster failover or
+//! resharding) means Redis ran nothing: the connection is dropped and the
+//! call, publishes included, runs once more on a fresh connection to the
+//! slot's master as the cluster names it now.
+//!
 //! One retry, for calls that are safe to repeat ([`Pool::run`]: reads,
 //! `SET`, the idempotent channel scripts): after Redis restarts, every idle
 //! connection is dead, and the first command on one fails with a
@@ -40,7 +55,9 @@
 //!
 //! So a call takes at most: `pool_wait` + the check (≤ 1 s) + a connect +
 //! its round trips, and with the retry one more connect and its round
-//! trips, each connect and read bounded by the I/O timeout.
+//! trips, each connect and read bounded by the I/O timeout (with a Redis
+//! Cluster, a connect first asks the seeds in turn which master serves the
+//! slot, each ask bounded by the I/O timeout too).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,10 +98,11 @@ impl Connector {
         &self.url
     }
 
-    /// A fresh connection to the primary (resolved anew: DNS, Sentinel).
+    /// A fresh connection to the master serving `slot` (resolved anew:
+    /// DNS, Sentinel, the cluster's slot map; any server for other URLs).
     /// Connecting is bounded by the timeout; so is every later read and write.
-    pub(crate) fn connect(&self) -> RedisResult<Connection> {
-        self.url.connect(self.io_timeout)
+    pub(crate) fn connect(&self, slot: u16) -> RedisResult<Connection> {
+        self.url.connect_to_slot(slot, self.io_timeout)
     }
 }
 
@@ -119,7 +137,8 @@ pub struct PoolStats {
     /// flaky network).
     pub opened: u64,
     /// Calls that ran a second time, on a fresh connection, because the
-    /// reused one had been dropped (see "Failures" in the pool docs).
+    /// reused one had been dropped, or a Redis Cluster node answered that
+    /// the call's slot moved (see "Failures" in the pool docs).
     pub retried: u64,
     /// Idle connections that failed the check before reuse and were
     /// replaced.
@@ -159,18 +178,24 @@ struct State {
 }
 
 impl State {
-    /// An idle connection of `epoch` (`Some(Some(_))`), or a place to open
-    /// one (`Some(None)`, already counted in `open`), or nothing. Idle
-    /// connections of an earlier epoch are closed on the way.
-    fn take(&mut self, max_connections: usize, epoch: u64) -> Option<Option<Idle>> {
-        while let Some(idle) = self.idle.pop() {
-            if idle.epoch == epoch {
-                return Some(Some(idle));
-            }
-            self.open -= 1;
+    /// The most recent idle connection of `epoch` to `slot`
+    /// (`Some(Some(_))`), or a place to open one (`Some(None)`, already
+    /// counted in `open`: a free one, or the place of the oldest idle
+    /// connection, closed for it), or nothing. Idle connections of an
+    /// earlier epoch are closed on the way.
+    fn take(&mut self, max_connections: usize, epoch: u64, slot: u16) -> Option<Option<Idle>> {
+        let before = self.idle.len();
+        self.idle.retain(|idle| idle.epoch == epoch);
+        self.open -= before - self.idle.len();
+        if let Some(index) = self.idle.iter().rposition(|idle| idle.slot == slot) {
+            return Some(Some(self.idle.remove(index)));
         }
         if self.open < max_connections {
             self.open += 1;
+            return Some(None);
+        }
+        if !self.idle.is_empty() {
+            self.idle.remove(0);
             return Some(None);
         }
         None
@@ -182,6 +207,8 @@ struct Idle {
     since: Instant,
     /// The pool's epoch when the connection's call began.
     epoch: u64,
+    /// The hash slot whose master it is connected to.
+    slot: u16,
 }
 
 impl Pool {
@@ -239,54 +266,61 @@ impl Pool {
         }
     }
 
-    /// Runs `op` on a pooled connection, once more on a fresh one when a
-    /// reused connection turns out dropped (see the module docs). `op` must
-    /// be safe to run twice.
-    pub(crate) fn run<T>(&self, op: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
-        self.run_with(true, op)
-    }
-
-    /// Runs `op` on a pooled connection, never twice: for publishes, which
-    /// a repeat would deliver twice.
-    pub(crate) fn run_once<T>(
+    /// Runs `op` on a pooled connection to the master of `slot`, once more
+    /// on a fresh one when a reused connection turns out dropped or the slot
+    /// moved (see the module docs). `op` must be safe to run twice.
+    pub(crate) fn run<T>(
         &self,
+        slot: u16,
         op: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> Result<T> {
-        self.run_with(false, op)
+        self.run_with(true, slot, op)
+    }
+
+    /// Runs `op` on a pooled connection to the master of `slot`, never
+    /// twice unless Redis answered that the slot moved (then it ran
+    /// nothing): for publishes, which a repeat would deliver twice.
+    pub(crate) fn run_once<T>(
+        &self,
+        slot: u16,
+        op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        self.run_with(false, slot, op)
     }
 
     fn run_with<T>(
         &self,
         retry: bool,
+        slot: u16,
         mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> Result<T> {
-        let (mut place, idle) = self.acquire()?;
+        let (mut place, idle) = self.acquire(slot)?;
         let reusable = idle.and_then(|idle| self.checked(idle));
         let reused = reusable.is_some();
         let mut connection = match reusable {
             Some(connection) => connection,
-            None => self.open()?,
+            None => self.open(slot)?,
         };
         match op(&mut connection) {
-            Err(err) if retry && reused && err.is_connection_dropped() => {
+            Err(err) if slot_moved(&err) || (retry && reused && err.is_connection_dropped()) => {
                 drop(connection);
-                self.drop_idle();
+                self.drop_idle(slot);
                 self.retried.fetch_add(1, Ordering::Relaxed);
-                let mut fresh = self.open()?;
+                let mut fresh = self.open(slot)?;
                 let outcome = op(&mut fresh);
-                place.finish(fresh, outcome)
+                place.finish(slot, fresh, outcome)
             }
-            outcome => place.finish(connection, outcome),
+            outcome => place.finish(slot, connection, outcome),
         }
     }
 
-    /// A place in the pool, with an idle connection when there is one;
-    /// waits in line for at most `wait`.
-    fn acquire(&self) -> Result<(Place<'_>, Option<Idle>)> {
+    /// A place in the pool, with an idle connection to `slot`'s master when
+    /// there is one; waits in line for at most `wait`.
+    fn acquire(&self, slot: u16) -> Result<(Place<'_>, Option<Idle>)> {
         let started = Instant::now();
         let mut state = self.state.lock();
         if state.line.is_empty() {
-            if let Some(idle) = state.take(self.max_connections, self.epoch()) {
+            if let Some(idle) = state.take(self.max_connections, self.epoch(), slot) {
                 return Ok((self.place(), idle));
             }
         }
@@ -296,7 +330,7 @@ impl Pool {
         state.line.push_back(ticket);
         loop {
             if state.line.front() == Some(&ticket) {
-                if let Some(idle) = state.take(self.max_connections, self.epoch()) {
+                if let Some(idle) = state.take(self.max_connections, self.epoch(), slot) {
                     state.line.pop_front();
                     drop(state);
                     // The next in line may find a connection too.
@@ -330,9 +364,10 @@ impl Pool {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// A fresh connection (for a place already counted in `open`).
-    fn open(&self) -> RedisResult<Connection> {
-        let connection = self.connector.connect()?;
+    /// A fresh connection to `slot`'s master (for a place already counted
+    /// in `open`).
+    fn open(&self, slot: u16) -> RedisResult<Connection> {
+        let connection = self.connector.connect(slot)?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(connection)
     }
@@ -358,12 +393,15 @@ impl Pool {
         }
     }
 
-    /// Closes every idle connection (after one turned out dead, the others,
-    /// from the same time, likely are too).
-    fn drop_idle(&self) {
-        let stale = {
+    /// Closes every idle connection to `slot`'s master (after one turned
+    /// out dead or moved, the others, from the same time, likely are too).
+    fn drop_idle(&self, slot: u16) {
+        let stale: Vec<Idle> = {
             let mut state = self.state.lock();
-            let stale = std::mem::take(&mut state.idle);
+            let (stale, kept) = std::mem::take(&mut state.idle)
+                .into_iter()
+                .partition(|idle| idle.slot == slot);
+            state.idle = kept;
             state.open -= stale.len();
             stale
         };
@@ -380,20 +418,26 @@ impl Pool {
 /// panics half-way).
 struct Place<'a> {
     pool: &'a Pool,
-    keep: Option<Connection>,
+    /// The connection to keep, and the slot it serves.
+    keep: Option<(Connection, u16)>,
     epoch: u64,
 }
 
 impl Place<'_> {
-    /// Keeps the connection for the next call unless the outcome says it is
-    /// broken; returns the outcome.
-    fn finish<T>(&mut self, connection: Connection, outcome: RedisResult<T>) -> Result<T> {
+    /// Keeps the connection (to `slot`'s master) for the next call unless
+    /// the outcome says it is broken; returns the outcome.
+    fn finish<T>(
+        &mut self,
+        slot: u16,
+        connection: Connection,
+        outcome: RedisResult<T>,
+    ) -> Result<T> {
         let keep = match &outcome {
             Ok(_) => true,
             Err(err) => still_in_sync(err),
         };
         if keep && connection.is_open() {
-            self.keep = Some(connection);
+            self.keep = Some((connection, slot));
         }
         outcome.map_err(Error::from)
     }
@@ -404,11 +448,14 @@ impl Drop for Place<'_> {
         {
             let mut state = self.pool.state.lock();
             match self.keep.take() {
-                Some(connection) if self.epoch == self.pool.epoch() => state.idle.push(Idle {
-                    connection,
-                    since: Instant::now(),
-                    epoch: self.epoch,
-                }),
+                Some((connection, slot)) if self.epoch == self.pool.epoch() => {
+                    state.idle.push(Idle {
+                        connection,
+                        since: Instant::now(),
+                        epoch: self.epoch,
+                        slot,
+                    })
+                }
                 _ => state.open -= 1,
             }
         }
@@ -420,20 +467,27 @@ impl Drop for Place<'_> {
 /// when Redis answered (an error reply, or a reply of an unexpected type).
 /// I/O errors and timeouts may leave a reply in flight, so the connection is
 /// dropped; so are connections to a server that is no longer (or not yet)
-/// the primary (`READONLY`, `LOADING`, `MASTERDOWN`): the next connect asks
-/// again where the primary is.
+/// the primary (`READONLY`, `LOADING`, `MASTERDOWN`) or no longer serves the
+/// slot (`MOVED`): the next connect asks again where the primary is.
 fn still_in_sync(err: &RedisError) -> bool {
-    !matches!(
-        err.kind(),
-        ErrorKind::Io
-            | ErrorKind::Parse
-            | ErrorKind::Client
-            | ErrorKind::Server(
-                ServerErrorKind::ReadOnly
-                    | ServerErrorKind::BusyLoading
-                    | ServerErrorKind::MasterDown
-            )
-    )
+    !slot_moved(err)
+        && !matches!(
+            err.kind(),
+            ErrorKind::Io
+                | ErrorKind::Parse
+                | ErrorKind::Client
+                | ErrorKind::Server(
+                    ServerErrorKind::ReadOnly
+                        | ServerErrorKind::BusyLoading
+                        | ServerErrorKind::MasterDown
+                )
+        )
+}
+
+/// Whether Redis answered `MOVED`: a cluster node that does not serve the
+/// slot (any more), which ran nothing.
+fn slot_moved(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::Moved)
 }
 
 #[cfg(test)]
@@ -441,6 +495,9 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use testkit::{Forwarder, RedisServer};
+
+    /// The slot of the tests' calls (a single Redis serves every slot).
+    const SLOT: u16 = 7;
 
     fn pool(url: &str, max_connections: usize, io_timeout: Duration) -> Pool {
         let url = url.parse().unwrap();
@@ -453,7 +510,7 @@ mod tests {
     }
 
     fn ping(pool: &Pool) -> Result<String> {
-        pool.run(|c| redis::cmd("PING").query::<String>(c))
+        pool.run(SLOT, |c| redis::cmd("PING").query::<String>(c))
     }
 
     #[test]
@@ -485,6 +542,59 @@ mod tests {
         assert!(still_in_sync(&reply));
         let conversion = RedisError::from((ErrorKind::UnexpectedReturnType, "not an int"));
         assert!(still_in_sync(&conversion));
+    }
+
+    #[test]
+    fn a_moved_reply_drops_the_connection() {
+        let moved = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::Moved),
+            "moved",
+            "3999 127.0.0.1:7001".to_string(),
+        ));
+        assert!(slot_moved(&moved));
+        assert!(!still_in_sync(&moved));
+    }
+
+    #[test]
+    fn a_moved_reply_runs_the_call_once_more_on_a_fresh_connection_even_a_publish() {
+        let redis = RedisServer::start();
+        let pool = pool(&redis.url(), 2, Duration::from_secs(2));
+        let mut calls = 0;
+        let answer = pool.run_once(SLOT, |c| {
+            calls += 1;
+            if calls == 1 {
+                redis::cmd("EVAL")
+                    .arg("return redis.error_reply('MOVED 7 127.0.0.1:7001')")
+                    .arg(0)
+                    .query::<String>(c)
+            } else {
+                redis::cmd("PING").query::<String>(c)
+            }
+        });
+        assert_eq!(answer.unwrap(), "PONG");
+        let stats = pool.stats();
+        assert_eq!((stats.retried, stats.opened, stats.open), (1, 2, 1));
+    }
+
+    #[test]
+    fn idle_connections_serve_their_own_slot_and_give_way_when_the_pool_is_full() {
+        let redis = RedisServer::start();
+        let ping_on = |pool: &Pool, slot| {
+            pool.run(slot, |c| redis::cmd("PING").query::<String>(c))
+                .unwrap()
+        };
+        let two = pool(&redis.url(), 2, Duration::from_secs(2));
+        for slot in [1, 2, 1, 2] {
+            ping_on(&two, slot);
+        }
+        let stats = two.stats();
+        assert_eq!((stats.open, stats.idle, stats.opened), (2, 2, 2));
+        let one = pool(&redis.url(), 1, Duration::from_secs(2));
+        for slot in [1, 2, 2, 1] {
+            ping_on(&one, slot);
+        }
+        let stats = one.stats();
+        assert_eq!((stats.open, stats.idle, stats.opened), (1, 1, 3));
     }
 
     #[test]
@@ -525,7 +635,7 @@ mod tests {
         let holder = {
             let pool = Arc::clone(&pool);
             std::thread::spawn(move || {
-                pool.run(|c| {
+                pool.run(SLOT, |c| {
                     held_tx.send(()).unwrap();
                     release_rx.recv().unwrap();
                     redis::cmd("PING").query::<String>(c)
@@ -539,7 +649,7 @@ mod tests {
             let shared = Arc::clone(&pool);
             let order = Arc::clone(&order);
             waiters.push(std::thread::spawn(move || {
-                shared.run(|c| {
+                shared.run(SLOT, |c| {
                     order.lock().push(i);
                     redis::cmd("PING").query::<String>(c)
                 })

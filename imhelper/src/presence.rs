@@ -1,12 +1,17 @@
 //! Who is online (`{prefix}Online`), and closing a client's sockets.
+//!
+//! A client's `Online` count is in its owner's shard (`shards.rs`): one hash
+//! with one Redis, each node's own with a Redis Cluster.
 
 use crate::error::Result;
 use crate::helper::ImHelper;
+use crate::shards::group_by_shard;
 
 impl ImHelper {
     /// Every client with at least one open socket on any node
-    /// (`HKEYS {prefix}Online`), in Redis' order. As in FreeIM, fields that
-    /// are not a decimal i64, and `0` (the system's id), are left out.
+    /// (`HKEYS {prefix}Online`; with a Redis Cluster, every node's in turn),
+    /// in Redis' order. As in FreeIM, fields that are not a decimal i64, and
+    /// `0` (the system's id), are left out.
     ///
     /// # Example
     ///
@@ -21,14 +26,17 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn get_client_list_by_online(&self) -> Result<Vec<i64>> {
-        let mut hkeys = redis::cmd("HKEYS");
-        hkeys.arg(self.keys.online());
-        let fields: Vec<String> = self.pool.run(|c| hkeys.query(c))?;
-        Ok(parse_ids(&fields))
+        let partitions: Vec<Vec<String>> = self.read_partitions(|keys| {
+            let mut hkeys = redis::cmd("HKEYS");
+            hkeys.arg(keys.online());
+            hkeys
+        })?;
+        Ok(parse_ids(&partitions.concat()))
     }
 
     /// Whether `client_id` has an open socket on any node
-    /// (`HGET {prefix}Online id`, a count > 0).
+    /// (`HGET {prefix}Online id`, a count > 0; in its owner's shard with a
+    /// Redis Cluster).
     ///
     /// # Example
     ///
@@ -44,16 +52,17 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn has_online(&self, client_id: i64) -> Result<bool> {
+        let shard = self.owner_shard(client_id);
         let mut hget = redis::cmd("HGET");
-        hget.arg(self.keys.online()).arg(client_id);
-        let count: Option<String> = self.pool.run(|c| hget.query(c))?;
+        hget.arg(shard.keys.online()).arg(client_id);
+        let count: Option<String> = self.pool.run(shard.slot, |c| hget.query(c))?;
         Ok(is_positive(count.as_deref()))
     }
 
     /// [`has_online`](ImHelper::has_online) for many clients in one round-trip
-    /// (`HMGET`); the answers come in the order of `client_ids`, one per id
-    /// (repeats included). No ids: an empty answer, without asking Redis
-    /// (as in FreeIM).
+    /// (`HMGET`; with a Redis Cluster, one per owner node); the answers come
+    /// in the order of `client_ids`, one per id (repeats included). No ids:
+    /// an empty answer, without asking Redis (as in FreeIM).
     ///
     /// # Example
     ///
@@ -73,10 +82,23 @@ impl ImHelper {
         if client_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut hmget = redis::cmd("HMGET");
-        hmget.arg(self.keys.online()).arg(client_ids);
-        let counts: Vec<Option<String>> = self.pool.run(|c| hmget.query(c))?;
-        Ok(counts.iter().map(|c| is_positive(c.as_deref())).collect())
+        let mut online = vec![false; client_ids.len()];
+        let owners = client_ids
+            .iter()
+            .enumerate()
+            .map(|(place, &id)| (self.owner_shard(id), place));
+        for (shard, places) in group_by_shard(owners) {
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(shard.keys.online());
+            for &place in &places {
+                hmget.arg(client_ids[place]);
+            }
+            let counts: Vec<Option<String>> = self.pool.run(shard.slot, |c| hmget.query(c))?;
+            for (place, count) in places.into_iter().zip(counts) {
+                online[place] = is_positive(count.as_deref());
+            }
+        }
+        Ok(online)
     }
 
     /// Closes every socket of `client_id` on its node

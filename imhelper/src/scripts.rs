@@ -1,10 +1,12 @@
 //! The channel Lua scripts of `freeim_protocol::scripts::channels` (join,
-//! leave, clear), hashed once and bound to their keys and arguments.
-//! `redis::Script` runs them with EVALSHA and loads them on `NOSCRIPT`
-//! (after a Redis restart, for instance).
+//! leave, clear), in the layout's form (`SPUBLISH` for a Redis Cluster),
+//! hashed once and bound to their keys and arguments. `redis::Script` runs
+//! them with EVALSHA and loads them on `NOSCRIPT` (after a Redis restart,
+//! for instance). Every key and channel one call names is one shard's, so
+//! each call stays atomic in a Redis Cluster too.
 
 use freeim_protocol::scripts::channels::{CLEAR, JOIN, LEAVE};
-use freeim_protocol::Keys;
+use freeim_protocol::{Keys, Layout};
 use redis::{Script, ScriptInvocation};
 
 /// The scripts, hashed once.
@@ -15,11 +17,11 @@ pub(crate) struct Scripts {
 }
 
 impl Scripts {
-    pub(crate) fn new() -> Scripts {
+    pub(crate) fn new(layout: Layout) -> Scripts {
         Scripts {
-            join: Script::new(JOIN),
-            leave: Script::new(LEAVE),
-            clear: Script::new(CLEAR),
+            join: Script::new(&layout.script(JOIN)),
+            leave: Script::new(&layout.script(LEAVE)),
+            clear: Script::new(&layout.script(CLEAR)),
         }
     }
 
@@ -66,4 +68,25 @@ fn invocation<'a>(script: &'a Script, keys: &Keys, pairs: &[(i64, &str)]) -> Scr
             .arg(chan);
     }
     invocation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_layout_runs_its_own_form_of_the_scripts() {
+        let single = Scripts::new(Layout::Single);
+        let sharded = Scripts::new(Layout::Sharded);
+        for (single, sharded, source) in [
+            (&single.join, &sharded.join, JOIN),
+            (&single.leave, &sharded.leave, LEAVE),
+            (&single.clear, &sharded.clear, CLEAR),
+        ] {
+            assert_eq!(single.get_hash(), Script::new(source).get_hash());
+            let spublish = Layout::Sharded.script(source);
+            assert_eq!(sharded.get_hash(), Script::new(&spublish).get_hash());
+            assert_ne!(sharded.get_hash(), single.get_hash());
+        }
+    }
 }
