@@ -16,7 +16,6 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::helper::ImHelper;
-use crate::presence::parse_ids;
 use crate::shards::{group_by_shard, Shard};
 
 /// Members one clear script checks at most: larger channels are cleared in
@@ -218,12 +217,7 @@ impl ImHelper {
         if chan.is_empty() {
             return Ok(Vec::new());
         }
-        let partitions: Vec<Vec<String>> = self.read_partitions(|keys| {
-            let mut hkeys = redis::cmd("HKEYS");
-            hkeys.arg(keys.chan(chan));
-            hkeys
-        })?;
-        Ok(parse_ids(&partitions.concat()))
+        self.ids_in_partitions(|keys| keys.chan(chan))
     }
 
     /// Every channel with at least one member, with its member count

@@ -3,6 +3,8 @@
 //! A client's `Online` count is in its owner's shard (`shards.rs`): one hash
 //! with one Redis, each node's own with a Redis Cluster.
 
+use freeim_protocol::Keys;
+
 use crate::error::Result;
 use crate::helper::ImHelper;
 use crate::shards::group_by_shard;
@@ -26,12 +28,7 @@ impl ImHelper {
     /// # }
     /// ```
     pub fn get_client_list_by_online(&self) -> Result<Vec<i64>> {
-        let partitions: Vec<Vec<String>> = self.read_partitions(|keys| {
-            let mut hkeys = redis::cmd("HKEYS");
-            hkeys.arg(keys.online());
-            hkeys
-        })?;
-        Ok(parse_ids(&partitions.concat()))
+        self.ids_in_partitions(Keys::online)
     }
 
     /// Whether `client_id` has an open socket on any node
@@ -127,11 +124,22 @@ impl ImHelper {
         let command = freeim_protocol::force_offline_command(client_id);
         self.publish_checked(&[(self.select_server(client_id), command.as_str())])
     }
+
+    /// The ids among the fields (`HKEYS`) of the hash `hash(keys)` of every
+    /// partition, in order (see [`parse_ids`]).
+    pub(crate) fn ids_in_partitions(&self, hash: impl Fn(&Keys) -> String) -> Result<Vec<i64>> {
+        let partitions: Vec<Vec<String>> = self.read_partitions(|keys| {
+            let mut hkeys = redis::cmd("HKEYS");
+            hkeys.arg(hash(keys));
+            hkeys
+        })?;
+        Ok(parse_ids(&partitions.concat()))
+    }
 }
 
 /// Field names that parse as a non-zero i64, in order; others are skipped,
 /// as FreeIM's id-list reads do (`0` is the system's id, never a client).
-pub(crate) fn parse_ids(fields: &[String]) -> Vec<i64> {
+fn parse_ids(fields: &[String]) -> Vec<i64> {
     fields
         .iter()
         .filter_map(|f| f.parse().ok())
