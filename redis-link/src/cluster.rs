@@ -47,7 +47,9 @@ impl RedisUrl {
 
     /// A `redis` crate cluster connection: each command goes to the master
     /// of its key's slot, `MOVED` and `ASK` are followed. With `timeout` for
-    /// connects and replies.
+    /// connects and replies, and no retries of its own (a command whose
+    /// outcome is unknown is the caller's to judge: a publish must not go out
+    /// twice).
     ///
     /// # Errors
     /// Not a cluster URL, or no seed reachable.
@@ -69,7 +71,8 @@ impl RedisUrl {
             .collect();
         let mut builder = ClusterClientBuilder::new(nodes)
             .connection_timeout(timeout)
-            .response_timeout(timeout);
+            .response_timeout(timeout)
+            .retries(0);
         if let Some(username) = &self.auth.username {
             builder = builder.username(username.clone());
         }
@@ -88,7 +91,6 @@ impl RedisUrl {
     /// Asks each seed in turn: `ask(seed)` until one succeeds.
     pub(crate) fn ask_seeds<T>(
         &self,
-        _timeout: Duration,
         mut ask: impl FnMut(&RedisUrl, Primary) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let Place::Cluster { seeds } = &self.place else {
@@ -121,7 +123,7 @@ impl RedisUrl {
 
     /// The master serving `slot`, as the first seed that answers says.
     fn master_of_slot(&self, slot: u16, timeout: Duration) -> RedisResult<Primary> {
-        self.ask_seeds(timeout, |url, seed| {
+        self.ask_seeds(|url, seed| {
             let mut connection = url.open(seed.clone(), timeout)?;
             let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut connection)?;
             master_in(&slots, slot, &seed).ok_or_else(|| {

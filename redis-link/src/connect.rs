@@ -80,7 +80,7 @@ impl RedisUrl {
             Place::Sentinel { .. } => self
                 .ask_sentinels(timeout)
                 .map(|(connection, _)| connection),
-            Place::Cluster { .. } => self.ask_seeds(timeout, |url, seed| url.open(seed, timeout)),
+            Place::Cluster { .. } => self.ask_seeds(|url, seed| url.open(seed, timeout)),
         }
     }
 
@@ -90,9 +90,9 @@ impl RedisUrl {
             Place::Tcp { host, port } => Ok(Primary::Tcp(host.clone(), *port)),
             Place::Unix(path) => Ok(Primary::Unix(path.clone())),
             Place::Sentinel { .. } => self.ask_sentinels(timeout).map(|(_, primary)| primary),
-            Place::Cluster { .. } => self.ask_seeds(timeout, |url, seed| {
-                url.open(seed.clone(), timeout).map(|_| seed)
-            }),
+            Place::Cluster { .. } => {
+                self.ask_seeds(|url, seed| url.open(seed.clone(), timeout).map(|_| seed))
+            }
         }
     }
 
