@@ -15,7 +15,9 @@
 # stopped by PID.
 #
 # Settings (environment): CLUSTER_RUNS=3, CLUSTER_NODES=3, CLUSTER_CONNS=9000,
-# CLUSTER_P2P_RATE=20000 (msgs/s), CLUSTER_BURST=100 (fan-out messages).
+# CLUSTER_P2P_RATE=20000 (msgs/s), CLUSTER_FANOUT_RATE=20 (channel messages/s,
+# to all CLUSTER_CONNS members), CLUSTER_BURST=100 (messages of fanout-burst),
+# CLUSTER_ONLY="p2p fanout fanout-burst" (the scenarios to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,6 +26,8 @@ NODES=${CLUSTER_NODES:-3}
 CONNS=${CLUSTER_CONNS:-9000}
 P2P_RATE=${CLUSTER_P2P_RATE:-20000}
 BURST=${CLUSTER_BURST:-100}
+ONLY=${CLUSTER_ONLY:-"p2p fanout fanout-burst"}
+FANOUT_RATE=${CLUSTER_FANOUT_RATE:-20}
 OUT=${CLUSTER_OUT:-$ROOT/target/cluster-bench}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
@@ -81,7 +85,9 @@ start_redis() {
     local hosts=()
     for port in "${REDIS_PORTS[@]}"; do hosts+=("127.0.0.1:$port"); done
     redis-cli --cluster create "${hosts[@]}" --cluster-yes >"$OUT/logs/create.log" 2>&1
-    wait_for 20 sh -c "redis-cli -p ${REDIS_PORTS[0]} cluster info | grep -q cluster_state:ok"
+    for port in "${REDIS_PORTS[@]}"; do
+      wait_for 20 sh -c "redis-cli -p $port cluster info | grep -q cluster_state:ok"
+    done
     REDIS_URL="redis+cluster://$(IFS=,; echo "${hosts[*]}")/"
   else
     REDIS_URL="redis://127.0.0.1:${REDIS_PORTS[0]}/"
@@ -120,10 +126,12 @@ for run in $(seq "$RUNS"); do
       PIDS+=("$!")
       wait_for 10 port_open "${server##*:}"
     done
-    for scenario in p2p fanout; do
+    for scenario in $ONLY; do
       if [ "$scenario" = p2p ]; then
         args=(p2p -n "$CONNS" --msg-rate "$P2P_RATE" --duration 20s --senders 4)
-      else
+      elif [ "$scenario" = fanout ]; then
+        args=(fanout -n "$CONNS" --msg-rate "$FANOUT_RATE" --duration 10s --senders 4)
+      else # fanout-burst: flat out, where deliveries coalesce into fewer writes
         args=(fanout -n "$CONNS" --burst "$BURST" --senders 4)
       fi
       label="$scenario-$mode"
