@@ -440,8 +440,7 @@ impl ImHelper {
     }
 
     fn listener_config(&self) -> ListenerConfig {
-        let layout = self.directory.layout();
-        let links = match layout {
+        let links = match self.directory.layout() {
             Layout::Single => self
                 .partitions()
                 .map(|shard| LinkConfig {
@@ -463,7 +462,6 @@ impl ImHelper {
         ListenerConfig {
             connector: self.pool.connector().clone(),
             liveness: self.liveness,
-            layout,
             links,
             primary_epoch: Arc::clone(&self.primary_epoch),
         }
@@ -480,7 +478,6 @@ mod tests {
     #[test]
     fn one_redis_is_one_link_for_every_nodes_events() {
         let config = crate::shards::tests::helper(false, &["a:1", "b:2"]).listener_config();
-        assert_eq!(config.layout, Layout::Single);
         assert_eq!(
             config.links,
             [LinkConfig {
@@ -495,7 +492,6 @@ mod tests {
     fn a_cluster_is_one_link_per_node_on_its_own_shard() {
         let helper = crate::shards::tests::helper(true, &["a:1", "b:2", "a:1"]);
         let config = helper.listener_config();
-        assert_eq!(config.layout, Layout::Sharded);
         let nodes: Vec<Option<&str>> = config.links.iter().map(|l| l.node.as_deref()).collect();
         assert_eq!(nodes, [Some("a:1"), Some("b:2")]);
         for link in &config.links {

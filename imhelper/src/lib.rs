@@ -139,7 +139,6 @@
 //! | `events.rs` | [`EventBus`], [`EventStream`], their event types, caught callback panics, link health getters |
 //! | `panics.rs` | the text of a caught callback panic |
 //! | `listener.rs` | the subscriber threads behind both event forms (one per link): PING liveness, reconnects with backoff, link health counters |
-//! | `shard_subscription.rs` | a Redis Cluster's `SSUBSCRIBE` link to the master of one node's presence channels |
 
 #![deny(missing_docs)]
 
@@ -157,7 +156,6 @@ mod pool;
 mod presence;
 mod publish;
 mod scripts;
-mod shard_subscription;
 mod shards;
 
 pub use channels::ChanInfo;

@@ -3,9 +3,9 @@
 //!
 //! One thread per link. With one Redis: one link, a pub/sub connection
 //! subscribed to `evt_{prefix}Online` and `evt_{prefix}Offline`. With a
-//! Redis Cluster: one link per node, a [`ShardSubscription`]
-//! (`SSUBSCRIBE`) to that node's two presence channels on the master serving
-//! their slot. The links hand their events to one sink, one event at a time.
+//! Redis Cluster: one link per node, a sharded subscription (`SSUBSCRIBE`,
+//! [`RedisUrl::subscribe_to_slot`](redis_link::RedisUrl::subscribe_to_slot))
+//! to that node's two presence channels on the master serving their slot. The links hand their events to one sink, one event at a time.
 //! Reads wait at most [`POLL`] so each thread notices a stop request
 //! quickly. When a connection fails (Redis killed, restarted, unreachable; a
 //! cluster slot moved) its thread reconnects and resubscribes (asking the
@@ -36,7 +36,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use freeim_protocol::{ClientTicket, Layout};
+use freeim_protocol::{key_slot, ClientTicket};
 use parking_lot::Mutex;
 use redis::{ErrorKind, Msg, RedisError, RedisResult};
 use redis_link::Subscription;
@@ -44,7 +44,6 @@ use redis_link::Subscription;
 use crate::error::{Error, Result};
 use crate::events::{ClientEvent, PresenceEvent};
 use crate::pool::Connector;
-use crate::shard_subscription::ShardSubscription;
 
 /// First wait before a reconnect attempt.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -60,9 +59,6 @@ pub(crate) type Sink = Box<dyn FnMut(PresenceEvent) -> bool + Send>;
 pub(crate) struct ListenerConfig {
     pub(crate) connector: Connector,
     pub(crate) liveness: Duration,
-    /// `Single`: `SUBSCRIBE` on the primary; `Sharded`: `SSUBSCRIBE` on the
-    /// master of each link's slot.
-    pub(crate) layout: Layout,
     /// One thread and connection each.
     pub(crate) links: Vec<LinkConfig>,
     /// Bumped when Sentinel announces a new primary: resubscribe there.
@@ -256,23 +252,6 @@ fn run(shared: &Shared, link: &LinkConfig, ready: Sender<RedisResult<()>>) {
     }
 }
 
-/// A subscribed connection of either kind.
-enum Link {
-    /// `SUBSCRIBE` on the primary.
-    Primary(Subscription),
-    /// `SSUBSCRIBE` on the master of the channels' slot.
-    Shard(ShardSubscription),
-}
-
-impl Link {
-    fn next_message(&mut self) -> RedisResult<Option<Msg>> {
-        match self {
-            Link::Primary(subscription) => subscription.next_message(),
-            Link::Shard(subscription) => subscription.next_message(),
-        }
-    }
-}
-
 /// One connection's life: connect, subscribe, hand events to the sink until
 /// stopped (`Ok`) or the connection fails, goes deaf, or the primary or the
 /// slot moves (`Err`).
@@ -286,18 +265,10 @@ fn session(shared: &Shared, link: &LinkConfig, on_subscribed: &mut dyn FnMut()) 
     let epoch = config.primary_epoch.load(Ordering::Acquire);
     let (url, timeout) = (config.connector.url(), config.connector.io_timeout());
     let channels = [link.online_channel.as_str(), &link.offline_channel];
-    let mut subscription = match config.layout {
-        Layout::Single => {
-            Link::Primary(url.subscribe(&channels, timeout, POLL, config.liveness)?)
-        }
-        Layout::Sharded => Link::Shard(ShardSubscription::open(
-            url,
-            &channels,
-            timeout,
-            POLL,
-            config.liveness,
-        )?),
-    };
+    // One slot: in a Redis Cluster a node's channels share its hash tag.
+    let slot = key_slot(&link.online_channel);
+    let mut subscription =
+        url.subscribe_to_slot(slot, &channels, timeout, POLL, config.liveness)?;
     on_subscribed();
     loop {
         if stop.load(Ordering::Acquire) {

@@ -9,6 +9,13 @@
 //! without a byte it fails with an I/O `TimedOut` error: the caller drops it
 //! and subscribes again.
 //!
+//! In a Redis Cluster ([`RedisUrl::subscribe_to_slot`]) the subscription is
+//! sharded: `SSUBSCRIBE` on the master serving the channels' slot, messages
+//! arriving as `smessage`; when the slot moves to another master (a
+//! failover, resharding) Redis ends the subscription with a `sunsubscribe`
+//! push, reported as an error so that the caller subscribes again where the
+//! slot is now.
+//!
 //! Commands are encoded by `redis::cmd` and replies parsed by
 //! `redis::Parser`, which keeps a partly read reply across read timeouts.
 //! The `redis` crate's own sync `PubSub` is not used: it can only `PING` by
@@ -18,7 +25,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, ErrorKind, Msg, Parser, RedisError, RedisResult, Value};
+use redis::{Cmd, ErrorKind, Msg, Parser, PushKind, RedisError, RedisResult, Value};
 
 use crate::address::RedisUrl;
 use crate::connect::Primary;
@@ -50,7 +57,30 @@ impl RedisUrl {
         liveness: Duration,
     ) -> RedisResult<Subscription> {
         let stream = self.connect_stream(timeout)?;
-        Subscription::open(stream, channels, poll, liveness)
+        Subscription::open(stream, "SUBSCRIBE", channels, poll, liveness)
+    }
+
+    /// [`subscribe`](Self::subscribe) to channels that all hash to `slot`:
+    /// in a Redis Cluster a sharded subscription (`SSUBSCRIBE`) on the
+    /// master serving the slot now (see the module docs); anywhere else the
+    /// same as `subscribe`.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe); no master for the slot; a `MOVED`
+    /// reply when the slot moved meanwhile.
+    pub fn subscribe_to_slot(
+        &self,
+        slot: u16,
+        channels: &[&str],
+        timeout: Duration,
+        poll: Duration,
+        liveness: Duration,
+    ) -> RedisResult<Subscription> {
+        if !self.is_cluster() {
+            return self.subscribe(channels, timeout, poll, liveness);
+        }
+        let stream = self.connect_stream_to_slot(slot, timeout)?;
+        Subscription::open(stream, "SSUBSCRIBE", channels, poll, liveness)
     }
 
     /// The same on `sentinel` (with the sentinels
@@ -65,14 +95,16 @@ impl RedisUrl {
     ) -> RedisResult<Subscription> {
         let sentinel = Primary::Tcp(sentinel.0, sentinel.1);
         let stream = self.stream_to(sentinel, &self.sentinel_auth, timeout)?;
-        Subscription::open(stream, channels, poll, liveness)
+        Subscription::open(stream, "SUBSCRIBE", channels, poll, liveness)
     }
 }
 
 impl Subscription {
-    /// Subscribes on an authenticated stream.
+    /// Subscribes on an authenticated stream with `subscribe` (`SUBSCRIBE`
+    /// or `SSUBSCRIBE`).
     fn open(
         stream: Stream,
+        subscribe: &str,
         channels: &[&str],
         poll: Duration,
         liveness: Duration,
@@ -85,20 +117,20 @@ impl Subscription {
             last_heard: Instant::now(),
             ping_sent: None,
         };
-        let mut subscribe = redis::cmd("SUBSCRIBE");
+        let mut command = redis::cmd(subscribe);
         for channel in channels {
-            subscribe.arg(*channel);
+            command.arg(*channel);
         }
-        link.send(&subscribe)?;
+        link.send(&command)?;
+        let confirmation = subscribe.to_ascii_lowercase();
         for _ in channels {
             match link.reply()? {
-                Value::Array(items) if matches!(items.first(), Some(Value::BulkString(kind)) if kind == b"subscribe") =>
-                    {}
+                Value::Array(items) if kind_of(&items) == Some(confirmation.as_bytes()) => {}
                 other => {
                     return Err(RedisError::from((
                         ErrorKind::Client,
-                        "unexpected answer to SUBSCRIBE",
-                        format!("{other:?}"),
+                        "unexpected answer to a subscription",
+                        format!("{subscribe}: {other:?}"),
                     )))
                 }
             }
@@ -127,10 +159,22 @@ impl Subscription {
         // Any reply proves the link alive: a message, the PING's `pong`.
         self.last_heard = Instant::now();
         self.ping_sent = None;
-        if let Value::ServerError(err) = value {
-            return Err(err.into());
+        match value {
+            Value::ServerError(err) => Err(err.into()),
+            Value::Array(mut items) if kind_of(&items) == Some(b"smessage") => {
+                Ok(Msg::from_owned_value(Value::Push {
+                    kind: PushKind::SMessage,
+                    data: items.split_off(1),
+                }))
+            }
+            Value::Array(items) if kind_of(&items) == Some(b"sunsubscribe") => {
+                Err(RedisError::from((
+                    ErrorKind::Client,
+                    "Redis ended the sharded subscription: the slot moved",
+                )))
+            }
+            value => Ok(Msg::from_owned_value(value)),
         }
-        Ok(Msg::from_owned_value(value))
     }
 
     /// Whether `error` from [`next_message`](Subscription::next_message)
@@ -173,5 +217,14 @@ impl Subscription {
             Value::ServerError(err) => Err(err.into()),
             value => Ok(value),
         }
+    }
+}
+
+/// The kind of a pub/sub reply's items (`subscribe`, `smessage`, `pong`, …):
+/// the first one.
+fn kind_of(items: &[Value]) -> Option<&[u8]> {
+    match items.first() {
+        Some(Value::BulkString(kind)) => Some(kind),
+        _ => None,
     }
 }
