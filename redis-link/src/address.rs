@@ -80,17 +80,17 @@ pub struct RedisUrl {
     pub(crate) auth: Credentials,
     /// The sentinels' credentials.
     pub(crate) sentinel_auth: Credentials,
-    /// The sentinel that answered last, asked first next time (shared by
-    /// clones of this URL).
-    pub(crate) first_sentinel: FirstSentinel,
+    /// The sentinel (or cluster seed) that answered last, asked first next
+    /// time (shared by clones of this URL).
+    pub(crate) first_to_ask: FirstToAsk,
 }
 
-/// An index into the sentinel list, shared by clones; not part of what a
+/// An index into the sentinel or seed list, shared by clones; not part of what a
 /// URL *is*, so every two values compare equal.
 #[derive(Clone, Default, Debug)]
-pub(crate) struct FirstSentinel(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+pub(crate) struct FirstToAsk(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
-impl FirstSentinel {
+impl FirstToAsk {
     pub(crate) fn get(&self) -> usize {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -100,13 +100,13 @@ impl FirstSentinel {
     }
 }
 
-impl PartialEq for FirstSentinel {
-    fn eq(&self, _: &FirstSentinel) -> bool {
+impl PartialEq for FirstToAsk {
+    fn eq(&self, _: &FirstToAsk) -> bool {
         true
     }
 }
 
-impl Eq for FirstSentinel {}
+impl Eq for FirstToAsk {}
 
 /// TLS settings.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -244,7 +244,7 @@ impl std::str::FromStr for RedisUrl {
             db,
             auth,
             sentinel_auth: Credentials::default(),
-            first_sentinel: FirstSentinel::default(),
+            first_to_ask: FirstToAsk::default(),
         };
         url.apply_query(parsed.query_pairs())?;
         Ok(url)
@@ -300,7 +300,7 @@ fn parse_unix(rest: &str) -> Result<RedisUrl, AddressError> {
         db: 0,
         auth: Credentials::default(),
         sentinel_auth: Credentials::default(),
-        first_sentinel: FirstSentinel::default(),
+        first_to_ask: FirstToAsk::default(),
     })
 }
 

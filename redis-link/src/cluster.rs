@@ -88,7 +88,9 @@ impl RedisUrl {
         builder.build()?.get_connection()
     }
 
-    /// Asks each seed in turn: `ask(seed)` until one succeeds.
+    /// Asks each seed in turn, `ask(seed)`, until one succeeds; the seed
+    /// that answered last goes first (one that is down costs a timeout once,
+    /// not on every connect).
     pub(crate) fn ask_seeds<T>(
         &self,
         mut ask: impl FnMut(&RedisUrl, Primary) -> RedisResult<T>,
@@ -97,9 +99,14 @@ impl RedisUrl {
             unreachable!("ask_seeds on a URL without seeds");
         };
         let mut last_error = None;
-        for (host, port) in seeds {
+        let first = self.first_to_ask.get() % seeds.len().max(1);
+        for index in (first..seeds.len()).chain(0..first) {
+            let (host, port) = &seeds[index];
             match ask(self, Primary::Tcp(host.clone(), *port)) {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => {
+                    self.first_to_ask.set(index);
+                    return Ok(answer);
+                }
                 Err(e) => last_error = Some(e),
             }
         }

@@ -108,7 +108,7 @@ impl RedisUrl {
         let mut tried = Vec::new();
         // The sentinel that answered last goes first: one that is down or
         // silent costs a timeout once, not on every connect.
-        let first = self.first_sentinel.get() % sentinels.len().max(1);
+        let first = self.first_to_ask.get() % sentinels.len().max(1);
         let order = (first..sentinels.len()).chain(0..first);
         for index in order {
             let (host, port) = &sentinels[index];
@@ -145,7 +145,7 @@ impl RedisUrl {
                 Ok(c)
             }) {
                 Ok(connection) => {
-                    self.first_sentinel.set(index);
+                    self.first_to_ask.set(index);
                     return Ok((connection, primary));
                 }
                 Err(e) => last_error = Some(e),
