@@ -19,6 +19,8 @@
 #   BENCH_ONLY="idle p2p"  run only these groups (idle p2p fanout slowread broadcast storm churn)
 #   BENCH_OUT=dir       output directory (default target/bench)
 #   BENCH_NODE_ARGS="--heartbeat-interval 10s"   extra freeim-server flags
+#   BENCH_REDIS=cluster  a Redis Cluster of 3 masters instead of one redis-server
+#                       (the sharded layout; Redis CPU is then not measured)
 #   BENCH_IDLE="15000 18000" BENCH_CONNS=10000     override the sizes
 #   BENCH_HOLD=15s BENCH_RATE=5000                 idle hold time, connects/s
 #   BENCH_READ_RATE=8192 BENCH_RECV_BUFFER=16384 BENCH_SETTLE=30s
@@ -54,6 +56,8 @@ mkdir -p "$LOGS"
 
 # A free loopback TCP port below the ephemeral range (clients use that).
 used_ports=" "
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 free_port() {
   local port
   while :; do
@@ -78,9 +82,14 @@ wait_port() {
 }
 
 REDIS_PID=""
+CLUSTER_PIDS=()
 NODE_PIDS=()
 cleanup() {
   stop_nodes
+  for pid in "${CLUSTER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "$REDIS_PID" ]; then
     kill "$REDIS_PID" 2>/dev/null || true
     wait "$REDIS_PID" 2>/dev/null || true
@@ -89,12 +98,38 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [ "${BENCH_REDIS:-single}" = cluster ]; then
+  seeds=()
+  for _ in 1 2 3; do
+    port=$(free_port)
+    while ! port_free $((port + 10000)); do port=$(free_port); done
+    mkdir -p "$LOGS/cluster-$port"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --maxclients 10000 \
+      --cluster-enabled yes --cluster-node-timeout 5000 --dir "$LOGS/cluster-$port" \
+      >"$LOGS/redis-$port.log" 2>&1 &
+    CLUSTER_PIDS+=("$!")
+    wait_port "$port"
+    seeds+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${seeds[@]}" --cluster-yes >"$LOGS/cluster-create.log" 2>&1
+  for seed in "${seeds[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "${seed##*:}" cluster info | grep -q cluster_state:ok && break
+      sleep 0.1
+    done
+  done
+fi
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --maxclients 10000 >"$LOGS/redis.log" 2>&1 &
 REDIS_PID=$!
 wait_port "$REDIS_PORT"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+REDIS_PID_ARGS=(--redis-pid "$REDIS_PID")
+if [ "${BENCH_REDIS:-single}" = cluster ]; then
+  REDIS_URL="redis+cluster://$(IFS=,; echo "${seeds[*]}")/"
+  REDIS_PID_ARGS=()
+fi
 
 SERVERS=""
 NODE_PORTS=()
@@ -135,7 +170,7 @@ run() {
   for pid in "${NODE_PIDS[@]}"; do pids+=(--node-pid "$pid"); done
   echo "--- $label" >&2
   if ! "$BIN/freeim-loadtest" "$scenario" --redis "$REDIS_URL" --servers "$SERVERS" \
-    "${pids[@]}" --redis-pid "$REDIS_PID" --label "$label" --append "$RESULTS" "$@" \
+    "${pids[@]}" "${REDIS_PID_ARGS[@]}" --label "$label" --append "$RESULTS" "$@" \
     --timeout 900s 2>&1 | tee -a "$LOGS/runs.txt" >&2; then
     echo "run $label failed: see $LOGS/runs.txt" >&2
   fi

@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use freeim_protocol::{key_slot, Directory, Layout};
 
 use crate::cli::ChurnArgs;
 use crate::control::{ChurnPlan, Command, ReaderConfig, Report};
@@ -56,10 +57,7 @@ pub fn run(args: &ChurnArgs) -> Result<()> {
     s.report.param("abrupt_ratio", plan.abrupt_ratio);
     s.report.param("abort_ratio", plan.abort_ratio);
     let events = EventCounter::start(&s.helper, s.id_range())?;
-    let mut raw = redis::Client::open(args.target.redis.as_str())?
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .context("connecting to Redis")?;
-    let online_key = format!("{}Online", s.helper.prefix());
+    let online = OnlineHashes::new(&args.target)?;
 
     let initial = s.connect_all()?;
     s.report
@@ -108,15 +106,7 @@ pub fn run(args: &ChurnArgs) -> Result<()> {
     let open_sockets: u64 = open.values().map(|&n| u64::from(n)).sum();
     r.figure("open_at_end", open_sockets);
 
-    let (found, settle_s) = settle(
-        &s,
-        &mut raw,
-        &online_key,
-        &range,
-        &events,
-        &open,
-        args.settle,
-    )?;
+    let (found, settle_s) = settle(&s, &online, &range, &events, &open, args.settle)?;
     let tally = events.tally();
     let r = &mut s.report;
     r.figure("online_events", tally.online);
@@ -127,15 +117,7 @@ pub fn run(args: &ChurnArgs) -> Result<()> {
 
     let closed = s.close_all()?;
     let none = HashMap::new();
-    let (after_close, close_settle_s) = settle(
-        &s,
-        &mut raw,
-        &online_key,
-        &range,
-        &events,
-        &none,
-        args.settle,
-    )?;
+    let (after_close, close_settle_s) = settle(&s, &online, &range, &events, &none, args.settle)?;
     let tally = events.tally();
     let r = &mut s.report;
     r.figure("final_closes", closed.closed - totals.closed);
@@ -156,8 +138,7 @@ pub fn run(args: &ChurnArgs) -> Result<()> {
 /// returns the last comparison and the time it took.
 fn settle(
     s: &Session,
-    raw: &mut redis::Connection,
-    online_key: &str,
+    online: &OnlineHashes,
     range: &Range<i64>,
     events: &EventCounter,
     open: &HashMap<i64, u32>,
@@ -166,7 +147,7 @@ fn settle(
     let start = now_ns();
     let deadline = start + limit.as_nanos() as u64;
     loop {
-        let found = compare(s, raw, online_key, range, events, open)?;
+        let found = compare(s, online, range, events, open)?;
         let now = now_ns();
         if found.total() == 0 || now >= deadline {
             return Ok((found, (now - start) as f64 / 1e9));
@@ -177,8 +158,7 @@ fn settle(
 
 fn compare(
     s: &Session,
-    raw: &mut redis::Connection,
-    online_key: &str,
+    online: &OnlineHashes,
     range: &Range<i64>,
     events: &EventCounter,
     open: &HashMap<i64, u32>,
@@ -196,10 +176,9 @@ fn compare(
         .collect();
     let online_list = listed.symmetric_difference(&expected).count() as u64;
 
-    let counts: BTreeMap<String, i64> = redis::cmd("HGETALL").arg(online_key).query(raw)?;
-    let counts: HashMap<i64, i64> = counts
+    let counts: HashMap<i64, i64> = online
+        .counts()?
         .into_iter()
-        .filter_map(|(k, v)| Some((k.parse::<i64>().ok()?, v)))
         .filter(|(id, _)| range.contains(id))
         .collect();
     let tally = events.tally();
@@ -225,4 +204,42 @@ fn compare(
         online_counts,
         events: event_mismatch,
     })
+}
+
+/// Every partition's `{prefix}Online` hash: one with one Redis, one per
+/// node in a Redis Cluster (read on the master of its slot).
+struct OnlineHashes {
+    url: redis_link::RedisUrl,
+    keys: Vec<String>,
+}
+
+impl OnlineHashes {
+    fn new(target: &crate::cli::TargetArgs) -> Result<OnlineHashes> {
+        let url: redis_link::RedisUrl = target.redis.parse().context("the Redis URL")?;
+        let layout = match url.is_cluster() {
+            true => Layout::Sharded,
+            false => Layout::Single,
+        };
+        let directory = Directory::new(layout, &target.path, &target.server_list());
+        let keys = directory.partitions().map(|keys| keys.online()).collect();
+        Ok(OnlineHashes { url, keys })
+    }
+
+    /// Open-socket counts by client id, summed over the partitions.
+    fn counts(&self) -> Result<HashMap<i64, i64>> {
+        let mut counts = HashMap::new();
+        for key in &self.keys {
+            let mut conn = self
+                .url
+                .connect_to_slot(key_slot(key), Duration::from_secs(5))
+                .context("connecting to Redis")?;
+            let hash: BTreeMap<String, i64> = redis::cmd("HGETALL").arg(key).query(&mut conn)?;
+            for (id, count) in hash {
+                if let Ok(id) = id.parse::<i64>() {
+                    *counts.entry(id).or_insert(0) += count;
+                }
+            }
+        }
+        Ok(counts)
+    }
 }
