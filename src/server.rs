@@ -17,7 +17,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Waker};
 
 use crate::admin::AdminError;
-use crate::bus::{Job, LoopMsg, Mailbox, Router, WorkerHandle};
+use crate::bus::{Imports, Job, LoopMsg, Mailbox, Router, WorkerHandle};
 use crate::config::Settings;
 use crate::metrics::{Handover, Metrics};
 use crate::names::Names;
@@ -115,7 +115,10 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
     let router = Router::new(mailboxes.into());
     let open_connections = Arc::new(AtomicUsize::new(0));
     let metrics = Arc::new(Metrics::new(settings.threads, open_connections.clone()));
-    let cutover = Arc::new(CutOver::default());
+    let cutover = Arc::new(match settings.upgrade {
+        true => CutOver::taking_over(),
+        false => CutOver::default(),
+    });
     // The Sentinel watch (if any) lives until the node has drained.
     let (worker, _failover_watch) = if settings.echo {
         (WorkerHandle::detached(), None)
@@ -221,6 +224,7 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         go(&shared);
     }
     let (retired, handed_over) = crossbeam_channel::bounded(1);
+    let handing_over = Arc::new(parking_lot::Mutex::new(()));
     if let Some(path) = &shared.settings.upgrade_socket {
         let socket_error = |source| ServerError::UpgradeSocket {
             path: path.display().to_string(),
@@ -239,6 +243,7 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
             cutover,
             metrics: shared.metrics.clone(),
             listeners: listener_copies,
+            busy: handing_over.clone(),
         };
         upgrade::serve(listener, old, retired).map_err(socket_error)?;
     }
@@ -250,15 +255,17 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
             });
         }
         recv(handed_over) -> _ => {
-            // Every connection is the new process's: the loops are empty.
-            router.post_all(|| LoopMsg::Shutdown);
-            let deadline = Instant::now() + Duration::from_secs(2);
-            for _ in 0..router.loops() {
-                let _ = loop_exits.recv_deadline(deadline);
-            }
+            retire(&router, &loop_exits);
             return Ok(());
         }
         recv(stop) -> _ => {}
+    }
+    // A hand-over under way ends first (the connections are in flight):
+    // handed over, there is nothing to drain; abandoned, they are back.
+    drop(handing_over.lock());
+    if handed_over.try_recv().is_ok() {
+        retire(&router, &loop_exits);
+        return Ok(());
     }
     drain(
         &router,
@@ -267,6 +274,16 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         drain_timeout,
     );
     Ok(())
+}
+
+/// Ends the loops of a process whose connections are the new process's
+/// now (the loops are empty): no drain, presence is the new process's.
+fn retire(router: &Router, loop_exits: &Receiver<io::Result<()>>) {
+    router.post_all(|| LoopMsg::Shutdown);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..router.loops() {
+        let _ = loop_exits.recv_deadline(deadline);
+    }
 }
 
 /// In a Redis Cluster, says where this node's names live and how the nodes
@@ -304,10 +321,16 @@ fn import(taken: TakenOver, router: &Router) -> impl FnOnce(&Shared) {
         conns, id, started, ..
     } = taken;
     let count = conns.len();
+    let generations_above = upgrade::highest_generation(&conns);
     let shares = upgrade::distribute(conns, router.loops());
     for (index, share) in shares.into_iter().enumerate() {
         if !share.is_empty() {
-            router.mailbox(index).send(LoopMsg::Import(share));
+            let imports = Imports {
+                conns: share,
+                generations_above,
+            };
+            // Posted, so that the loop wakes for it when it starts.
+            router.mailbox(index).post(LoopMsg::Import(imports));
         }
     }
     move |shared: &Shared| {

@@ -558,15 +558,22 @@ fn a_new_process_killed_mid_hand_over_leaves_the_old_one_serving() {
     );
     assert_eq!(admin_metric(&metrics, "freeim_connections_open"), 200);
 
-    // Another attempt, not killed, completes; with one loop instead of two
-    // (so one loop takes both listening sockets).
+    // Another attempt, not killed, completes; with three loops instead of
+    // two (a loop binds a listener of its own; socket names all change).
     let admin = free_port();
     let admin_at = format!("127.0.0.1:{admin}");
     let newer = Proc::spawn(
-        &setup.args(&["--upgrade", "--threads", "1", "--admin", &admin_at]),
+        &setup.args(&["--upgrade", "--threads", "3", "--admin", &admin_at]),
         &[],
     );
+    let node_key = format!("im_v2_wsNode{}", setup.server);
+    let sockets_before = sorted_values(hgetall(&setup.redis, &node_key));
     newer.wait_line("took over 200 connections", Duration::from_secs(20));
+    // Every socket is still known, under its new name.
+    assert!(wait_until(PROMPTLY, || sorted_values(hgetall(
+        &setup.redis,
+        &node_key
+    )) == sockets_before));
     let (_, metrics) = admin_get(admin, "/metrics");
     assert_eq!(
         admin_metric(&metrics, "freeim_handovers_total{outcome=\"taken_over\"}"),
@@ -616,4 +623,76 @@ fn a_state_format_the_new_binary_cannot_read_is_refused() {
         Some("\"still here\"")
     );
     no_presence_events(&spy);
+}
+
+/// A hash's values, sorted.
+fn sorted_values(hash: HashMap<String, String>) -> Vec<String> {
+    let mut values: Vec<String> = hash.into_values().collect();
+    values.sort();
+    values
+}
+
+#[test]
+fn connections_handed_over_on_an_idle_node_are_served_at_once() {
+    let setup = Setup::new();
+    let mut old = setup.start_node(&[]);
+    let im = setup.helper();
+    let mut clients: Vec<Client> = (1..=4).map(|id| connect_as(&im, id, "idle")).collect();
+    wait_online_count(&setup, 4);
+    let spy = setup.spy();
+    let new = Proc::spawn(&setup.args(&["--upgrade"]), &[]);
+    new.wait_line("took over 4 connections", Duration::from_secs(20));
+    assert!(old.wait_exit(PROMPTLY).expect("old exits").success());
+    // No push wakes the new loops: the connections are read anyway.
+    for client in &mut clients {
+        client
+            .ws
+            .send(Message::Ping(b"are you there".to_vec().into()))
+            .unwrap();
+        let deadline = Instant::now() + PROMPTLY;
+        let pong = loop {
+            match client.ws.read() {
+                Ok(Message::Pong(payload)) => break Some(payload),
+                Ok(_) => {}
+                Err(e) if testkit::is_read_timeout(&e) && Instant::now() < deadline => {}
+                Err(_) => break None,
+            }
+        };
+        assert_eq!(pong.as_deref(), Some(&b"are you there"[..]));
+    }
+    // A close is announced once, under the socket's new name.
+    clients.pop().unwrap().close();
+    let seen = spy.collect(Duration::from_secs(1));
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(hgetall(&setup.redis, "im_v2_wsOnline").len(), 3);
+}
+
+#[test]
+fn sigterm_during_a_hand_over_waits_for_it_then_drains() {
+    let setup = Setup::new();
+    let old = Proc::spawn(&setup.args(&["--upgrade-timeout", "2s"]), &[]);
+    assert!(wait_until(PROMPTLY, || setup.socket.exists()));
+    let mut old = old;
+    let im = setup.helper();
+    let mut client = connect_as(&im, 9, "nine");
+    wait_online_count(&setup, 1);
+    let mut new = Proc::spawn(
+        &setup.args(&["--upgrade", "--upgrade-timeout", "2s"]),
+        &[("FREEIM_UPGRADE_FAULT", "stall-before-took")],
+    );
+    new.wait_line("stalling before Took", Duration::from_secs(20));
+    let spy = setup.spy();
+    let pid = nix::unistd::Pid::from_raw(old.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    // The hand-over is abandoned at its deadline, the connection taken
+    // back, and then drained: closed with 1001, announced offline once.
+    assert_eq!(
+        client.closed_with(Duration::from_secs(10)),
+        Some(tungstenite::protocol::frame::coding::CloseCode::Away)
+    );
+    assert!(old.wait_exit(PROMPTLY).expect("old exits").success());
+    let seen = spy.collect(Duration::from_secs(1));
+    assert_eq!(seen.len(), 1, "one offline event: {seen:?}");
+    assert!(hgetall(&setup.redis, "im_v2_wsOnline").is_empty());
+    new.child.kill().unwrap();
 }

@@ -54,7 +54,20 @@ pub enum LoopMsg {
     Resume,
     /// Take these connections in (from another process, or back after a
     /// failed hand-over), silently (no online event).
-    Import(Vec<(ConnState, TcpStream)>),
+    Import(Imports),
+}
+
+/// Connections a loop takes in.
+#[derive(Debug)]
+pub struct Imports {
+    /// Each one's state and socket.
+    pub conns: Vec<(ConnState, TcpStream)>,
+    /// Generations the loop's new connections must start above: the
+    /// highest generation in the socket names the connections had in the
+    /// process they come from, so that no new socket name (`loop:key:gen`)
+    /// equals an old one still waiting to be renamed in
+    /// `{prefix}Node{server}` (0 when they come back to their own loop).
+    pub generations_above: u32,
 }
 
 /// An admitted connection moving to the loop that owns its client.

@@ -28,6 +28,6 @@ mod router;
 pub use conn_id::{socket_loop, socket_name, socket_name_prefix, ConnId};
 pub use handover::{decode_states, encode_states, ConnState, Parcel, PhaseState, FORMAT};
 pub use job::{HeldSocket, Job, WorkerHandle};
-pub use loop_msg::{Adoption, LoopMsg, TokenOutcome};
+pub use loop_msg::{Adoption, Imports, LoopMsg, TokenOutcome};
 pub use push::{Audience, Frame, Members, Push};
 pub use router::{loop_of, Mailbox, Router, Wakes};

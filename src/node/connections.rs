@@ -119,6 +119,12 @@ impl Connections {
         }
     }
 
+    /// Makes every connection inserted from now on have a generation above
+    /// `floor` (see [`Imports`](crate::bus::Imports)).
+    pub fn raise_generation(&mut self, floor: u32) {
+        self.generation = self.generation.max(floor);
+    }
+
     /// The key the next inserted connection will get.
     pub fn next_key(&self) -> u32 {
         self.slab.vacant_key() as u32

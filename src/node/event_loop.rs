@@ -33,7 +33,7 @@ use super::conn::{IoStep, Pending, Phase};
 use super::machine::{Action, HandOver, Machine};
 use super::sockets::Sockets;
 use super::timer::Tick;
-use crate::bus::{socket_name, ConnState, Job, Parcel, WorkerHandle};
+use crate::bus::{socket_name, Imports, Job, Parcel, WorkerHandle};
 use crate::bus::{Adoption, ConnId, LoopMsg, Push, Router, TokenOutcome};
 use crate::config::Settings;
 use crate::http::{rejection_response, Rejection};
@@ -243,7 +243,7 @@ impl EventLoop {
                 let _ = parcel.send(self.collect());
             }
             LoopMsg::Resume => self.resume(),
-            LoopMsg::Import(conns) => self.import(conns),
+            LoopMsg::Import(imports) => self.import(imports),
         }
         if self.quiet.is_some() && self.machine.authorizing() == 0 {
             if let Some(quiet) = self.quiet.take() {
@@ -311,7 +311,12 @@ impl EventLoop {
 
     /// Takes connections in, silently; open sessions are renamed in Redis
     /// (their socket names change with their slots).
-    fn import(&mut self, conns: Vec<(ConnState, mio::net::TcpStream)>) {
+    fn import(&mut self, imports: Imports) {
+        let Imports {
+            conns,
+            generations_above,
+        } = imports;
+        self.machine.conns_mut().raise_generation(generations_above);
         let mut pairs = Vec::new();
         for (state, mut stream) in conns {
             let key = self.machine.conns().next_key();

@@ -35,6 +35,9 @@ enum State {
     /// No hand-over: every command is delivered, markers ignored.
     #[default]
     Idle,
+    /// A process started to take over, before it knows the hand-over's id:
+    /// every command is the old process's to deliver, none is delivered here.
+    Starting,
     /// The old process: deliver until the `cut` marker of `id`, then hold.
     Cutting { id: u64, reached: Sender<()> },
     /// The new process: drop until the `cut` marker of `id`, then hold.
@@ -60,6 +63,15 @@ pub enum Verdict {
 }
 
 impl CutOver {
+    /// The cut-over of a process started to take the connections over
+    /// (`--upgrade`): it delivers nothing until it has seen the cut of its
+    /// hand-over ([`await_cut`](Self::await_cut)).
+    pub fn taking_over() -> CutOver {
+        let cutover = CutOver::default();
+        cutover.set(State::Starting);
+        cutover
+    }
+
     /// The old process, before it publishes the `cut` marker of `id`: the
     /// receiver yields once every command before the marker was routed.
     pub fn cut(&self, id: u64) -> Receiver<()> {
@@ -141,7 +153,7 @@ impl CutOver {
             }
             (_, Some(_)) => Verdict::Skip,
             (State::Idle | State::Cutting { .. }, None) => Verdict::Deliver,
-            (State::Awaiting { .. } | State::Retired, None) => Verdict::Skip,
+            (State::Starting | State::Awaiting { .. } | State::Retired, None) => Verdict::Skip,
             (State::Holding { held, .. }, None) => {
                 held.push(payload.to_vec());
                 Verdict::Skip
@@ -166,7 +178,7 @@ impl CutOver {
                 self.active.store(false, Ordering::Release);
                 Vec::new()
             }
-            State::Idle | State::Retired => Vec::new(),
+            State::Idle | State::Retired | State::Starting => Vec::new(),
         }
     }
 }
@@ -224,6 +236,20 @@ mod tests {
             vec![command(1), command(2), command(3), command(4)]
         );
         assert!(at_cut.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_process_taking_over_delivers_nothing_before_its_cut() {
+        let new = CutOver::taking_over();
+        assert!(run(&new, &[command(1)]).is_empty());
+        let _at_cut = new.await_cut(4);
+        let stream = [
+            command(2),
+            marker(Step::Cut, 4).into_bytes(),
+            command(3),
+            marker(Step::Go, 4).into_bytes(),
+        ];
+        assert_eq!(run(&new, &stream), vec![command(3)]);
     }
 
     #[test]

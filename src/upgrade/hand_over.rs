@@ -13,7 +13,8 @@ use mio::net::TcpStream;
 
 use super::distribute;
 use super::transport::{Channel, Control, Listener};
-use crate::bus::{encode_states, ConnState, Job, LoopMsg, Router, WorkerHandle, FORMAT};
+use crate::bus::FORMAT;
+use crate::bus::{encode_states, ConnState, Imports, Job, LoopMsg, Router, WorkerHandle};
 use crate::config::Settings;
 use crate::metrics::{Handover, Metrics};
 use crate::names::Names;
@@ -35,14 +36,22 @@ pub struct OldNode {
     pub metrics: Arc<Metrics>,
     /// The listening sockets (copies of the loops' descriptors).
     pub listeners: Vec<std::net::TcpListener>,
+    /// Held while a hand-over runs: a drain (SIGTERM) waits for it.
+    pub busy: Arc<parking_lot::Mutex<()>>,
 }
 
 /// How a hand-over attempt ended, short of completing.
-struct Aborted(String);
+enum Aborted {
+    /// The other side left before it said it was ready (nothing began: a
+    /// process checking whether the socket is live, say).
+    Left,
+    /// The hand-over failed, for this reason.
+    Failed(String),
+}
 
 impl From<io::Error> for Aborted {
     fn from(e: io::Error) -> Aborted {
-        Aborted(format!("hand-over channel: {e}"))
+        Aborted::Failed(format!("hand-over channel: {e}"))
     }
 }
 
@@ -60,10 +69,13 @@ pub fn serve(listener: Listener, node: OldNode, retired: Sender<()>) -> io::Resu
                     return;
                 }
             };
+            // Held until the outcome is known to the main thread too.
+            let busy = node.busy.lock();
             if node.hand_over(&channel) {
                 let _ = retired.send(());
                 return;
             }
+            drop(busy);
         })
         .map(drop)
 }
@@ -95,7 +107,11 @@ impl OldNode {
                 );
                 true
             }
-            Err(Aborted(why)) => {
+            Err(Aborted::Left) => {
+                log::info!("hand-over {id:x}: the other process left before it was ready");
+                false
+            }
+            Err(Aborted::Failed(why)) => {
                 self.metrics.count_handover(Handover::Failed, 0, took);
                 let _ = channel.send_control(
                     &Control::Abort {
@@ -137,32 +153,41 @@ impl OldNode {
             path: settings.path.clone(),
             id,
         };
-        channel.send_control(&hello, &[])?;
-        match channel.recv_control()?.0 {
+        let answer = channel
+            .send_control(&hello, &[])
+            .and_then(|()| channel.recv_control());
+        let Ok((answer, _)) = answer else {
+            return Err(Aborted::Left);
+        };
+        match answer {
             Control::Ready => {}
-            Control::Refuse { reason } => return Err(Aborted(format!("refused: {reason}"))),
-            other => return Err(Aborted(format!("unexpected {other:?}"))),
+            Control::Refuse { reason } => {
+                return Err(Aborted::Failed(format!("refused: {reason}")))
+            }
+            other => return Err(Aborted::Failed(format!("unexpected {other:?}"))),
         }
         // The cut: everything published before the marker is this process's.
         let at_cut = self.cutover.cut(id);
         self.publish(Step::Cut, id);
-        at_cut
-            .recv_deadline(deadline)
-            .map_err(|_| Aborted("the cut marker did not come back from Redis in time".into()))?;
+        at_cut.recv_deadline(deadline).map_err(|_| {
+            Aborted::Failed("the cut marker did not come back from Redis in time".into())
+        })?;
         let loops = self.router.loops();
         let (quiet, quieted) = crossbeam_channel::unbounded();
         self.router.post_all(|| LoopMsg::Quiesce(quiet.clone()));
         for _ in 0..loops {
             quieted.recv_deadline(deadline).map_err(|_| {
-                Aborted("connections still waiting for token answers at the deadline".into())
+                Aborted::Failed(
+                    "connections still waiting for token answers at the deadline".into(),
+                )
             })?;
         }
         let (parcel, parcels) = crossbeam_channel::unbounded();
         self.router.post_all(|| LoopMsg::Collect(parcel.clone()));
         for _ in 0..loops {
-            let parcel = parcels
-                .recv_deadline(deadline)
-                .map_err(|_| Aborted("a loop did not give its connections up in time".into()))?;
+            let parcel = parcels.recv_deadline(deadline).map_err(|_| {
+                Aborted::Failed("a loop did not give its connections up in time".into())
+            })?;
             collected.extend(parcel.conns);
         }
         let listeners: Vec<_> = self.listeners.iter().map(|l| l.as_raw_fd()).collect();
@@ -189,8 +214,10 @@ impl OldNode {
         )?;
         match channel.recv_control()?.0 {
             Control::Took => {}
-            Control::Refuse { reason } => return Err(Aborted(format!("refused: {reason}"))),
-            other => return Err(Aborted(format!("unexpected {other:?}"))),
+            Control::Refuse { reason } => {
+                return Err(Aborted::Failed(format!("refused: {reason}")))
+            }
+            other => return Err(Aborted::Failed(format!("unexpected {other:?}"))),
         }
         // Past this point the new process owns everything: no way back.
         self.cutover.retire();
@@ -214,7 +241,11 @@ impl OldNode {
         let shares = distribute(collected, self.router.loops());
         for (index, share) in shares.into_iter().enumerate() {
             if !share.is_empty() {
-                self.router.mailbox(index).post(LoopMsg::Import(share));
+                let imports = Imports {
+                    conns: share,
+                    generations_above: 0,
+                };
+                self.router.mailbox(index).post(LoopMsg::Import(imports));
             }
         }
         self.router.post_all(|| LoopMsg::Resume);

@@ -49,6 +49,19 @@ use mio::net::TcpStream;
 
 use crate::bus::{loop_of, ConnState, PhaseState};
 
+/// The highest generation in the socket names of the open sessions among
+/// `conns` (names are `loop:key:generation`, see `crate::bus::socket_name`).
+pub fn highest_generation(conns: &[(ConnState, TcpStream)]) -> u32 {
+    conns
+        .iter()
+        .filter_map(|(state, _)| match &state.phase {
+            PhaseState::Open { socket, .. } => socket.rsplit(':').next()?.parse().ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Splits connections between `loops` loops: an open session to the loop
 /// owning its client (as the router sends its pushes), the others round
 /// robin.

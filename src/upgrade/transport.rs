@@ -234,17 +234,21 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Listens at `path` (mode 0600): a stale socket file (nobody answers) is
-    /// replaced; a live one is an error.
+    /// Listens at `path` (mode 0600): a stale socket file (nobody listens)
+    /// is replaced; a live socket, or anything that is not a socket, is an
+    /// error (and left alone).
     pub fn bind(path: &Path) -> io::Result<Listener> {
-        if path.exists() {
-            if Channel::connect(path).is_ok() {
-                return Err(io::Error::new(
+        if is_socket(path)? {
+            match Channel::connect(path) {
+                Ok(_) => return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     "another process serves on it (start the new one with --upgrade to take over)",
-                ));
+                )),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)?
+                }
+                Err(e) => return Err(e),
             }
-            std::fs::remove_file(path)?;
         }
         let fd = seqpacket()?;
         let addr = UnixAddr::new(path).map_err(os)?;
@@ -262,9 +266,8 @@ impl Listener {
     /// Listens at `path` in place of the process this one took over from
     /// (its socket file, still served until it exits, is replaced).
     pub fn replace(path: &Path) -> io::Result<Listener> {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        if is_socket(path)? {
+            std::fs::remove_file(path)?;
         }
         Listener::bind(path)
     }
@@ -289,6 +292,21 @@ impl Listener {
             }
             return Ok(Channel { fd });
         }
+    }
+}
+
+/// Whether `path` is a socket file: false when nothing is there, an error
+/// when something else is (a file the node must not replace).
+fn is_socket(path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => Ok(true),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "it exists and is not a socket: not replacing it",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -348,6 +366,14 @@ mod tests {
         assert!(
             Listener::bind(&path).is_ok(),
             "a stale socket file is replaced"
+        );
+        let file = dir.join("precious.conf");
+        std::fs::write(&file, "x").unwrap();
+        assert!(Listener::bind(&file).is_err() && Listener::replace(&file).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "x",
+            "a file is left alone"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
