@@ -130,6 +130,7 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
             max_push_bytes: settings.max_push_bytes,
             take_over: settings.take_over,
             upgrade: settings.upgrade,
+            upgrade_timeout: settings.upgrade_timeout,
             cutover: cutover.clone(),
             names: names.clone(),
             router: router.clone(),

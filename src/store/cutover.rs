@@ -16,6 +16,7 @@
 //! one relaxed atomic load per command.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use freeim_protocol::handover::{parse_marker, Step};
@@ -47,6 +48,7 @@ enum State {
         id: u64,
         release: Step,
         held: Vec<Vec<u8>>,
+        since: Instant,
     },
     /// The old process after handing over: nothing is delivered any more.
     Retired,
@@ -131,6 +133,7 @@ impl CutOver {
                     id: seen,
                     release: Step::Abort,
                     held: Vec::new(),
+                    since: Instant::now(),
                 };
                 Verdict::Skip
             }
@@ -140,12 +143,16 @@ impl CutOver {
                     id: seen,
                     release: Step::Go,
                     held: Vec::new(),
+                    since: Instant::now(),
                 };
                 Verdict::Skip
             }
-            (State::Holding { id, release, held }, Some((step, seen)))
-                if seen == *id && step == *release =>
-            {
+            (
+                State::Holding {
+                    id, release, held, ..
+                },
+                Some((step, seen)),
+            ) if seen == *id && step == *release => {
                 let held = std::mem::take(held);
                 *state = State::Idle;
                 self.active.store(false, Ordering::Release);
@@ -158,6 +165,31 @@ impl CutOver {
                 held.push(payload.to_vec());
                 Verdict::Skip
             }
+        }
+    }
+
+    /// What has been held for longer than `limit` (longer than any
+    /// hand-over can last: its release marker was lost), released: the
+    /// process holding it is the one that must deliver it. Checked by the
+    /// subscriber after every read.
+    pub fn release_overdue(&self, limit: Duration) -> Vec<Vec<u8>> {
+        if !self.active.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Holding { held, since, .. } if since.elapsed() > limit => {
+                let held = std::mem::take(held);
+                log::warn!(
+                    "hand-over: its release marker did not come within {limit:?}; delivering the \
+                     {} commands held since the cut",
+                    held.len()
+                );
+                *state = State::Idle;
+                self.active.store(false, Ordering::Release);
+                held
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -250,6 +282,16 @@ mod tests {
             marker(Step::Go, 4).into_bytes(),
         ];
         assert_eq!(run(&new, &stream), vec![command(3)]);
+    }
+
+    #[test]
+    fn commands_held_past_the_limit_are_released() {
+        let old = CutOver::default();
+        let _at_cut = old.cut(2);
+        run(&old, &[marker(Step::Cut, 2).into_bytes(), command(1)]);
+        assert!(old.release_overdue(Duration::from_secs(60)).is_empty());
+        assert_eq!(old.release_overdue(Duration::ZERO), vec![command(1)]);
+        assert_eq!(run(&old, &[command(2)]), vec![command(2)]);
     }
 
     #[test]

@@ -44,4 +44,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The cut of the command stream during a hand-over.
     pub cutover: Arc<cutover::CutOver>,
+    /// Longest a hand-over may take (`--upgrade-timeout`).
+    pub upgrade_timeout: std::time::Duration,
 }

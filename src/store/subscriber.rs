@@ -52,6 +52,9 @@ struct Subscriber {
     shutdown: Arc<Mutex<Option<Shutdown>>>,
     /// The cut of the stream during a hand-over.
     cutover: Arc<CutOver>,
+    /// Longer than any hand-over lasts: what the cut-over held this long is
+    /// released (its release marker was lost).
+    release_after: Duration,
 }
 
 /// Makes the subscriber thread drop its subscription and subscribe again
@@ -95,6 +98,7 @@ pub fn start(context: Context) -> Result<SubscriberHandle, StoreError> {
         subscribed: false,
         shutdown,
         cutover: context.cutover,
+        release_after: context.upgrade_timeout * 3 + Duration::from_secs(10),
     };
     let (ready, first) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -216,6 +220,9 @@ impl Subscriber {
                     self.on_command(payload, &mut wakes);
                 }
             });
+            for held in self.cutover.release_overdue(self.release_after) {
+                self.handle(&held, &mut wakes);
+            }
             // Everything this read carried is queued: one wake per loop.
             self.router.wake(&mut wakes);
             match read {

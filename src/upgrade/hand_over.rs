@@ -212,6 +212,9 @@ impl OldNode {
             },
             &[],
         )?;
+        // The whole hand-over has one deadline, not one per message.
+        let left = deadline.saturating_duration_since(Instant::now());
+        channel.set_timeout(left.max(std::time::Duration::from_millis(1)))?;
         match channel.recv_control()?.0 {
             Control::Took => {}
             Control::Refuse { reason } => {

@@ -132,9 +132,10 @@ pub fn take_over(
     channel
         .send_control(&Control::Took, &[])
         .map_err(channel_error)?;
-    // Nothing is touched until the old process has let go.
+    // Nothing is touched until the old process has let go. It may wait up
+    // to the timeout for its Redis worker before it says so: wait longer.
     channel
-        .set_timeout(settings.upgrade_timeout.max(Duration::from_secs(10)))
+        .set_timeout(settings.upgrade_timeout * 2 + Duration::from_secs(5))
         .map_err(channel_error)?;
     match channel.recv() {
         Ok(Received::Control(Control::Released, _)) => {}
@@ -223,8 +224,19 @@ fn receive(channel: &Channel) -> Result<Handed, Receive> {
     Ok((listeners, conns))
 }
 
-/// Whether process `pid` is gone.
+/// Whether process `pid` is gone: no such process, or a zombie (exited,
+/// not yet reaped by its parent).
 fn process_gone(pid: u32) -> bool {
-    let pid = nix::unistd::Pid::from_raw(pid as i32);
-    matches!(nix::sys::signal::kill(pid, None), Err(nix::Error::ESRCH))
+    let raw = nix::unistd::Pid::from_raw(pid as i32);
+    if matches!(nix::sys::signal::kill(raw, None), Err(nix::Error::ESRCH)) {
+        return true;
+    }
+    // `/proc/<pid>/stat`: "pid (comm) state …"; the name may hold spaces.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
