@@ -696,3 +696,19 @@ fn sigterm_during_a_hand_over_waits_for_it_then_drains() {
     assert!(hgetall(&setup.redis, "im_v2_wsOnline").is_empty());
     new.child.kill().unwrap();
 }
+
+#[test]
+fn a_new_process_on_another_redis_database_is_refused() {
+    let setup = Setup::new();
+    let mut old = setup.start_node(&[]);
+    let mut args = setup.args(&["--upgrade"]);
+    let redis = args.iter().position(|a| a == "--redis").unwrap() + 1;
+    args[redis] = format!("{}1", setup.redis.url());
+    let mut new = Proc::spawn(&args, &[]);
+    let status = new
+        .wait_exit(Duration::from_secs(10))
+        .expect("new process exits");
+    assert!(!status.success());
+    new.wait_line("Redis database 0, this one in 1", Duration::from_secs(1));
+    assert!(old.running());
+}

@@ -151,6 +151,8 @@ impl OldNode {
             server: settings.server.clone(),
             servers: settings.servers.clone(),
             path: settings.path.clone(),
+            listen: settings.listen.to_string(),
+            db: settings.redis.db(),
             id,
         };
         let answer = channel

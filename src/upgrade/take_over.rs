@@ -82,6 +82,8 @@ pub fn take_over(
         server,
         servers,
         path: ws_path,
+        listen,
+        db,
         id,
     } = hello
     else {
@@ -103,6 +105,19 @@ pub fn take_over(
             settings.servers.join(";"),
             settings.path
         )));
+    }
+    if db != settings.redis.db() {
+        return Err(refuse(format!(
+            "the running node keeps presence in Redis database {db}, this one in {}",
+            settings.redis.db()
+        )));
+    }
+    if listen != settings.listen.to_string() {
+        log::warn!(
+            "hand-over {id:x}: serving on the running node's listening sockets ({listen}), not on \
+             --listen {}",
+            settings.listen
+        );
     }
     let at_cut = cutover.await_cut(id);
     channel

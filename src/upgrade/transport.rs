@@ -51,6 +51,12 @@ pub enum Control {
         servers: Vec<String>,
         /// `--path`.
         path: String,
+        /// `--listen` (the address of the listening sockets handed over).
+        #[serde(default)]
+        listen: String,
+        /// The Redis database (`SELECT`): presence lives there.
+        #[serde(default)]
+        db: i64,
         /// The hand-over's id, in its markers.
         id: u64,
     },
