@@ -1,8 +1,9 @@
 //! The system on a real Redis Cluster (`redis+cluster://`, the sharded
 //! layout): three masters, two nodes, `imhelper` in cluster mode. Messages
 //! with receipts across nodes, channels, presence and its events, force
-//! offline, a node killed and restarted, a drain, and a shard master killed
-//! with replicas present (delivery resumes within 5 s, presence true after).
+//! offline, a node killed and restarted, a drain, the links a shard kills
+//! (`CLIENT KILL`) rebuilt, and a shard master killed with replicas present
+//! (delivery resumes within 5 s, presence true after).
 
 mod common;
 
@@ -113,29 +114,13 @@ fn a_shard_master_killed_fails_over_and_delivery_resumes() {
     assert_eq!(next_events(&mut events, 1), vec![online(id, "dave")]);
 
     // Kill the master serving the first node's names.
-    let servers: Vec<String> = nodes.iter().map(|n| n.server.clone()).collect();
-    let directory = Directory::new(Layout::Sharded, "/ws", &servers);
-    let slot = key_slot(&directory.of(&servers[0]).online());
+    let slot = first_node_slot(&nodes);
     let master = cluster.master_of_slot(slot);
     // Replication is asynchronous: let the replica have the presence writes
     // first, so that no write is lost and re-asserted with an event.
     assert!(wait_until(PROMPTLY, || replicated(&cluster, master)));
     cluster.kill(master);
-    let killed = Instant::now();
-    let mut delivered = None;
-    for n in 0.. {
-        if killed.elapsed() > Duration::from_secs(15) {
-            break;
-        }
-        let text = format!("after failover {n}");
-        let sent = im.send_message(0, &[id], &text, false).is_ok();
-        let got = client.recv_text(Duration::from_millis(200));
-        if sent && got.is_some_and(|t| t.starts_with("\"after failover")) {
-            delivered = Some(killed.elapsed());
-            break;
-        }
-    }
-    let delivered = delivered.expect("delivery resumed");
+    let delivered = resumes_within(&im, &mut client, id, Duration::from_secs(15));
     assert!(
         delivered < Duration::from_secs(5),
         "resumed after {delivered:?}"
@@ -161,4 +146,53 @@ fn replicated(cluster: &RedisCluster, master: u16) -> bool {
     };
     info.lines()
         .any(|line| line.starts_with("slave0:") && line.contains(&format!("offset={offset},")))
+}
+
+#[test]
+fn links_the_shard_kills_are_rebuilt() {
+    let cluster = RedisCluster::start(3, 0, 1000);
+    let (nodes, im) = two_nodes(&cluster);
+    let mut events = im.events().expect("event bus");
+    let id = owned_by(0, 4);
+    let mut client = connect_as(&im, id, "erin");
+    assert_eq!(next_events(&mut events, 1), vec![online(id, "erin")]);
+
+    // The shard serving the first node drops every client link (its
+    // worker's, its subscriber's, the helper's).
+    let master = cluster.master_of_slot(first_node_slot(&nodes));
+    cluster.cli(master, &["CLIENT", "KILL", "TYPE", "pubsub"]);
+    cluster.cli(master, &["CLIENT", "KILL", "TYPE", "normal"]);
+    let resumed = resumes_within(&im, &mut client, id, Duration::from_secs(10));
+    assert!(
+        resumed < Duration::from_secs(5),
+        "resumed after {resumed:?}"
+    );
+    // Presence untouched: still online, no event either way.
+    assert!(im.has_online(id).unwrap());
+    let stray = events.recv_timeout(QUIET);
+    assert!(stray.is_none(), "{stray:?}");
+}
+
+/// The hash slot of the first node's names (in the sharded layout).
+fn first_node_slot(nodes: &[Node]) -> u16 {
+    let servers: Vec<String> = nodes.iter().map(|n| n.server.clone()).collect();
+    let directory = Directory::new(Layout::Sharded, "/ws", &servers);
+    key_slot(&directory.of(&servers[0]).online())
+}
+
+/// Sends client `id` messages until one arrives (each given 200 ms);
+/// returns how long that took, panicking after `limit`.
+fn resumes_within(im: &ImHelper, client: &mut Client, id: i64, limit: Duration) -> Duration {
+    let since = Instant::now();
+    for n in 0.. {
+        assert!(since.elapsed() < limit, "no delivery within {limit:?}");
+        let sent = im
+            .send_message(0, &[id], &format!("probe {n}"), false)
+            .is_ok();
+        let got = client.recv_text(Duration::from_millis(200));
+        if sent && got.is_some_and(|t| t.starts_with("\"probe")) {
+            return since.elapsed();
+        }
+    }
+    unreachable!("the loop ends by returning or panicking")
 }
