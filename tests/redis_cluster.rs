@@ -2,8 +2,9 @@
 //! layout): three masters, two nodes, `imhelper` in cluster mode. Messages
 //! with receipts across nodes, channels, presence and its events, force
 //! offline, a node killed and restarted, a drain, the links a shard kills
-//! (`CLIENT KILL`) rebuilt, and a shard master killed with replicas present
-//! (delivery resumes within 5 s, presence true after).
+//! (`CLIENT KILL`) rebuilt, a node's slot resharded to another master
+//! (followed), and a shard master killed with replicas present (delivery
+//! resumes within 5 s, presence true after).
 
 mod common;
 
@@ -195,4 +196,33 @@ fn resumes_within(im: &ImHelper, client: &mut Client, id: i64, limit: Duration) 
         }
     }
     unreachable!("the loop ends by returning or panicking")
+}
+
+#[test]
+fn a_node_follows_its_slot_to_another_master() {
+    let cluster = RedisCluster::start(3, 0, 1000);
+    let (nodes, im) = two_nodes(&cluster);
+    let mut events = im.events().expect("event bus");
+    let (id, other) = (owned_by(0, 5), owned_by(0, 6));
+    let mut client = connect_as(&im, id, "frank");
+    assert_eq!(next_events(&mut events, 1), vec![online(id, "frank")]);
+
+    // Reshard the first node's slot (its keys and channels) elsewhere.
+    let slot = first_node_slot(&nodes);
+    let from = cluster.master_of_slot(slot);
+    let to = *cluster.master_ports().iter().find(|&&p| p != from).unwrap();
+    cluster.move_slot(slot, to);
+
+    // Its subscriber is told (`sunsubscribe`) and subscribes on the new
+    // master; its worker is sent there by `MOVED`.
+    let resumed = resumes_within(&im, &mut client, id, Duration::from_secs(10));
+    assert!(
+        resumed < Duration::from_secs(5),
+        "resumed after {resumed:?}"
+    );
+    let _late = connect_as(&im, other, "gina");
+    assert_eq!(next_events(&mut events, 1), vec![online(other, "gina")]);
+    client.close();
+    assert_eq!(next_events(&mut events, 1), vec![offline(id, "frank")]);
+    assert!(!im.has_online(id).unwrap() && im.has_online(other).unwrap());
 }

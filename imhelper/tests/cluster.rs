@@ -237,7 +237,7 @@ fn a_slot_moved_to_another_master_is_followed() {
         .iter()
         .find(|&&port| port != from)
         .unwrap();
-    move_slot(&cluster, slot, from, to);
+    cluster.move_slot(slot, to);
 
     // The pooled connection to the old master gets MOVED: the call runs
     // once more on a connection to the new one.
@@ -312,37 +312,4 @@ fn publish_until_heard(cluster: &RedisCluster, keys: &Keys, channel: &str, meta:
         heard == 1
     });
     assert!(heard, "the event link never came back to {channel}");
-}
-
-/// Moves hash `slot` (and its keys) from master `from` to master `to`, as
-/// `redis-cli --cluster reshard` does, and tells every master.
-fn move_slot(cluster: &RedisCluster, slot: u16, from: u16, to: u16) {
-    let slot_arg = slot.to_string();
-    let id = |port| cluster.cli(port, &["CLUSTER", "MYID"]);
-    let (from_id, to_id) = (id(from), id(to));
-    let setslot = |port, state: &str, node: &str| {
-        let answer = cluster.cli(port, &["CLUSTER", "SETSLOT", &slot_arg, state, node]);
-        assert_eq!(answer, "OK", "SETSLOT {state} on {port}");
-    };
-    setslot(to, "IMPORTING", &from_id);
-    setslot(from, "MIGRATING", &to_id);
-    loop {
-        let keys = cluster.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot_arg, "100"]);
-        if keys.is_empty() {
-            break;
-        }
-        let to_port = to.to_string();
-        let mut migrate = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
-        migrate.extend(keys.lines());
-        assert_eq!(cluster.cli(from, &migrate), "OK");
-    }
-    // The new owner first, then the old one, then the others.
-    let others = cluster
-        .master_ports()
-        .into_iter()
-        .filter(|&p| p != to && p != from);
-    for port in [to, from].into_iter().chain(others) {
-        setslot(port, "NODE", &to_id);
-    }
-    assert_eq!(cluster.master_of_slot(slot), to);
 }

@@ -197,6 +197,45 @@ impl RedisCluster {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    /// Moves hash `slot` (and its keys) from the master serving it to master
+    /// `to`, as `redis-cli --cluster reshard` does (`SETSLOT IMPORTING` and
+    /// `MIGRATING`, `MIGRATE` of its keys, then `SETSLOT NODE` on the new
+    /// owner, the old one and the other masters).
+    ///
+    /// # Panics
+    /// When a step is refused.
+    pub fn move_slot(&self, slot: u16, to: u16) {
+        let from = self.master_of_slot(slot);
+        let slot_arg = slot.to_string();
+        let id = |port| self.cli(port, &["CLUSTER", "MYID"]);
+        let (from_id, to_id) = (id(from), id(to));
+        let setslot = |port, state: &str, node: &str| {
+            let answer = self.cli(port, &["CLUSTER", "SETSLOT", &slot_arg, state, node]);
+            assert_eq!(answer, "OK", "SETSLOT {state} on {port}");
+        };
+        setslot(to, "IMPORTING", &from_id);
+        setslot(from, "MIGRATING", &to_id);
+        loop {
+            let keys = self.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot_arg, "100"]);
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys.lines());
+            assert_eq!(self.cli(from, &migrate), "OK");
+        }
+        // The new owner first, then the old one, then the others.
+        let others = self
+            .master_ports()
+            .into_iter()
+            .filter(|&port| port != to && port != from);
+        for port in [to, from].into_iter().chain(others) {
+            setslot(port, "NODE", &to_id);
+        }
+        assert_eq!(self.master_of_slot(slot), to);
+    }
+
     /// Whether a node of the cluster runs on `port`.
     fn is_live(&self, port: u16) -> bool {
         self.nodes

@@ -9,7 +9,7 @@
 //! | [`raw_command`] | `resp.rs` | one command over a raw RESP connection |
 //! | [`Forwarder`] | `forwarder.rs` | a TCP forwarder that can go silent (hung proxy, forgotten NAT flow) |
 //! | [`SentinelSet`] | `sentinel.rs` | a primary, a replica and three `redis-sentinel`s; kill the primary, wait for the failover |
-//! | [`RedisCluster`], [`key_slot`] | `cluster.rs` | a Redis Cluster of `--cluster-enabled` servers made by `redis-cli --cluster create`; kill a master, wait for its replica to take its slots |
+//! | [`RedisCluster`], [`key_slot`] | `cluster.rs` | a Redis Cluster of `--cluster-enabled` servers made by `redis-cli --cluster create`; kill a master, wait for its replica to take its slots, move a slot |
 //! | [`TlsRedis`] | `tls.rs` | a TLS-only, password-protected `redis-server` with a throwaway CA |
 //! | [`Node`], [`node_binary`] | `node.rs` | a `freeim-server` process, for the tests of other packages |
 //!
