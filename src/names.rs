@@ -10,6 +10,10 @@ use freeim_protocol::{key_slot, server_index, Directory, Keys, Layout};
 #[derive(Debug, Clone)]
 pub struct Names {
     directory: Directory,
+    /// This node's names (its entry of `directory`, kept at hand).
+    keys: Keys,
+    /// Their hash slot.
+    slot: u16,
     server: String,
     servers: Vec<String>,
 }
@@ -23,8 +27,12 @@ impl Names {
     /// first).
     pub fn new(path: &str, server: &str, servers: &[String], layout: Layout) -> Names {
         assert!(!servers.is_empty(), "a cluster has at least one server");
+        let directory = Directory::new(layout, path, servers);
+        let keys = directory.of(server).clone();
         Names {
-            directory: Directory::new(layout, path, servers),
+            slot: key_slot(&keys.online()),
+            keys,
+            directory,
             server: server.to_string(),
             servers: servers.to_vec(),
         }
@@ -32,7 +40,12 @@ impl Names {
 
     /// This node's Redis key and channel names.
     pub fn keys(&self) -> &Keys {
-        self.directory.of(&self.server)
+        &self.keys
+    }
+
+    /// The names of the node owning `client_id` (where its receipts go).
+    pub fn owner_keys(&self, client_id: i64) -> &Keys {
+        self.directory.owner(client_id).1
     }
 
     /// Node `server`'s names (this node's own, or another node's to publish
@@ -49,7 +62,7 @@ impl Names {
     /// The hash slot of every one of this node's names (meaningful in the
     /// sharded layout, where they share one).
     pub fn slot(&self) -> u16 {
-        key_slot(&self.keys().online())
+        self.slot
     }
 
     /// This node's own name (`host:port`).

@@ -81,8 +81,9 @@ pub struct Directory {
     layout: Layout,
     /// `(server, its names)`, one entry per distinct server, in list order.
     nodes: Vec<(String, Keys)>,
-    /// The list as given (a server may appear twice), for routing.
-    servers: Vec<String>,
+    /// For each place of the list as given (a server may appear twice), its
+    /// entry in `nodes`: routing a client is two index lookups.
+    places: Vec<usize>,
 }
 
 impl Directory {
@@ -96,7 +97,7 @@ impl Directory {
             }
         }
         let count = distinct.len();
-        let nodes = distinct
+        let nodes: Vec<(String, Keys)> = distinct
             .into_iter()
             .enumerate()
             .map(|(index, server)| {
@@ -107,18 +108,24 @@ impl Directory {
                 (server.clone(), keys)
             })
             .collect();
+        let places = servers
+            .iter()
+            .map(|server| nodes.iter().position(|(name, _)| name == server))
+            .collect::<Option<_>>()
+            .expect("every server of the list has an entry");
         Directory {
             layout,
             nodes,
-            servers: servers.to_vec(),
+            places,
         }
     }
 
     /// The node owning `client_id` (`servers[id mod len]`, see
     /// [`crate::server_index`]) and its names.
     pub fn owner(&self, client_id: i64) -> (&str, &Keys) {
-        let server = &self.servers[crate::server_index(client_id, self.servers.len())];
-        (server, self.of(server))
+        let place = self.places[crate::server_index(client_id, self.places.len())];
+        let (server, keys) = &self.nodes[place];
+        (server, keys)
     }
 
     /// The distinct sets of names a cluster-wide read must visit: one (every

@@ -36,9 +36,7 @@ impl Machine {
         for (receiver, delivered) in routed.receipts {
             let sender = push.sender;
             self.actions.push(Action::Publish {
-                channel: names
-                    .keys_of(names.select_server(sender))
-                    .server(names.select_server(sender)),
+                channel: names.owner_keys(sender).server(names.select_server(sender)),
                 payload: receipt_command(sender, receiver, push.frame.payload(), delivered),
             });
         }

@@ -61,8 +61,8 @@ impl Worker {
     /// is logged (the next round tries again), not a loss of this link.
     pub(super) fn reap(&mut self, server: &str, force: bool) -> redis::RedisResult<i64> {
         let names = self.names.clone();
+        let keys = names.keys_of(server);
         if names.layout() == Layout::Sharded && server != names.server() {
-            let keys = names.keys_of(server);
             let script = redis::Script::new(&self.scripts.reap_node);
             let mut invocation = script.prepare_invoke();
             invocation
@@ -88,12 +88,12 @@ impl Worker {
         redis::cmd("EVALSHA")
             .arg(&link.reap_node)
             .arg(3)
-            .arg(names.keys_of(server).alive(server))
-            .arg(names.keys_of(server).node(server))
-            .arg(names.keys_of(server).online())
+            .arg(keys.alive(server))
+            .arg(keys.node(server))
+            .arg(keys.online())
             .arg(if force { "1" } else { "0" })
-            .arg(names.keys().offline_event())
-            .arg(names.keys_of(server).prefix())
+            .arg(keys.offline_event())
+            .arg(keys.prefix())
             .query(&mut link.conn)
     }
 }
