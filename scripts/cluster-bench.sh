@@ -31,34 +31,10 @@ FANOUT_RATE=${CLUSTER_FANOUT_RATE:-20}
 OUT=${CLUSTER_OUT:-$ROOT/target/cluster-bench}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
-source scripts/ensure-packages.sh
-ensure_build_tools
-ensure_redis_installed
-ensure_command jq jq
-cargo build --release -p freeim-server -p freeim-loadtest
-mkdir -p "$OUT/logs"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # below the ephemeral range; the cluster bus needs port+10000 too
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 10000))
-    port_open "$port" || port_open $((port + 10000)) || { echo "$port"; return; }
-  done
-}
-wait_for() { # wait_for SECONDS COMMAND...
-  local tries=$(($1 * 10)); shift
-  for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
-  echo "gave up waiting for: $*" >&2
-  return 1
-}
-
-PIDS=()
+source scripts/bench-lib.sh
+bench_prepare "$OUT"
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_pids
   rm -rf "$OUT/redis"
 }
 trap cleanup EXIT

@@ -20,35 +20,9 @@ RATE=${UPGRADE_MSG_RATE:-2000}
 OUT=${UPGRADE_OUT:-$ROOT/target/upgrade-bench}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
-source scripts/ensure-packages.sh
-ensure_build_tools
-ensure_redis_installed
-ensure_command jq jq
-cargo build --release -p freeim-server -p freeim-loadtest
-mkdir -p "$OUT/logs"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    port_free "$port" && { echo "$port"; return; }
-  done
-}
-wait_for() { # wait_for SECONDS COMMAND...
-  local tries=$(($1 * 10)); shift
-  for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
-
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+source scripts/bench-lib.sh
+bench_prepare "$OUT"
+trap stop_pids EXIT
 trap 'exit 130' INT TERM
 
 REDIS_PORT=$(free_port)
