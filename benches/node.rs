@@ -9,6 +9,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use freeim_protocol::decode_command;
 use freeim_server::bus::{Audience, Frame, Push};
+use freeim_server::config::DEFAULT_COMPRESSION_MIN_BYTES;
 use freeim_server::node::conn::{Conn, IoStep, Wire};
 use freeim_server::node::connections::Connections;
 use freeim_server::node::delivery::route;
@@ -82,7 +83,16 @@ fn routing(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &push, |b, push| {
             b.iter(|| {
-                let routed = route(&registry, &mut conns, &mut Full, push, 0, 1 << 20);
+                let min_deflate = DEFAULT_COMPRESSION_MIN_BYTES;
+                let routed = route(
+                    &registry,
+                    &mut conns,
+                    &mut Full,
+                    push,
+                    0,
+                    1 << 20,
+                    min_deflate,
+                );
                 for key in conns.take_dirty() {
                     if let Some(conn) = conns.get_mut(key) {
                         conn.discard_unstarted();

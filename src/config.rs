@@ -121,6 +121,19 @@ pub struct Config {
     #[arg(long, env = "FREEIM_MAX_RECEIPT_BYTES", default_value_t = 4 << 20)]
     pub max_receipt_bytes: usize,
 
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it
+    /// (every browser does): `on` or `off`. Without context takeover either
+    /// way, so an idle connection holds no compressor state; a message is
+    /// compressed once for all its receivers.
+    #[arg(long, env = "FREEIM_COMPRESSION", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    pub compression: bool,
+
+    /// Messages shorter than this many bytes go uncompressed even to clients
+    /// that negotiated permessage-deflate (compressing them saves little);
+    /// at most --max-push-bytes. Needs --compression on.
+    #[arg(long, env = "FREEIM_COMPRESSION_MIN_BYTES")]
+    pub compression_min_bytes: Option<usize>,
+
     /// Time a connection may take to complete its upgrade (e.g. `10s`, `500ms`).
     #[arg(long, env = "FREEIM_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
@@ -217,6 +230,10 @@ pub struct Settings {
     pub max_send_buffer: usize,
     /// Largest message pushed to clients.
     pub max_push_bytes: usize,
+    /// permessage-deflate: negotiated with clients that offer it.
+    pub compression: bool,
+    /// Shortest message sent compressed to a client that negotiated it.
+    pub compression_min_bytes: usize,
     /// Receipt budget of one Send command, in bytes.
     pub max_receipt_bytes: usize,
     /// Upgrade deadline.
@@ -271,6 +288,19 @@ impl ConfigError {
             setting,
             message: message.into(),
         }
+    }
+}
+
+/// `--compression-min-bytes` when not given: shorter JSON saves a few bytes
+/// at most once compressed on its own.
+pub const DEFAULT_COMPRESSION_MIN_BYTES: usize = 128;
+
+/// An `on`/`off` switch (also `true`/`false`, `1`/`0`, `yes`/`no`).
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is not on or off")),
     }
 }
 
@@ -400,6 +430,26 @@ impl Config {
                 ),
             ));
         }
+        let compression_min_bytes = match self.compression_min_bytes {
+            Some(_) if !self.compression => {
+                return Err(ConfigError::new(
+                    "--compression-min-bytes",
+                    "--compression-min-bytes needs --compression on",
+                ))
+            }
+            Some(n) if n > self.max_push_bytes => {
+                return Err(ConfigError::new(
+                    "--compression-min-bytes",
+                    format!(
+                        "--compression-min-bytes {n} exceeds --max-push-bytes {}: no message would \
+                         ever be compressed (use --compression off)",
+                        self.max_push_bytes
+                    ),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_COMPRESSION_MIN_BYTES,
+        };
         if self.handshake_timeout.is_zero() {
             return Err(ConfigError::new(
                 "--handshake-timeout",
@@ -444,6 +494,8 @@ impl Config {
             max_message_bytes: self.max_message_bytes,
             max_send_buffer: self.max_send_buffer,
             max_push_bytes: self.max_push_bytes,
+            compression: self.compression,
+            compression_min_bytes,
             max_receipt_bytes: self.max_receipt_bytes,
             handshake_timeout: self.handshake_timeout,
             heartbeat_interval: Some(self.heartbeat_interval).filter(|d| !d.is_zero()),
@@ -739,5 +791,36 @@ mod tests {
         ]);
         assert_eq!(settings.max_pending_upgrades, 1);
         assert_eq!(settings.max_message_bytes, u32::MAX as usize);
+    }
+
+    #[test]
+    fn compression_settings() {
+        let defaults = settings_of(&[]);
+        assert!(defaults.compression);
+        assert_eq!(
+            defaults.compression_min_bytes,
+            DEFAULT_COMPRESSION_MIN_BYTES
+        );
+        assert!(!settings_of(&["--compression", "off"]).compression);
+        let every = settings_of(&["--compression-min-bytes", "0"]);
+        assert_eq!(every.compression_min_bytes, 0);
+        let error = settings(&["--compression", "maybe"]).unwrap_err();
+        assert!(error.contains("\"maybe\" is not on or off"), "{error}");
+        let error =
+            settings(&["--compression", "off", "--compression-min-bytes", "10"]).unwrap_err();
+        assert_eq!(error, "--compression-min-bytes needs --compression on");
+        let error = settings(&[
+            "--max-push-bytes",
+            "1000",
+            "--max-send-buffer",
+            "2000",
+            "--compression-min-bytes",
+            "1001",
+        ])
+        .unwrap_err();
+        assert!(
+            error.starts_with("--compression-min-bytes 1001 exceeds --max-push-bytes 1000"),
+            "{error}"
+        );
     }
 }

@@ -77,8 +77,13 @@ pub struct LoopCounters {
     pub refused_at_cap: AtomicU64,
     /// Frames queued to sockets by pushes.
     pub messages_pushed: AtomicU64,
-    /// Bytes of those frames.
+    /// Bytes of those frames, as sent (compressed where they were).
     pub bytes_pushed: AtomicU64,
+    /// Of those frames, the ones sent compressed (permessage-deflate).
+    pub messages_deflated: AtomicU64,
+    /// Messages this loop compressed: once per message, whatever the
+    /// number of receivers (RFC 7692 without server context takeover).
+    pub compressions: AtomicU64,
     /// Readers closed with 1008 for falling behind.
     pub slow_consumers: AtomicU64,
     /// Sockets closed for not answering a heartbeat ping.
@@ -279,8 +284,20 @@ impl Collector for Metrics {
         single(
             encoder,
             "freeim_bytes_pushed",
-            "Bytes of message frames queued to sockets.",
+            "Bytes of message frames queued to sockets, as sent (compressed where they were).",
             counter(self.sum(|c| &c.bytes_pushed)),
+        )?;
+        single(
+            encoder,
+            "freeim_messages_deflated",
+            "Message frames queued to sockets compressed (permessage-deflate).",
+            counter(self.sum(|c| &c.messages_deflated)),
+        )?;
+        single(
+            encoder,
+            "freeim_compressions",
+            "Messages compressed: once per message, whatever the number of receivers.",
+            counter(self.sum(|c| &c.compressions)),
         )?;
         single(
             encoder,

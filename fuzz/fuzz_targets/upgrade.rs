@@ -64,7 +64,8 @@ fuzz_target!(|data: &[u8]| {
                 "head alone differs"
             );
             let subprotocol = request.offers_heartbeat.then_some(HEARTBEAT_SUBPROTOCOL);
-            let response = accept_response(&request.accept_key, subprotocol);
+            let response =
+                accept_response(&request.accept_key, subprotocol, request.deflate.as_ref());
             let (code, length, body) = parse_response(&response);
             assert_eq!((code, length, body), (101, None, 0));
         }

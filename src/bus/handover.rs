@@ -6,7 +6,9 @@
 //! What a connection is between two events is small and explicit (see
 //! `crate::node::conn`): its phase (the request head read so far; or the
 //! client, its event payload, the frame decoder's partial header, frame and
-//! UTF-8 state, the heartbeat state; or the farewell being sent), the bytes
+//! UTF-8 state (and, for permessage-deflate, the compressed bytes of a
+//! message not complete yet), the heartbeat state, the permessage-deflate it
+//! negotiated; or the farewell being sent), the bytes
 //! queued and not yet written, and its deadline. Connections waiting for a
 //! token answer are never handed over (the hand-over waits for the answers).
 //!
@@ -23,10 +25,12 @@
 use mio::net::TcpStream;
 use serde::{Deserialize, Serialize};
 
+use crate::http::PerMessageDeflate;
 use crate::ws::MessageReader;
 
-/// The state format this binary writes and reads.
-pub const FORMAT: u32 = 1;
+/// The state format this binary writes and reads: 2 since permessage-deflate
+/// (the decoder's inflate flags, the session's negotiated extension).
+pub const FORMAT: u32 = 2;
 
 /// One connection's state, without its socket.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,6 +69,8 @@ pub enum PhaseState {
         ping_out: bool,
         /// The session speaks `freeim.heartbeat.v1`.
         heartbeat: bool,
+        /// The permessage-deflate it negotiated, if any.
+        deflate: Option<PerMessageDeflate>,
     },
     /// Sending its last bytes: an HTTP refusal (`refused`) or a close frame
     /// with this status.
@@ -119,9 +125,13 @@ mod tests {
                     socket: "1:2:3".into(),
                     client_id: -7,
                     event: "{}".into(),
-                    reader: MessageReader::new(ReaderConfig::default()),
+                    reader: MessageReader::new(ReaderConfig::default()).inflating(),
                     ping_out: true,
                     heartbeat: false,
+                    deflate: Some(PerMessageDeflate {
+                        server_max_window_bits: 10,
+                        echo_window_bits: true,
+                    }),
                 },
                 unsent: vec![0x81, 0x01, b'x'],
                 deadline_ms: None,
@@ -142,20 +152,20 @@ mod tests {
         ]
     }
 
-    /// The layout of format 1, pinned: if this fails, the layout changed and
+    /// The layout of format 2, pinned: if this fails, the layout changed and
     /// [`FORMAT`] must be bumped (then pin the new bytes).
     #[test]
-    fn format_1_is_pinned() {
+    fn format_2_is_pinned() {
         let sample = sample();
         let bytes = encode_states(&sample.iter().collect::<Vec<_>>());
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(FORMAT, 1);
+        assert_eq!(FORMAT, 2);
         assert_eq!(hex, PINNED, "state layout changed: bump FORMAT");
         let back = decode_states(&bytes).unwrap();
         assert_eq!(encode_states(&back.iter().collect::<Vec<_>>()), bytes);
     }
 
-    const PINNED: &str = "040007474554202f7773000184070105313a323a330d027b7d0000000000000000000000000000000000000000000000010003810178000200e90700010003000101";
+    const PINNED: &str = "040007474554202f7773000184070105313a323a330d027b7d000000000000000000000000000000000000000000000001000100010a0103810178000200e90700010003000101";
 
     #[test]
     fn garbage_is_refused_not_misread() {

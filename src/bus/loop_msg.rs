@@ -10,6 +10,7 @@ use freeim_protocol::ClientTicket;
 use crossbeam_channel::Sender;
 
 use super::{ConnId, ConnState, Parcel, Push};
+use crate::http::PerMessageDeflate;
 
 /// What the Redis worker learned about an upgrade's token.
 #[derive(Debug)]
@@ -81,6 +82,8 @@ pub struct Adoption {
     pub accept_key: String,
     /// `freeim.heartbeat.v1` is selected.
     pub heartbeat: bool,
+    /// The permessage-deflate offer accepted, if any.
+    pub deflate: Option<PerMessageDeflate>,
     /// Bytes the client sent after its request head (a pipelined frame).
     pub early_bytes: Vec<u8>,
 }

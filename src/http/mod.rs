@@ -8,8 +8,10 @@
 //!   says why a request was refused.
 //! - [`origin`]: [`Origin`] (RFC 6454 comparison) and [`OriginPolicy`], the
 //!   `--allowed-origins` / `--require-origin` check (403).
+//! - [`permessage_deflate`]: the `Sec-WebSocket-Extensions` offers (RFC 7692
+//!   §7.1) and the [`PerMessageDeflate`] accepted.
 //! - [`response`]: the `101 Switching Protocols` answer (naming the selected
-//!   subprotocol, if any) and error responses.
+//!   subprotocol and extension, if any) and error responses.
 //!
 //! ## Limits
 //! The only limit on a request head is its size, `--max-header-bytes`
@@ -19,10 +21,12 @@
 //! length of the path, the query, the token or any header value.
 
 pub mod origin;
+pub mod permessage_deflate;
 pub mod response;
 pub mod upgrade;
 
 pub use origin::{InvalidOrigin, Origin, OriginPolicy};
+pub use permessage_deflate::PerMessageDeflate;
 pub use response::{accept_response, rejection_response};
 pub use upgrade::{
     accept_key, parse_upgrade, Rejection, UpgradeRequest, HEARTBEAT_SUBPROTOCOL,

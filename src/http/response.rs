@@ -1,16 +1,23 @@
 //! Response bytes for the upgrade: `101 Switching Protocols` on success (with
-//! `Sec-WebSocket-Protocol` when a subprotocol is selected), a short
+//! `Sec-WebSocket-Protocol` when a subprotocol is selected and
+//! `Sec-WebSocket-Extensions` when permessage-deflate is), a short
 //! `text/plain` error response with `Connection: close` otherwise.
 
 use std::fmt::Write as _;
 
+use super::permessage_deflate::PerMessageDeflate;
 use super::upgrade::Rejection;
 
 /// The `101 Switching Protocols` response completing the handshake;
 /// `accept_key` is [`UpgradeRequest::accept_key`](super::UpgradeRequest::accept_key),
 /// `subprotocol` the one selected from the client's offer (RFC 6455 §4.2.2),
-/// if any.
-pub fn accept_response(accept_key: &str, subprotocol: Option<&str>) -> Vec<u8> {
+/// if any, and `deflate` the permessage-deflate offer accepted (RFC 7692
+/// §7.1), if any.
+pub fn accept_response(
+    accept_key: &str,
+    subprotocol: Option<&str>,
+    deflate: Option<&PerMessageDeflate>,
+) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\n\
          Upgrade: websocket\r\n\
@@ -20,6 +27,9 @@ pub fn accept_response(accept_key: &str, subprotocol: Option<&str>) -> Vec<u8> {
     if let Some(subprotocol) = subprotocol {
         // Writing to a String cannot fail.
         let _ = write!(head, "Sec-WebSocket-Protocol: {subprotocol}\r\n");
+    }
+    if let Some(deflate) = deflate {
+        let _ = write!(head, "Sec-WebSocket-Extensions: {}\r\n", deflate.response());
     }
     head.push_str("\r\n");
     head.into_bytes()
@@ -59,15 +69,30 @@ mod tests {
     #[test]
     fn accept() {
         assert_eq!(
-            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None),
+            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None, None),
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
         );
         assert_eq!(
-            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("freeim.heartbeat.v1")),
+            accept_response(
+                "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                Some("freeim.heartbeat.v1"),
+                None
+            ),
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
               Sec-WebSocket-Protocol: freeim.heartbeat.v1\r\n\r\n"
+        );
+        let deflate = PerMessageDeflate {
+            server_max_window_bits: 9,
+            echo_window_bits: true,
+        };
+        assert_eq!(
+            accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None, Some(&deflate)),
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+              Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+              client_no_context_takeover; server_max_window_bits=9\r\n\r\n"
         );
     }
 

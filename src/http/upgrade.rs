@@ -11,9 +11,11 @@
 //! origin (403) is the caller's job.
 //!
 //! It also notes whether `Sec-WebSocket-Protocol` offers
-//! [`HEARTBEAT_SUBPROTOCOL`] (RFC 6455 §4.2.1 item 8, §11.3.4); whether to
-//! select it is the caller's choice, and nothing else offered is ever
-//! selected or refused.
+//! [`HEARTBEAT_SUBPROTOCOL`] (RFC 6455 §4.2.1 item 8, §11.3.4), and which
+//! permessage-deflate offer of `Sec-WebSocket-Extensions` it would accept
+//! ([`permessage_deflate::select`](super::permessage_deflate::select));
+//! whether to use either is the caller's choice, and nothing else offered is
+//! ever selected or refused.
 //!
 //! The size cap is the only limit: a head may have as many header fields as
 //! fit in it, and its path, query, token and values may be as long as fits.
@@ -23,6 +25,8 @@ use std::mem::MaybeUninit;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use httparse::{Header, Status};
+
+use super::permessage_deflate::{self, PerMessageDeflate};
 
 /// The fewest bytes a header field line takes: a one-letter name, the colon
 /// and a line feed (`a:\n`). A head of `max_header_bytes` therefore holds
@@ -58,6 +62,9 @@ pub struct UpgradeRequest {
     /// `Sec-WebSocket-Protocol` lists [`HEARTBEAT_SUBPROTOCOL`] (names are
     /// compared exactly, as the client checks the one selected).
     pub offers_heartbeat: bool,
+    /// The first valid permessage-deflate offer, as it would be accepted
+    /// (RFC 7692 §7.1); `None` when the client offered none valid.
+    pub deflate: Option<PerMessageDeflate>,
 }
 
 /// Why an upgrade request is refused; each maps to an HTTP status.
@@ -203,6 +210,7 @@ struct Fields<'a> {
     origins: usize,
     origin: Option<&'a [u8]>,
     offers_heartbeat: bool,
+    deflate: Option<PerMessageDeflate>,
 }
 
 impl<'a> Fields<'a> {
@@ -229,6 +237,8 @@ impl<'a> Fields<'a> {
             } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
                 fields.offers_heartbeat |=
                     list_items(value).any(|item| item == HEARTBEAT_SUBPROTOCOL.as_bytes());
+            } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+                fields.deflate = fields.deflate.or_else(|| permessage_deflate::select(value));
             }
         }
         fields
@@ -300,6 +310,7 @@ fn validate(request: &httparse::Request<'_, '_>, path: &str) -> Result<UpgradeRe
         accept_key: accept_key(key),
         origin,
         offers_heartbeat: fields.offers_heartbeat,
+        deflate: fields.deflate,
     })
 }
 

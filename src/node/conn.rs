@@ -19,6 +19,7 @@ use std::sync::Arc;
 use super::send_queue::SendQueue;
 use super::timer::Tick;
 use crate::bus::Frame;
+use crate::http::PerMessageDeflate;
 use crate::ws::{code as close_code, encode_frame, Event, MessageReader, OpCode};
 
 /// Where a connection is in its life.
@@ -49,6 +50,8 @@ pub struct Pending {
     pub accept_key: String,
     /// `freeim.heartbeat.v1` is selected (offered, and heartbeats are on).
     pub heartbeat: bool,
+    /// The permessage-deflate offer accepted (offered, and compression on).
+    pub deflate: Option<PerMessageDeflate>,
     /// Bytes the client sent after the head.
     pub early_bytes: Vec<u8>,
 }
@@ -83,6 +86,9 @@ pub struct Session {
     /// The session speaks `freeim.heartbeat.v1`: every ping goes with a
     /// binary frame holding the heartbeat interval.
     pub heartbeat: bool,
+    /// The permessage-deflate it negotiated, if any: pushes go compressed
+    /// when it takes them, and its reader inflates.
+    pub deflate: Option<PerMessageDeflate>,
 }
 
 /// A session's heartbeat state.
@@ -235,9 +241,10 @@ impl Conn {
         self.out.push_control(write);
     }
 
-    /// Queues a shared push frame behind everything else.
-    pub fn send_frame(&mut self, frame: Arc<Frame>) {
-        self.out.push_frame(frame);
+    /// Queues a shared push frame behind everything else, as its
+    /// compressed variant when `deflated`.
+    pub fn send_frame(&mut self, frame: Arc<Frame>, deflated: bool) {
+        self.out.push_frame(frame, deflated);
     }
 
     /// Drops every queued message not started yet (see
@@ -298,15 +305,16 @@ pub enum Absorbed {
 }
 
 /// What a session does with a complete data message (a text or binary
-/// event): chosen once for the loop, see [`Conn::absorb`].
-pub type DataHandler = fn(&mut SendQueue, Event);
+/// event), given the permessage-deflate it negotiated: chosen once for the
+/// loop, see [`Conn::absorb`].
+pub type DataHandler = fn(&mut SendQueue, Option<PerMessageDeflate>, Event);
 
 impl Conn {
     /// Feeds bytes received on an open session through its decoder, queueing
     /// a pong for every ping. Client data messages carry no commands in
     /// FreeIM, so they are validated and dropped.
     pub fn absorb(&mut self, input: &mut [u8]) -> Absorbed {
-        self.absorb_with(input, |_, _| {})
+        self.absorb_with(input, |_, _, _| {})
     }
 
     /// [`absorb`](Self::absorb), handing every data message to `on_data`.
@@ -331,7 +339,9 @@ impl Conn {
                 Some(Event::Close(frame)) => {
                     return Absorbed::PeerClosed(frame.map_or(close_code::NORMAL, |f| f.code))
                 }
-                Some(data @ (Event::Text(_) | Event::Binary(_))) => on_data(&mut self.out, data),
+                Some(data @ (Event::Text(_) | Event::Binary(_))) => {
+                    on_data(&mut self.out, session.deflate, data)
+                }
                 Some(Event::Pong) => {}
                 None if used == 0 => break,
                 None => {}
@@ -359,6 +369,7 @@ mod tests {
             reader: MessageReader::new(config),
             ping: Ping::Unanswered,
             heartbeat: false,
+            deflate: None,
         })
     }
 

@@ -12,6 +12,7 @@ use slab::Slab;
 use super::conn::{Conn, IoStep, Pending, Phase, Session, Wire};
 use super::timer::{Tick, TimerWheel};
 use crate::bus::{ConnId, Frame};
+use crate::http::PerMessageDeflate;
 
 /// Why bytes could not be queued for a connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -253,25 +254,32 @@ impl Connections {
     /// what it could. The message in flight does not count: a reader that
     /// keeps taking bytes always gets a message, however large (up to the
     /// largest push), and the next one behind it; a queue never holds more
-    /// than `limit` bytes plus the message in flight.
+    /// than `limit` bytes plus the message in flight. A session that
+    /// negotiated permessage-deflate gets the frame's compressed variant
+    /// when `deflate` says so (it makes the variant if needed).
     pub fn queue(
         &mut self,
         key: u32,
         frame: &Arc<Frame>,
         limit: usize,
         wire: &mut impl Wire,
+        deflate: &mut impl FnMut(PerMessageDeflate) -> bool,
     ) -> Result<(), Overflow> {
         let Some(conn) = self.slab.get_mut(key as usize) else {
             return Ok(());
         };
-        let len = frame.bytes().len();
+        let deflated = conn
+            .session()
+            .and_then(|session| session.deflate)
+            .is_some_and(deflate);
+        let len = frame.bytes_as(deflated).len();
         let over = |conn: &Conn| conn.lag_with(len) > limit;
         // The queue may be long only because this loop turn has not flushed
         // yet: let the socket take what it can before calling the reader slow.
         if over(conn) && (wire.flush(key, conn) == IoStep::Closed || over(conn)) {
             return Err(Overflow);
         }
-        conn.send_frame(frame.clone());
+        conn.send_frame(frame.clone(), deflated);
         self.queued += 1;
         self.mark_dirty(key);
         Ok(())
@@ -418,6 +426,7 @@ mod tests {
         let pending = Pending {
             accept_key: "k".into(),
             heartbeat: true,
+            deflate: None,
             early_bytes: b"early".to_vec(),
         };
         let left = conns.set_phase(0, Phase::Authorizing(pending));

@@ -7,12 +7,20 @@ use super::conn::Wire;
 use super::connections::Connections;
 use super::registry::Registry;
 use crate::bus::{Audience, Push};
+use crate::http::PerMessageDeflate;
 
 /// What routing one push on one loop came to.
 #[derive(Debug, Default)]
 pub struct Routed {
     /// Frames queued to sockets.
     pub pushed: u64,
+    /// Bytes of those frames, as each socket gets them.
+    pub bytes: u64,
+    /// Of those frames, the ones queued compressed (permessage-deflate).
+    pub deflated: u64,
+    /// Times this loop compressed the message: 0 or 1, and 0 when another
+    /// loop's copy was compressed first.
+    pub compressions: u64,
     /// Sockets whose queue is full: to be closed as slow readers.
     pub overflowed: Vec<u32>,
     /// Receipts owed to the sender: (receiver, whether it had a socket here).
@@ -22,7 +30,10 @@ pub struct Routed {
 /// Queues `push`'s frame to every socket of its audience held by loop
 /// `loop_index`, by FreeIM's delivery rules; no I/O but a flush through
 /// `wire` of a socket whose queue is over `limit` (the loop flushes the
-/// others later).
+/// others later). A socket that negotiated permessage-deflate gets the
+/// compressed frame when the message has at least `min_deflate` bytes, gets
+/// shorter compressed and fits the socket's window; the message is
+/// compressed the first time such a socket needs it, and never again.
 pub fn route(
     registry: &Registry,
     conns: &mut Connections,
@@ -30,12 +41,28 @@ pub fn route(
     push: &Push,
     loop_index: usize,
     limit: usize,
+    min_deflate: usize,
 ) -> Routed {
     let mut routed = Routed::default();
+    let frame = &push.frame;
+    let payload_len = frame.payload().len();
+    let mut compressions = 0;
+    let mut deflate = |deal: PerMessageDeflate| {
+        deal.takes(payload_len) && frame.deflated(min_deflate, || compressions += 1).is_some()
+    };
     let mut queue_all = |routed: &mut Routed, sockets: &[u32]| {
         for &key in sockets {
-            match conns.queue(key, &push.frame, limit, wire) {
-                Ok(()) => routed.pushed += 1,
+            let mut deflated = false;
+            let mut choose = |deal| {
+                deflated = deflate(deal);
+                deflated
+            };
+            match conns.queue(key, frame, limit, wire, &mut choose) {
+                Ok(()) => {
+                    routed.pushed += 1;
+                    routed.deflated += u64::from(deflated);
+                    routed.bytes += frame.bytes_as(deflated).len() as u64;
+                }
                 Err(_) => routed.overflowed.push(key),
             }
         }
@@ -61,6 +88,7 @@ pub fn route(
             }
         }
     }
+    routed.compressions = compressions;
     routed
 }
 

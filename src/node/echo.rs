@@ -5,10 +5,15 @@
 //! starts: upgrades are admitted at once (the client id is the slot key, see
 //! the loop's `admit_echo`), sessions decode with data kept, and received
 //! bytes go through [`absorb`] instead of [`Conn::absorb`]. Everything else
-//! (handshake, pings, close paths) is the production code.
+//! (handshake, pings, close paths) is the production code. A session that
+//! negotiated permessage-deflate gets every message back compressed when the
+//! compressor makes it shorter and the session's window takes it (there is
+//! no minimum size here: the conformance suite's messages are small).
 
 use super::conn::{Absorbed, Conn};
 use super::send_queue::SendQueue;
+use crate::http::PerMessageDeflate;
+use crate::ws::deflate::encode_deflated_frame;
 use crate::ws::{encode_frame, Event, OpCode, ReaderConfig};
 
 /// The decoder settings of an echo session: data messages are assembled.
@@ -25,12 +30,17 @@ pub fn absorb(conn: &mut Conn, input: &mut [u8]) -> Absorbed {
 }
 
 /// Queues a complete data message to go back to its sender.
-fn echo_back(out: &mut SendQueue, data: Event) {
-    match data {
-        Event::Text(Some(text)) => {
-            out.push_with(|out| encode_frame(out, OpCode::Text, text.as_bytes()))
-        }
-        Event::Binary(Some(data)) => out.push_with(|out| encode_frame(out, OpCode::Binary, &data)),
-        _ => {}
+fn echo_back(out: &mut SendQueue, deflate: Option<PerMessageDeflate>, data: Event) {
+    let (opcode, payload) = match &data {
+        Event::Text(Some(text)) => (OpCode::Text, text.as_bytes()),
+        Event::Binary(Some(data)) => (OpCode::Binary, &data[..]),
+        _ => return,
+    };
+    let compressed = deflate
+        .filter(|deal| deal.takes(payload.len()))
+        .and_then(|_| encode_deflated_frame(opcode, payload));
+    match compressed {
+        Some(frame) => out.push_with(|out| out.extend_from_slice(&frame)),
+        None => out.push_with(|out| encode_frame(out, opcode, payload)),
     }
 }

@@ -369,6 +369,7 @@ impl EventLoop {
         let pending = Pending {
             accept_key: adoption.accept_key,
             heartbeat: adoption.heartbeat,
+            deflate: adoption.deflate,
             early_bytes: adoption.early_bytes,
         };
         // Registering reports data already waiting as an event of its own,
@@ -591,6 +592,7 @@ impl EventLoop {
             ticket,
             accept_key: pending.accept_key,
             heartbeat: pending.heartbeat,
+            deflate: pending.deflate,
             early_bytes: pending.early_bytes,
         };
         self.shared

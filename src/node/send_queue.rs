@@ -2,7 +2,8 @@
 //!
 //! A push is queued as a reference to its [`Frame`], which is encoded once and
 //! shared by every socket it goes to: a queued delivery costs one 16-byte
-//! [`Chunk`], not a copy of the frame. Bytes of this connection alone (the
+//! [`Chunk`], not a copy of the frame; a socket that negotiated
+//! permessage-deflate references the frame's compressed variant instead. Bytes of this connection alone (the
 //! upgrade response, pings and pongs, close frames, echoes) go to one FIFO
 //! buffer. Pings and pongs overtake queued pushes not started yet (RFC 6455
 //! §5.4 lets a control frame go between any two frames), so a peer working
@@ -47,6 +48,8 @@ struct Backlog {
 enum Chunk {
     /// A frame shared with the other sockets it goes to.
     Shared(Arc<Frame>),
+    /// The same, as its compressed variant ([`Frame::deflated`], made).
+    Deflated(Arc<Frame>),
     /// This many bytes of the queue's own buffer.
     Owned(usize),
 }
@@ -56,8 +59,17 @@ const _: () = assert!(std::mem::size_of::<Chunk>() == 16);
 impl Chunk {
     fn len(&self) -> usize {
         match self {
-            Chunk::Shared(frame) => frame.bytes().len(),
             Chunk::Owned(len) => *len,
+            _ => self.bytes(&[]).len(),
+        }
+    }
+
+    /// Its bytes; an owned chunk's are in `owned`, where it starts.
+    fn bytes<'a>(&'a self, owned: &'a [u8]) -> &'a [u8] {
+        match self {
+            Chunk::Shared(frame) => frame.bytes(),
+            Chunk::Deflated(frame) => frame.bytes_as(true),
+            Chunk::Owned(len) => owned.get(..*len).unwrap_or_default(),
         }
     }
 }
@@ -91,13 +103,18 @@ impl SendQueue {
         }
     }
 
-    /// Queues a shared frame behind everything else.
-    pub fn push_frame(&mut self, frame: Arc<Frame>) {
+    /// Queues a shared frame behind everything else: its compressed variant
+    /// when `deflated` (which must have been made).
+    pub fn push_frame(&mut self, frame: Arc<Frame>, deflated: bool) {
+        let chunk = match deflated {
+            true => Chunk::Deflated(frame),
+            false => Chunk::Shared(frame),
+        };
         let backlog = self.backlog();
         if !backlog.chunks.is_empty() {
-            backlog.behind += frame.bytes().len();
+            backlog.behind += chunk.len();
         }
-        backlog.chunks.push_back(Chunk::Shared(frame));
+        backlog.chunks.push_back(chunk);
     }
 
     /// Queues the bytes `write` appends, behind everything else.
@@ -117,9 +134,9 @@ impl SendQueue {
         for (index, chunk) in backlog.chunks.iter().enumerate() {
             let started = index == 0 && backlog.front_sent > 0;
             match chunk {
-                Chunk::Shared(_) if !started => break,
-                Chunk::Shared(_) => {}
                 Chunk::Owned(_) => owned_before += 1,
+                _ if !started => break,
+                _ => {}
             }
             at = index + 1;
         }
@@ -221,10 +238,7 @@ impl Backlog {
         let mut skip = self.front_sent;
         let mut count = 0;
         for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
-            let bytes = match chunk {
-                Chunk::Shared(frame) => frame.bytes(),
-                Chunk::Owned(len) => &self.owned[owned_at..owned_at + len],
-            };
+            let bytes = chunk.bytes(&self.owned[owned_at..]);
             owned_at += owned_len(chunk);
             *slot = IoSlice::new(&bytes[std::mem::take(&mut skip)..]);
             count += 1;
@@ -257,8 +271,8 @@ impl Backlog {
 
 fn owned_len(chunk: &Chunk) -> usize {
     match chunk {
-        Chunk::Shared(_) => 0,
         Chunk::Owned(len) => *len,
+        _ => 0,
     }
 }
 

@@ -12,8 +12,10 @@ pub enum ProtocolError {
     /// A client sent a frame without the mask bit (RFC 6455 §5.1).
     #[error("client frame is not masked")]
     UnmaskedFrame,
-    /// One of RSV1–RSV3 is set although no extension was negotiated. Holds the
-    /// three bits as a number 1–7.
+    /// One of RSV1–RSV3 is set although no extension defines it here: RSV2
+    /// or RSV3 ever, RSV1 without permessage-deflate or on a frame other
+    /// than a data message's first (RFC 7692 §6.1). Holds the three bits as
+    /// a number 1–7.
     #[error("reserved bits set ({0:#05b})")]
     ReservedBits(u8),
     /// The opcode is one of the reserved values 0x3–0x7 or 0xB–0xF.
@@ -46,6 +48,10 @@ pub enum ProtocolError {
     /// A text message is not valid UTF-8.
     #[error("text message is not valid UTF-8")]
     InvalidUtf8,
+    /// A compressed message (permessage-deflate) whose data is not valid
+    /// DEFLATE (RFC 7692 §7.2.2).
+    #[error("compressed message is not valid DEFLATE data")]
+    InvalidCompressedData,
     /// A frame announced a payload longer than the configured frame limit.
     #[error("frame payload of {len} bytes exceeds the limit of {max}")]
     FrameTooBig {
@@ -66,11 +72,14 @@ pub enum ProtocolError {
 
 impl ProtocolError {
     /// The close code to send when failing the connection because of this
-    /// error: 1007 for invalid UTF-8 (in a text message or a close reason),
-    /// 1009 for size limits, 1002 for everything else.
+    /// error: 1007 for invalid UTF-8 (in a text message or a close reason)
+    /// and for compressed data that does not inflate, 1009 for size limits
+    /// (of the inflated message too), 1002 for everything else.
     pub fn close_code(&self) -> u16 {
         match self {
-            Self::InvalidUtf8 | Self::InvalidCloseReason => code::INVALID_DATA,
+            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData => {
+                code::INVALID_DATA
+            }
             Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => code::TOO_BIG,
             Self::UnmaskedFrame
             | Self::ReservedBits(_)

@@ -15,16 +15,21 @@
 //! +-------------------------------+-------------------------------+
 //! ```
 //!
-//! Parsing here checks what a header alone can violate (reserved bits and
-//! opcodes, control frame rules, the 64-bit length's top bit). Rules that
-//! depend on the connection (masking, fragmentation, size limits) belong to
-//! [`MessageReader`](super::MessageReader).
+//! Parsing here checks what a header alone can violate (RSV2, RSV3 and
+//! reserved opcodes, control frame rules, the 64-bit length's top bit).
+//! Rules that depend on the connection (masking, fragmentation, size limits,
+//! whether RSV1 — permessage-deflate's "Per-Message Compressed" bit, RFC 7692
+//! §6 — was negotiated) belong to [`MessageReader`](super::MessageReader).
 
 use super::error::ProtocolError;
 use super::mask::apply_mask;
 
 /// The largest possible frame header: 2 bytes, 8 bytes of length, 4 of mask.
 pub const MAX_HEADER_LEN: usize = 14;
+
+/// RSV1 in a header's first byte: with permessage-deflate negotiated, the
+/// first frame of a compressed message carries it (RFC 7692 §6).
+pub const RSV1: u8 = 0x40;
 
 /// The largest payload a control frame may carry.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -85,6 +90,9 @@ pub struct FrameHeader {
     pub fin: bool,
     /// The frame's opcode.
     pub opcode: OpCode,
+    /// RSV1, permessage-deflate's "Per-Message Compressed" bit (RFC 7692 §6);
+    /// whether it is allowed here is the reader's call.
+    pub compressed: bool,
     /// The masking key, if the MASK bit was set.
     pub mask: Option<[u8; 4]>,
     /// The payload length in bytes.
@@ -115,7 +123,7 @@ pub fn parse_frame_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Pr
     };
     let fin = first & 0x80 != 0;
     let rsv = (first >> 4) & 0x7;
-    if rsv != 0 {
+    if rsv & 0b011 != 0 {
         return Err(ProtocolError::ReservedBits(rsv));
     }
     let raw_opcode = first & 0x0F;
@@ -153,6 +161,7 @@ pub fn parse_frame_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Pr
         FrameHeader {
             fin,
             opcode,
+            compressed: first & RSV1 != 0,
             mask,
             payload_len,
         },
@@ -278,6 +287,18 @@ mod tests {
     }
 
     #[test]
+    fn rsv1_is_read_not_refused() {
+        let (header, _) = parse_frame_header(&[0xC1, 0x80, 1, 2, 3, 4])
+            .unwrap()
+            .unwrap();
+        assert!(header.compressed);
+        let (header, _) = parse_frame_header(&[0x81, 0x80, 1, 2, 3, 4])
+            .unwrap()
+            .unwrap();
+        assert!(!header.compressed);
+    }
+
+    #[test]
     fn incomplete_headers() {
         let mut full = Vec::new();
         encode_masked_frame(&mut full, OpCode::Binary, true, &[0; 70000], [1, 2, 3, 4]);
@@ -290,7 +311,8 @@ mod tests {
     #[test]
     fn header_errors() {
         let cases: &[(&[u8], ProtocolError)] = &[
-            (&[0xC1, 0x80], ProtocolError::ReservedBits(4)),
+            (&[0xE1, 0x80], ProtocolError::ReservedBits(6)),
+            (&[0xA1, 0x80], ProtocolError::ReservedBits(2)),
             (&[0x91, 0x80], ProtocolError::ReservedBits(1)),
             (&[0x83, 0x80], ProtocolError::ReservedOpCode(3)),
             (&[0x8B, 0x80], ProtocolError::ReservedOpCode(0xB)),

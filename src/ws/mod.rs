@@ -8,6 +8,10 @@
 //! - [`utf8`]: incremental UTF-8 validation for fragmented text.
 //! - [`close`]: close codes, close payload validation, [`encode_close`].
 //! - [`reader`]: [`MessageReader`], the streaming server-side decoder.
+//! - [`deflate`], [`inflate`]: permessage-deflate (RFC 7692 §7.2) without
+//!   context takeover: a message compressed once for every receiver, a
+//!   client's message inflated within the size limit; one compressor and
+//!   one inflater per thread, none per connection.
 //! - [`error`]: [`ProtocolError`] and the close code each error maps to.
 //!
 //! ## Reading
@@ -29,8 +33,10 @@
 //! ```
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
+pub mod inflate;
 pub mod mask;
 pub mod reader;
 pub mod utf8;

@@ -12,6 +12,15 @@
 //! masked, control frames may interleave with the fragments of a message, and
 //! text must be UTF-8 (checked as it arrives, so an invalid sequence fails the
 //! connection at once even inside a fragmented message).
+//!
+//! With permessage-deflate negotiated ([`MessageReader::inflating`]), a
+//! message whose first frame has RSV1 set is compressed (RFC 7692 §6.1): its
+//! payload is collected as it arrives (within [`compressed_limit`] of
+//! `max_message_size`) and inflated when its last frame is complete, within
+//! `max_message_size` of *inflated* bytes ([`inflate_message`]); its text is
+//! checked for UTF-8 then. RSV1 anywhere else (a continuation, a control
+//! frame, a connection that did not negotiate the extension) is a protocol
+//! error.
 
 use std::mem;
 
@@ -20,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::close::{parse_close_payload, CloseFrame};
 use super::error::ProtocolError;
 use super::frame::{header_len, parse_frame_header, FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::inflate::inflate_message;
 use super::mask::apply_mask_at;
 use super::utf8::Utf8Validator;
 
@@ -30,7 +40,8 @@ pub struct ReaderConfig {
     /// [`ProtocolError::FrameTooBig`] as soon as the header is read.
     pub max_frame_size: usize,
     /// The largest total payload of a (possibly fragmented) data message;
-    /// enforced even when the data is not kept.
+    /// enforced even when the data is not kept, and on a compressed
+    /// message's inflated size.
     pub max_message_size: usize,
     /// Whether data messages are assembled and returned. The push node only
     /// validates what clients send, so it leaves this off.
@@ -133,6 +144,11 @@ pub struct MessageReader {
     open: Open,
     #[serde(skip)]
     keep_data: bool,
+    /// permessage-deflate was negotiated: RSV1 may mark a compressed message.
+    inflate: bool,
+    /// The open data message is compressed: its payload is collected in
+    /// `buf` and inflated when it is complete.
+    deflated: bool,
 }
 
 /// Clamps a configured limit to the `u32` the reader stores.
@@ -153,7 +169,17 @@ impl MessageReader {
             utf8: Utf8Validator::new(),
             open: Open::None,
             keep_data: config.keep_data,
+            inflate: false,
+            deflated: false,
         }
+    }
+
+    /// This reader, taking messages compressed with permessage-deflate
+    /// without client context takeover (RFC 7692 §7.2.2): for a connection
+    /// that negotiated the extension.
+    pub fn inflating(mut self) -> Self {
+        self.inflate = true;
+        self
     }
 
     /// This reader (deserialised state) with `config`'s limits and options.
@@ -184,6 +210,7 @@ impl MessageReader {
             // would then complete as a valid `Event::Text`, consuming nothing.
             self.state = State::Failed;
             self.open = Open::None;
+            self.deflated = false;
             self.buf = Vec::new();
         })
     }
@@ -248,6 +275,10 @@ impl MessageReader {
     /// its payload.
     fn start_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
         let mask = header.mask.ok_or(ProtocolError::UnmaskedFrame)?;
+        let opens_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.compressed && !(self.inflate && opens_message) {
+            return Err(ProtocolError::ReservedBits(0b100));
+        }
         let len = u32::try_from(header.payload_len)
             .ok()
             .filter(|&len| len <= self.max_frame_size)
@@ -273,18 +304,23 @@ impl MessageReader {
                         Open::Binary
                     };
                     self.message_len = 0;
+                    self.deflated = header.compressed;
                     self.utf8.reset();
                 }
             }
+            let max = match self.deflated {
+                true => compressed_limit(self.max_message_size),
+                false => self.max_message_size,
+            };
             let total = u64::from(self.message_len) + u64::from(len);
             self.message_len = u32::try_from(total)
                 .ok()
-                .filter(|&total| total <= self.max_message_size)
+                .filter(|&total| total <= max)
                 .ok_or(ProtocolError::MessageTooBig {
                     len: total,
-                    max: u64::from(self.max_message_size),
+                    max: u64::from(max),
                 })?;
-            if self.keep_data {
+            if self.holds_message() {
                 self.buf.reserve(len as usize);
             }
         }
@@ -303,6 +339,9 @@ impl MessageReader {
         match opcode {
             OpCode::Pong => {}
             OpCode::Ping | OpCode::Close => self.buf.extend_from_slice(chunk),
+            OpCode::Continuation | OpCode::Text | OpCode::Binary if self.deflated => {
+                self.buf.extend_from_slice(chunk);
+            }
             OpCode::Continuation | OpCode::Text | OpCode::Binary => {
                 if self.open == Open::Text {
                     self.utf8
@@ -329,6 +368,9 @@ impl MessageReader {
                 }
                 let open = mem::replace(&mut self.open, Open::None);
                 self.message_len = 0;
+                if mem::take(&mut self.deflated) {
+                    return self.inflate_message(open).map(Some);
+                }
                 match open {
                     Open::Text => {
                         self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -349,10 +391,45 @@ impl MessageReader {
         Ok(Some(event))
     }
 
+    /// Whether the open message's payload is collected in `buf`: kept, or
+    /// compressed.
+    fn holds_message(&self) -> bool {
+        self.open != Open::None && (self.keep_data || self.deflated)
+    }
+
+    /// The event of a complete compressed message (`open` says its type),
+    /// its payload in `buf`: inflated within the message limit, text
+    /// checked for UTF-8, the data kept only with `keep_data`.
+    fn inflate_message(&mut self, open: Open) -> Result<Event, ProtocolError> {
+        let compressed = mem::take(&mut self.buf);
+        let (keep, text) = (self.keep_data, open == Open::Text);
+        let utf8 = &mut self.utf8;
+        utf8.reset();
+        let mut data = Vec::new();
+        inflate_message(&compressed, self.max_message_size, &mut |piece| {
+            if keep {
+                data.extend_from_slice(piece);
+            } else if text {
+                utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            Ok(())
+        })?;
+        match (text, keep) {
+            (true, true) => String::from_utf8(data)
+                .map(|text| Event::Text(Some(text)))
+                .map_err(|_| ProtocolError::InvalidUtf8),
+            (true, false) => {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Ok(Event::Text(None))
+            }
+            (false, _) => Ok(Event::Binary(keep.then_some(data))),
+        }
+    }
+
     /// Removes the control frame payload from the end of `buf`.
     fn take_control(&mut self) -> Vec<u8> {
-        // With keep_data, an open message's bytes come first in `buf`.
-        let start = if self.keep_data && self.open != Open::None {
+        // An open message's collected bytes come first in `buf`.
+        let start = if self.holds_message() {
             (self.message_len as usize).min(self.buf.len())
         } else {
             0
@@ -363,6 +440,14 @@ impl MessageReader {
             self.buf.split_off(start)
         }
     }
+}
+
+/// The most compressed bytes a message whose inflated size is limited to
+/// `max` may take: `max` plus 1/1024 and 64 bytes, room for DEFLATE's
+/// overhead on data that does not compress (5 bytes per stored block of up
+/// to 65,535 bytes, RFC 1951 §3.2.4).
+pub fn compressed_limit(max: u32) -> u32 {
+    max.saturating_add(max / 1024).saturating_add(64)
 }
 
 /// Collects header bytes from `input` into `buf`/`len`, copying no byte past
@@ -407,5 +492,7 @@ fn fill_header(
     }
 }
 
+#[cfg(test)]
+mod inflate_tests;
 #[cfg(test)]
 mod tests;

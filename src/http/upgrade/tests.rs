@@ -69,8 +69,49 @@ fn browser_request() {
             accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
             origin: Some("https://app.example.com".into()),
             offers_heartbeat: false,
+            deflate: Some(PerMessageDeflate {
+                server_max_window_bits: 15,
+                echo_window_bits: false,
+            }),
         }
     );
+}
+
+#[test]
+fn deflate_offers_across_extension_fields() {
+    let cases: &[(&str, &[&str], Option<u8>)] = &[
+        ("none", &[], None),
+        (
+            "another extension",
+            &["Sec-WebSocket-Extensions: x-foo; a=1"],
+            None,
+        ),
+        (
+            "the second field's offer",
+            &[
+                "Sec-WebSocket-Extensions: permessage-deflate; bogus",
+                "sec-websocket-extensions: permessage-deflate; server_max_window_bits=11",
+            ],
+            Some(11),
+        ),
+        (
+            "the first field's offer",
+            &[
+                "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12",
+                "Sec-WebSocket-Extensions: permessage-deflate",
+            ],
+            Some(12),
+        ),
+    ];
+    for (name, extra, bits) in cases {
+        let raw = request("GET", "/ws", "1.1", &with(extra));
+        let (req, _) = parse_upgrade(raw.as_bytes(), "/ws", MAX).unwrap().unwrap();
+        assert_eq!(
+            req.deflate.map(|d| d.server_max_window_bits),
+            *bits,
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -366,6 +366,7 @@ fn draining_closes_sessions_with_1001_and_drops_hand_overs() {
         },
         accept_key: "k".into(),
         heartbeat: false,
+        deflate: None,
         early_bytes: Vec::new(),
     });
     assert_eq!(el.machine.conns().len(), 1, "only the closing session");

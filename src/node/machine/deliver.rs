@@ -31,6 +31,7 @@ impl Machine {
             &push,
             self.index,
             limit,
+            self.settings.compression_min_bytes,
         );
         let names = &self.names;
         for (receiver, delivered) in routed.receipts {
@@ -41,9 +42,10 @@ impl Machine {
             });
         }
         let counters = self.counters();
-        let frame_len = push.frame.bytes().len() as u64;
         LoopCounters::bump(&counters.messages_pushed, routed.pushed);
-        LoopCounters::bump(&counters.bytes_pushed, routed.pushed * frame_len);
+        LoopCounters::bump(&counters.bytes_pushed, routed.bytes);
+        LoopCounters::bump(&counters.messages_deflated, routed.deflated);
+        LoopCounters::bump(&counters.compressions, routed.compressions);
         LoopCounters::bump(&counters.slow_consumers, routed.overflowed.len() as u64);
         for key in routed.overflowed {
             if let Some(suppressed) = self.peer_log.allow() {

@@ -58,6 +58,7 @@ impl Machine {
                     reader: session.reader,
                     ping_out: session.ping == Ping::Unanswered,
                     heartbeat: session.heartbeat,
+                    deflate: session.deflate,
                 }
             }
             Phase::Closing(farewell) => {
@@ -101,6 +102,7 @@ impl Machine {
                 reader,
                 ping_out,
                 heartbeat,
+                deflate,
             } => {
                 old_socket = Some(socket);
                 Phase::Open(Session {
@@ -113,6 +115,7 @@ impl Machine {
                         Ping::Answered
                     },
                     heartbeat,
+                    deflate,
                 })
             }
             PhaseState::Closing { refused, code } => Phase::Closing(if refused {

@@ -61,6 +61,7 @@ impl Machine {
         let pending = Pending {
             accept_key: request.accept_key,
             heartbeat: request.offers_heartbeat && self.heartbeat_frame.is_some(),
+            deflate: request.deflate.filter(|_| self.settings.compression),
             early_bytes,
         };
         match self.mode {
@@ -161,20 +162,25 @@ impl Machine {
         let Phase::Authorizing(pending) = conn.phase() else {
             return false;
         };
-        let heartbeat = pending.heartbeat;
+        let (heartbeat, deflate) = (pending.heartbeat, pending.deflate);
         let subprotocol = heartbeat.then_some(HEARTBEAT_SUBPROTOCOL);
-        let response = accept_response(&pending.accept_key, subprotocol);
+        let response = accept_response(&pending.accept_key, subprotocol, deflate.as_ref());
         let heartbeat_frame = self.heartbeat_frame.as_deref().filter(|_| heartbeat);
         conn.send(|out| {
             out.extend_from_slice(&response);
             out.extend_from_slice(heartbeat_frame.unwrap_or_default());
         });
+        let reader = MessageReader::new(self.reader_config);
         let session = Session {
             client_id,
             event: event.clone(),
-            reader: MessageReader::new(self.reader_config),
+            reader: match deflate {
+                Some(_) => reader.inflating(),
+                None => reader,
+            },
             ping: Ping::Answered,
             heartbeat,
+            deflate,
         };
         let mut early_bytes = match self.conns.set_phase(key, Phase::Open(session)) {
             Some(Phase::Authorizing(pending)) => pending.early_bytes,

@@ -72,7 +72,7 @@ fn a_shared_frame_is_referenced_not_copied() {
     let shared = frame("hello");
     let mut queues: Vec<SendQueue> = (0..3).map(|_| SendQueue::default()).collect();
     for queue in &mut queues {
-        queue.push_frame(shared.clone());
+        queue.push_frame(shared.clone(), false);
     }
     assert_eq!(Arc::strong_count(&shared), 4);
     for queue in &mut queues {
@@ -92,7 +92,7 @@ fn every_byte_goes_out_once_and_in_order_whatever_the_kernel_takes() {
         queue.push_with(|out| out.extend_from_slice(b"HTTP/1.1 101\r\n\r\n"));
         expected.extend_from_slice(b"HTTP/1.1 101\r\n\r\n");
         for (i, frame) in frames.iter().enumerate() {
-            queue.push_frame(frame.clone());
+            queue.push_frame(frame.clone(), false);
             expected.extend_from_slice(frame.bytes());
             if i % 10 == 0 {
                 let echo = format!("echo {i}");
@@ -115,7 +115,7 @@ fn every_byte_goes_out_once_and_in_order_whatever_the_kernel_takes() {
 fn one_write_gathers_many_frames() {
     let mut queue = SendQueue::default();
     for _ in 0..SLICES_PER_WRITE * 2 {
-        queue.push_frame(frame("m"));
+        queue.push_frame(frame("m"), false);
     }
     let mut socket = socket(usize::MAX);
     let written = queue.write_to(&mut socket).unwrap();
@@ -128,8 +128,8 @@ fn one_write_gathers_many_frames() {
 fn control_frames_go_out_at_the_next_frame_boundary_in_their_order() {
     let (big, next) = (frame(&"b".repeat(1000)), frame("next"));
     let mut queue = SendQueue::default();
-    queue.push_frame(big.clone());
-    queue.push_frame(next.clone());
+    queue.push_frame(big.clone(), false);
+    queue.push_frame(next.clone(), false);
     let mut socket = socket(100);
     queue.write_to(&mut socket).unwrap(); // `big` is in flight
     let (pong, ping) = (control(OpCode::Pong, b"p1"), control(OpCode::Ping, b""));
@@ -145,7 +145,7 @@ fn control_frames_go_out_at_the_next_frame_boundary_in_their_order() {
 fn a_control_frame_goes_before_a_message_not_yet_started() {
     let message = frame("later");
     let mut queue = SendQueue::default();
-    queue.push_frame(message.clone());
+    queue.push_frame(message.clone(), false);
     let ping = control(OpCode::Ping, b"");
     queue.push_control(|out| out.extend_from_slice(&ping));
     let mut socket = socket(usize::MAX);
@@ -162,7 +162,7 @@ fn lag_counts_what_waits_behind_the_message_in_flight() {
         0,
         "a first message is in flight at once"
     );
-    queue.push_frame(big.clone());
+    queue.push_frame(big.clone(), false);
     assert_eq!(queue.lag(), 0);
     let mut socket = socket(4000);
     queue.write_to(&mut socket).unwrap();
@@ -172,7 +172,7 @@ fn lag_counts_what_waits_behind_the_message_in_flight() {
         0,
         "a partly written message is still in flight"
     );
-    queue.push_frame(small.clone());
+    queue.push_frame(small.clone(), false);
     assert_eq!(queue.lag(), small.bytes().len());
     assert_eq!(queue.lag_with(10), small.bytes().len() + 10);
 }
@@ -181,8 +181,8 @@ fn lag_counts_what_waits_behind_the_message_in_flight() {
 fn discarding_keeps_only_the_message_in_flight() {
     let (big, queued) = (frame(&"b".repeat(1000)), frame("queued"));
     let mut queue = SendQueue::default();
-    queue.push_frame(big.clone());
-    queue.push_frame(queued.clone());
+    queue.push_frame(big.clone(), false);
+    queue.push_frame(queued.clone(), false);
     queue.push_control(|out| out.extend_from_slice(&control(OpCode::Ping, b"")));
     let mut socket = socket(0);
     assert!(queue.write_to(&mut socket).is_err());
@@ -202,7 +202,7 @@ fn discarding_keeps_only_the_message_in_flight() {
 
     let mut unstarted = SendQueue::default();
     unstarted.push_with(|out| out.extend_from_slice(b"owned"));
-    unstarted.push_frame(queued.clone());
+    unstarted.push_frame(queued.clone(), false);
     unstarted.discard_unstarted();
     assert!(unstarted.is_empty(), "nothing was in flight");
 }
@@ -211,7 +211,7 @@ fn discarding_keeps_only_the_message_in_flight() {
 fn an_owned_message_in_flight_survives_a_discard() {
     let mut queue = SendQueue::default();
     queue.push_with(|out| out.extend_from_slice(b"0123456789"));
-    queue.push_frame(frame("dropped"));
+    queue.push_frame(frame("dropped"), false);
     let mut socket = socket(4);
     queue.write_to(&mut socket).unwrap();
     queue.discard_unstarted();
@@ -226,7 +226,7 @@ fn an_empty_queue_owns_nothing() {
     let mut queue = SendQueue::default();
     queue.push_with(|_| {});
     assert!(queue.is_empty());
-    queue.push_frame(frame("x"));
+    queue.push_frame(frame("x"), false);
     drain(&mut queue, &mut socket(usize::MAX));
     assert!(queue.is_empty() && queue.0.is_none());
 }
@@ -238,7 +238,7 @@ fn control_frames_never_overtake_the_connections_own_bytes() {
     let pong = control(OpCode::Pong, b"early");
     queue.push_control(|out| out.extend_from_slice(&pong));
     let push = frame("push");
-    queue.push_frame(push.clone());
+    queue.push_frame(push.clone(), false);
     let mut socket = socket(3);
     drain(&mut queue, &mut socket);
     let expected = [&b"HTTP/1.1 101\r\n\r\n"[..], &pong, push.bytes()].concat();
@@ -258,11 +258,35 @@ fn owned_bytes_keep_their_order_with_control_frames() {
 
     // A close frame waits behind queued pushes; nothing overtakes it.
     let (a, b) = (frame("a"), frame("b"));
-    queue.push_frame(a.clone());
-    queue.push_frame(b.clone());
+    queue.push_frame(a.clone(), false);
+    queue.push_frame(b.clone(), false);
     queue.push_with(|out| out.extend_from_slice(b"CLOSE"));
     queue.push_control(|out| out.extend_from_slice(&pong));
     drain(&mut queue, &mut socket);
     let expected = [&pong[..], b"echo", a.bytes(), b.bytes(), b"CLOSE", &pong].concat();
     assert_eq!(socket.wire, expected);
+}
+
+#[test]
+fn a_deflated_chunk_sends_the_compressed_variant() {
+    let text = "compress me ".repeat(40);
+    let shared = frame(&text);
+    let mut compressions = 0;
+    let compressed = shared
+        .deflated(0, || compressions += 1)
+        .expect("repetitive text shrinks")
+        .to_vec();
+    let copy = Arc::new(Frame::clone(&shared));
+    assert_eq!(
+        copy.deflated(0, || compressions += 1),
+        Some(&compressed[..])
+    );
+    assert_eq!(compressions, 1, "copies share the compressed variant");
+    let mut queue = SendQueue::default();
+    queue.push_frame(copy.clone(), true);
+    queue.push_frame(copy.clone(), false);
+    assert_eq!(queue.lag(), copy.bytes().len());
+    let mut socket = socket(7);
+    drain(&mut queue, &mut socket);
+    assert_eq!(socket.wire, [&compressed[..], copy.bytes()].concat());
 }

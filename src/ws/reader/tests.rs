@@ -8,7 +8,7 @@ use crate::ws::frame::{encode_frame, encode_masked_frame};
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// Masked client frames: (opcode, fin, payload).
-fn client(frames: &[(OpCode, bool, &[u8])]) -> Vec<u8> {
+pub(super) fn client(frames: &[(OpCode, bool, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, (opcode, fin, payload)) in frames.iter().enumerate() {
         let key = [KEY[0], KEY[1], KEY[2], KEY[3].wrapping_add(i as u8)];
@@ -34,7 +34,16 @@ fn big(max: usize, keep_data: bool) -> ReaderConfig {
 
 /// Feeds `bytes` in pieces of `chunk` bytes; stops at the first error.
 fn decode(config: ReaderConfig, bytes: &[u8], chunk: usize) -> (Vec<Event>, Option<ProtocolError>) {
-    let mut reader = MessageReader::new(config);
+    decode_from(&|| MessageReader::new(config), bytes, chunk)
+}
+
+/// [`decode`] with the reader `new` makes.
+fn decode_from(
+    new: &dyn Fn() -> MessageReader,
+    bytes: &[u8],
+    chunk: usize,
+) -> (Vec<Event>, Option<ProtocolError>) {
+    let mut reader = new();
     let mut input = bytes.to_vec();
     let mut events = Vec::new();
     for piece in input.chunks_mut(chunk) {
@@ -55,9 +64,17 @@ fn decode(config: ReaderConfig, bytes: &[u8], chunk: usize) -> (Vec<Event>, Opti
 
 /// Decodes whole, byte at a time and in odd-sized pieces; all must agree.
 fn decode_every_way(config: ReaderConfig, bytes: &[u8]) -> (Vec<Event>, Option<ProtocolError>) {
-    let whole = decode(config, bytes, bytes.len().max(1));
+    decode_every_way_from(&|| MessageReader::new(config), bytes)
+}
+
+/// [`decode_every_way`] with the reader `new` makes.
+pub(super) fn decode_every_way_from(
+    new: &dyn Fn() -> MessageReader,
+    bytes: &[u8],
+) -> (Vec<Event>, Option<ProtocolError>) {
+    let whole = decode_from(new, bytes, bytes.len().max(1));
     for chunk in [1, 2, 3, 5, 13, 127] {
-        assert_eq!(decode(config, bytes, chunk), whole, "chunk {chunk}");
+        assert_eq!(decode_from(new, bytes, chunk), whole, "chunk {chunk}");
     }
     whole
 }
@@ -246,12 +263,13 @@ fn variant_name(e: &ProtocolError) -> &'static str {
         ProtocolError::InvalidCloseCode(_) => "InvalidCloseCode",
         ProtocolError::InvalidCloseReason => "InvalidCloseReason",
         ProtocolError::InvalidUtf8 => "InvalidUtf8",
+        ProtocolError::InvalidCompressedData => "InvalidCompressedData",
         ProtocolError::FrameTooBig { .. } => "FrameTooBig",
         ProtocolError::MessageTooBig { .. } => "MessageTooBig",
     }
 }
 
-const VARIANTS: usize = 14;
+const VARIANTS: usize = 15;
 
 #[test]
 fn error_table() {
@@ -422,6 +440,14 @@ fn error_table() {
         assert_eq!(expected.close_code(), code, "{name}");
         seen.insert(variant_name(&expected));
     }
+    // Reserved block type 11 (RFC 1951 §3.2.3), on a connection that
+    // negotiated permessage-deflate.
+    let corrupt = with_first_byte(client(&[(OpCode::Text, true, b"\xff\xff")]), 0xC1);
+    let inflating = || MessageReader::new(ReaderConfig::default()).inflating();
+    let (_, error) = decode_every_way_from(&inflating, &corrupt);
+    assert_eq!(error, Some(ProtocolError::InvalidCompressedData));
+    assert_eq!(ProtocolError::InvalidCompressedData.close_code(), 1007);
+    seen.insert("InvalidCompressedData");
     assert_eq!(seen.len(), VARIANTS, "untested variants: {seen:?}");
 }
 
