@@ -6,6 +6,7 @@
 //! | `node.rs` | `freeim-server` processes: free ports, [`Node`], clusters, a node still serving |
 //! | `client.rs` | tungstenite [`Client`]s, raw tokens, `ImHelper` wiring |
 //! | `raw_ws.rs` | the hand-made [`RawWs`] client, raw frames and upgrade requests |
+//! | `deflate.rs` | permessage-deflate for test clients: compress, inflate, the offer |
 //! | `redis.rs` | Redis reads, `PUBLISH`, the pub/sub [`Spy`] |
 //! | `events.rs` | presence events: made, awaited, sorted |
 //! | `exits.rs` | processes that must fail: exit code and stderr |
@@ -17,6 +18,7 @@
 
 mod admin;
 mod client;
+mod deflate;
 mod events;
 mod exits;
 mod node;
@@ -27,7 +29,9 @@ use std::time::Duration;
 
 // A suite that uses nothing of a file would warn of its re-export.
 #[allow(unused_imports)]
-pub use self::{admin::*, client::*, events::*, exits::*, node::*, raw_ws::*, redis::*};
+pub use self::{
+    admin::*, client::*, deflate::*, events::*, exits::*, node::*, raw_ws::*, redis::*,
+};
 pub use testkit::{wait_until, RedisServer};
 
 /// How long a test waits for something that should happen promptly.

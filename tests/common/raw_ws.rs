@@ -13,9 +13,14 @@ pub const SAMPLE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 /// A well-formed upgrade request for `target` (path and query) on `host`.
 pub fn upgrade_request(host: &str, target: &str) -> String {
+    upgrade_request_with(host, target, "")
+}
+
+/// [`upgrade_request`] with `extra` header lines (each ending in CRLF).
+pub fn upgrade_request_with(host: &str, target: &str, extra: &str) -> String {
     format!(
         "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
 }
 
@@ -53,6 +58,8 @@ pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawFrame {
     pub fin: bool,
+    /// RSV1: a permessage-deflate message's first frame, compressed.
+    pub compressed: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -116,11 +123,25 @@ impl RawWs {
         }
     }
 
+    /// Opens `url` (as [`open`](Self::open)) with `extra` header lines in
+    /// the request; returns the client and the `101`'s head.
+    pub fn open_with(url: &str, extra: &str) -> (RawWs, String) {
+        let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
+        let mut raw = RawWs::connect(authority);
+        let head = raw.handshake_with(url, extra);
+        (raw, head)
+    }
+
     /// Sends the upgrade request for `url` and checks the `101` answer.
     pub fn handshake(&mut self, url: &str) {
+        self.handshake_with(url, "");
+    }
+
+    /// [`handshake`](Self::handshake) with `extra` header lines; the head.
+    pub fn handshake_with(&mut self, url: &str, extra: &str) -> String {
         let rest = url.trim_start_matches("ws://");
         let (host, target) = rest.split_at(rest.find('/').unwrap());
-        self.send(upgrade_request(host, target).as_bytes());
+        self.send(upgrade_request_with(host, target, extra).as_bytes());
         let head = self.read_head(PROMPTLY).expect("a response head");
         assert!(
             head.starts_with("HTTP/1.1 101 "),
@@ -130,6 +151,7 @@ impl RawWs {
             head.contains(&format!("Sec-WebSocket-Accept: {SAMPLE_ACCEPT}\r\n")),
             "wrong accept value: {head:?}"
         );
+        head
     }
 
     /// Writes `bytes` (errors ignored: the peer may have closed already).
@@ -214,6 +236,7 @@ impl RawWs {
         }
         let frame = RawFrame {
             fin: b[0] & 0x80 != 0,
+            compressed: b[0] & 0x40 != 0,
             opcode: b[0] & 0x0f,
             payload: b[header..header + len].to_vec(),
         };
