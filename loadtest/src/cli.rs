@@ -101,6 +101,11 @@ pub struct ClientArgs {
     /// use fresh ids).
     #[arg(long)]
     pub id_base: Option<i64>,
+    /// Offer permessage-deflate in every upgrade, as browsers do
+    /// (`permessage-deflate; client_max_window_bits`), and inflate the
+    /// compressed messages the node then sends.
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 /// Output and limits shared by every scenario.

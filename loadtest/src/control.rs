@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     /// How the client sockets read (the slow-reader mode).
     #[serde(default)]
     pub reader: ReaderConfig,
+    /// Offer permessage-deflate in the upgrade (`--deflate`).
+    #[serde(default)]
+    pub deflate: bool,
 }
 
 /// How client sockets read: unlimited and with the kernel's buffer by

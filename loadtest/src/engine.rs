@@ -34,6 +34,7 @@ use rand::{Rng, SeedableRng};
 use slab::Slab;
 
 use crate::control::{ChurnPlan, Command, ReaderConfig, Report, WorkerConfig};
+use crate::inflate::Inflater;
 use crate::pacing::{ReadPacer, RESUME_NS};
 use crate::stats::ClientStats;
 use crate::sys::now_ns;
@@ -77,6 +78,10 @@ struct Conn {
     inbuf: Vec<u8>,
     /// Fragments of a message split into several frames.
     fragments: Vec<u8>,
+    /// permessage-deflate was negotiated.
+    deflate: bool,
+    /// The message being received is compressed (RSV1 on its first frame).
+    compressed: bool,
     started_ns: u64,
     /// Churn: drop the socket once the request is sent.
     abort_after_request: bool,
@@ -131,6 +136,9 @@ pub struct Engine {
     conns: Slab<Conn>,
     next_gen: u32,
     scratch: Vec<u8>,
+    /// Inflates compressed messages (permessage-deflate), into `inflated`.
+    inflater: Inflater,
+    inflated: Vec<u8>,
     commands: Receiver<Command>,
     tokens: TokenPool,
     /// Clients waiting for a token request.
@@ -179,6 +187,8 @@ impl Engine {
             conns: Slab::new(),
             next_gen: 0,
             scratch: vec![0; SCRATCH_BYTES],
+            inflater: Inflater::default(),
+            inflated: Vec::new(),
             commands,
             tokens,
             pending: VecDeque::new(),
@@ -496,7 +506,7 @@ impl Engine {
         }
         let key_text = wire::new_key(self.rng.random());
         let accept: Box<str> = wire::accept_for(&key_text).into();
-        let mut out = wire::upgrade_request(url, &key_text);
+        let mut out = wire::upgrade_request(url, &key_text, self.cfg.deflate);
         out.shrink_to_fit();
         self.next_gen = self.next_gen.wrapping_add(1);
         let abort_after_request = match self.phase {
@@ -511,6 +521,8 @@ impl Engine {
             out,
             inbuf: Vec::new(),
             fragments: Vec::new(),
+            deflate: false,
+            compressed: false,
             started_ns: now,
             abort_after_request,
             read_tat: 0,
@@ -681,6 +693,7 @@ impl Engine {
             let rest = conn.inbuf.split_off(head.len);
             conn.inbuf = Vec::new();
             conn.state = State::Open;
+            conn.deflate = self.cfg.deflate && head.deflate;
             let now = now_ns();
             self.counters.handshake.record_ns(now - conn.started_ns);
             self.in_flight -= 1;
@@ -720,11 +733,11 @@ impl Engine {
         let mut pos = 0;
         let mut alive = true;
         while pos < input.len() {
-            match wire::parse_frame(&input[pos..]) {
+            match wire::parse_frame(&input[pos..], self.conns[key].deflate) {
                 Ok(None) => break,
                 Ok(Some((frame, used))) => {
                     pos += used;
-                    if !self.on_frame(key, frame) {
+                    if !self.on_frame(key, frame, used) {
                         alive = false;
                         break;
                     }
@@ -753,21 +766,27 @@ impl Engine {
         alive
     }
 
-    /// Acts on one frame; false once the connection is gone.
-    fn on_frame(&mut self, key: usize, frame: wire::Frame<'_>) -> bool {
+    /// Acts on one frame (`used` bytes on the wire); false once the
+    /// connection is gone.
+    fn on_frame(&mut self, key: usize, frame: wire::Frame<'_>, used: usize) -> bool {
         match frame.opcode {
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                self.counters.wire_bytes += used as u64;
                 let conn = &mut self.conns[key];
+                if frame.opcode != Opcode::Continuation {
+                    conn.compressed = frame.compressed;
+                }
+                let compressed = conn.compressed;
                 if frame.fin && conn.fragments.is_empty() {
-                    self.on_message(frame.opcode, frame.payload);
+                    self.on_data(key, frame.opcode, frame.payload, compressed)
                 } else {
                     conn.fragments.extend_from_slice(frame.payload);
-                    if frame.fin {
-                        let message = std::mem::take(&mut conn.fragments);
-                        self.on_message(Opcode::Text, &message);
+                    if !frame.fin {
+                        return true;
                     }
+                    let message = std::mem::take(&mut conn.fragments);
+                    self.on_data(key, Opcode::Text, &message, compressed)
                 }
-                true
             }
             Opcode::Ping => {
                 self.counters.pings += 1;
@@ -795,6 +814,27 @@ impl Engine {
                 false
             }
         }
+    }
+
+    /// A complete data message, inflated first when `compressed`; false
+    /// (and the connection gone) when it does not inflate.
+    fn on_data(&mut self, key: usize, opcode: Opcode, payload: &[u8], compressed: bool) -> bool {
+        if !compressed {
+            self.on_message(opcode, payload);
+            return true;
+        }
+        let mut inflated = std::mem::take(&mut self.inflated);
+        let outcome = self.inflater.inflate(payload, &mut inflated);
+        if outcome.is_ok() {
+            self.counters.deflated += 1;
+            self.on_message(opcode, &inflated);
+        }
+        self.inflated = inflated;
+        if let Err(e) = outcome {
+            self.remove(key, Exit::Dropped(format!("protocol: {e}")));
+            return false;
+        }
+        true
     }
 
     fn on_message(&mut self, opcode: Opcode, payload: &[u8]) {

@@ -28,6 +28,7 @@
 //! | `cli.rs` | the clap command line, durations |
 //! | `plan.rs` | spreading clients over processes and source addresses (pure) |
 //! | `wire.rs` | client-side WebSocket: request, response head, frames, probes (sans-io) |
+//! | `inflate.rs` | permessage-deflate: a compressed message inflated (`--deflate`) |
 //! | `engine.rs` | a worker's mio event loop over its connections |
 //! | `pacing.rs` | slow-reader mode: the per-connection read token bucket (pure arithmetic) |
 //! | `tokens.rs` | threads fetching connect tokens through imhelper |
@@ -54,6 +55,7 @@ pub mod engine;
 pub mod events;
 pub mod fleet;
 pub mod hist;
+pub mod inflate;
 pub mod pacing;
 pub mod plan;
 pub mod procfs;

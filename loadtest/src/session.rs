@@ -100,6 +100,7 @@ impl Session {
                 token_threads: clients.token_threads,
                 meta: format!("loadtest-{index}"),
                 reader,
+                deflate: clients.deflate,
             })
             .collect();
         let fleet = Fleet::start(configs)?;
@@ -121,6 +122,7 @@ impl Session {
         report.param("concurrency", clients.concurrency);
         report.param("token_threads_per_proc", clients.token_threads);
         report.param("id_base", id_base);
+        report.param("deflate", clients.deflate);
         if target.node_pids.is_empty() {
             report.note("no --node-pid given: node memory and CPU are not measured");
         }

@@ -37,8 +37,13 @@ pub struct ClientStats {
     pub handshake: Latency,
     /// Probe messages received.
     pub received: u64,
-    /// Payload bytes of all data messages received.
+    /// Payload bytes of all data messages received (inflated).
     pub received_bytes: u64,
+    /// Bytes of the data frames received as they came on the wire:
+    /// headers included, compressed where they were.
+    pub wire_bytes: u64,
+    /// Data messages that came compressed (permessage-deflate).
+    pub deflated: u64,
     /// Data messages that carried no probe.
     pub other_messages: u64,
     /// First probe arrival (monotonic ns; 0 = none).
@@ -79,6 +84,8 @@ impl ClientStats {
         self.handshake.add(&other.handshake);
         self.received += other.received;
         self.received_bytes += other.received_bytes;
+        self.wire_bytes += other.wire_bytes;
+        self.deflated += other.deflated;
         self.other_messages += other.other_messages;
         self.first_recv_ns = min_nonzero(self.first_recv_ns, other.first_recv_ns);
         self.last_recv_ns = self.last_recv_ns.max(other.last_recv_ns);

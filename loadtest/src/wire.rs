@@ -77,8 +77,16 @@ pub fn accept_for(key: &str) -> String {
     STANDARD.encode(sha.digest().bytes())
 }
 
-/// The upgrade request for `url` with `key`.
-pub fn upgrade_request(url: &WsUrl, key: &str) -> Vec<u8> {
+/// The permessage-deflate offer browsers send (RFC 7692 §7.1).
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// The upgrade request for `url` with `key`, offering [`DEFLATE_OFFER`]
+/// when `deflate`.
+pub fn upgrade_request(url: &WsUrl, key: &str, deflate: bool) -> Vec<u8> {
+    let extensions = match deflate {
+        true => format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n"),
+        false => String::new(),
+    };
     format!(
         "GET {} HTTP/1.1\r\n\
          Host: {}\r\n\
@@ -86,6 +94,7 @@ pub fn upgrade_request(url: &WsUrl, key: &str) -> Vec<u8> {
          Connection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\n\
          Sec-WebSocket-Version: 13\r\n\
+         {extensions}\
          \r\n",
         url.target, url.authority
     )
@@ -101,6 +110,8 @@ pub struct ResponseHead {
     pub len: usize,
     /// The `Sec-WebSocket-Accept` header, if present.
     pub accept: Option<String>,
+    /// `Sec-WebSocket-Extensions` accepts permessage-deflate.
+    pub deflate: bool,
 }
 
 /// Parses the server's response head from `buf`: `Ok(None)` while
@@ -117,10 +128,15 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<ResponseHead>, WireError> {
                 .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
                 .and_then(|h| std::str::from_utf8(h.value).ok())
                 .map(|v| v.trim().to_string());
+            let deflate = response.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("sec-websocket-extensions")
+                    && h.value.starts_with(b"permessage-deflate")
+            });
             Ok(Some(ResponseHead {
                 status,
                 len,
                 accept,
+                deflate,
             }))
         }
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => Err(WireError::BadResponse),
@@ -176,6 +192,8 @@ impl Opcode {
 pub struct Frame<'a> {
     /// FIN bit.
     pub fin: bool,
+    /// RSV1: the first frame of a compressed message (permessage-deflate).
+    pub compressed: bool,
     /// The opcode.
     pub opcode: Opcode,
     /// The (unmasked) payload.
@@ -184,11 +202,13 @@ pub struct Frame<'a> {
 
 /// Parses one complete server frame at the start of `buf`: `Ok(None)` when
 /// `buf` does not yet hold all of it, otherwise the frame and its length.
-pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, WireError> {
+/// RSV1 is allowed only when `deflate` (permessage-deflate negotiated).
+pub fn parse_frame(buf: &[u8], deflate: bool) -> Result<Option<(Frame<'_>, usize)>, WireError> {
     let [first, second, ..] = *buf else {
         return Ok(None);
     };
-    if first & 0x70 != 0 {
+    let reserved = if deflate { 0x30 } else { 0x70 };
+    if first & reserved != 0 {
         return Err(WireError::Protocol("reserved bits set"));
     }
     if second & 0x80 != 0 {
@@ -222,6 +242,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, WireError> 
     Ok(Some((
         Frame {
             fin: first & 0x80 != 0,
+            compressed: first & 0x40 != 0,
             opcode,
             payload: &buf[header..total],
         },
@@ -307,10 +328,15 @@ mod tests {
     #[test]
     fn request_has_the_upgrade_headers() {
         let url = WsUrl::parse("ws://h:1/ws?token=t").unwrap();
-        let text = String::from_utf8(upgrade_request(&url, "k")).unwrap();
+        let text = String::from_utf8(upgrade_request(&url, "k", false)).unwrap();
         assert!(text.starts_with("GET /ws?token=t HTTP/1.1\r\nHost: h:1\r\n"));
         assert!(text.contains("Sec-WebSocket-Key: k\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
+        assert!(!text.contains("Extensions"));
+        let text = String::from_utf8(upgrade_request(&url, "k", true)).unwrap();
+        assert!(text.contains(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        ));
     }
 
     #[test]
@@ -351,10 +377,10 @@ mod tests {
             wire.extend_from_slice(&payload);
             for cut in [0, 1, wire.len() / 2, wire.len() - 1] {
                 if cut < wire.len() {
-                    assert_eq!(parse_frame(&wire[..cut]).unwrap(), None);
+                    assert_eq!(parse_frame(&wire[..cut], false).unwrap(), None);
                 }
             }
-            let (frame, used) = parse_frame(&wire).unwrap().unwrap();
+            let (frame, used) = parse_frame(&wire, false).unwrap().unwrap();
             assert_eq!(used, wire.len());
             assert!(frame.fin);
             assert_eq!(frame.opcode, Opcode::Text);
@@ -364,12 +390,20 @@ mod tests {
 
     #[test]
     fn bad_server_frames_are_refused() {
-        assert!(parse_frame(&[0x81, 0x81, 0, 0, 0, 0, 0]).is_err()); // masked
-        assert!(parse_frame(&[0xC1, 0x00]).is_err()); // rsv1
-        assert!(parse_frame(&[0x83, 0x00]).is_err()); // opcode 3
+        assert!(parse_frame(&[0x81, 0x81, 0, 0, 0, 0, 0], false).is_err()); // masked
+        assert!(parse_frame(&[0xC1, 0x00], false).is_err()); // rsv1
+        assert!(
+            parse_frame(&[0xC1, 0x00], true)
+                .unwrap()
+                .unwrap()
+                .0
+                .compressed
+        );
+        assert!(parse_frame(&[0xA1, 0x00], true).is_err()); // rsv2
+        assert!(parse_frame(&[0x83, 0x00], false).is_err()); // opcode 3
         let mut huge = vec![0x82, 127];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert!(parse_frame(&huge).is_err());
+        assert!(parse_frame(&huge, false).is_err());
     }
 
     #[test]

@@ -163,6 +163,14 @@ pub fn run(kind: Kind, args: &MessageArgs) -> Result<()> {
             "message_bytes_mean",
             totals.received_bytes as f64 / totals.received as f64,
         );
+        r.figure(
+            "wire_bytes_per_delivery",
+            totals.wire_bytes as f64 / totals.received as f64,
+        );
+        r.figure(
+            "deflated_share",
+            totals.deflated as f64 / (totals.received + totals.other_messages) as f64,
+        );
     }
     if drained.cut_short && received < expected {
         r.note(format!(
