@@ -709,3 +709,40 @@ fn a_new_process_on_another_redis_database_is_refused() {
     new.wait_line("Redis database 0, this one in 1", Duration::from_secs(1));
     assert!(old.running());
 }
+
+#[test]
+fn a_deflate_session_keeps_its_extension_across_a_hand_over() {
+    let setup = Setup::new();
+    let mut old = setup.start_node(&[]);
+    let im = setup.helper();
+    let url = im.prev_connect_server(5, "deflate").unwrap();
+    let (mut raw, head) = RawWs::open_with(&url, BROWSER_OFFER);
+    assert!(head.contains(NODE_ANSWER), "{head}");
+    wait_online_count(&setup, 1);
+    // Half a compressed message goes over with the connection.
+    let text = r#"{"note":"handed over, still compressed, still compressed, still compressed"}"#;
+    let data = deflate(text.as_bytes());
+    let (first, rest) = data.split_at(data.len() / 2);
+    raw.send(&frame(false, 0b100, 0x1, first, Some([1, 2, 3, 4])));
+    let new = Proc::spawn(&setup.args(&["--upgrade"]), &[]);
+    new.wait_line("took over 1 connections", Duration::from_secs(20));
+    assert!(old.wait_exit(PROMPTLY).expect("old exits").success());
+
+    raw.send(&frame(true, 0, 0x0, rest, Some([1, 2, 3, 4])));
+    raw.send(&masked(0x9, b"inflated?"));
+    let next = |raw: &mut RawWs, opcode: u8| loop {
+        match raw.read_frame(PROMPTLY) {
+            Got::Frame(f) if f.opcode == opcode => return f,
+            Got::Frame(_) => {}
+            other => panic!("no frame of opcode {opcode}: {other:?}"),
+        }
+    };
+    let pong = next(&mut raw, 0xA);
+    assert_eq!(pong.payload, b"inflated?", "the half message was completed");
+    let long = "a message long enough to be compressed: ".repeat(10);
+    im.send_message(0, &[5], &long, false).unwrap();
+    let message = next(&mut raw, 0x1);
+    assert!(message.compressed, "the new process compresses for it");
+    let got: String = serde_json::from_slice(&inflate(&message.payload)).unwrap();
+    assert_eq!(got, long);
+}
