@@ -172,7 +172,8 @@ pub struct MessageArgs {
     /// Most time to wait for deliveries after the last send.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub drain: Duration,
-    /// Padding added to each message, in bytes.
+    /// Padding added to each message, in bytes: chat-like words and numbers,
+    /// compressing (permessage-deflate) about as chat text does.
     #[arg(long, default_value_t = 0)]
     pub payload_bytes: usize,
     /// `p2p` only: messages per imhelper call. 1 calls `send_message` per

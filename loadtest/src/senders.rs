@@ -89,7 +89,7 @@ pub fn send(helper: &Arc<ImHelper>, audience: &Audience, plan: &SendPlan) -> Sen
     let threads = plan.threads.max(1);
     let start = now_ns() + 1_000_000;
     let end = start + plan.duration.as_nanos() as u64;
-    let padding: Arc<str> = "x".repeat(plan.padding).into();
+    let padding: Arc<str> = padding_text(plan.padding).into();
     let handles: Vec<_> = (0..threads)
         .map(|n| {
             let (helper, audience, seq, padding) = (
@@ -139,6 +139,28 @@ pub fn send(helper: &Arc<ImHelper>, audience: &Audience, plan: &SendPlan) -> Sen
         total.max_lag_ms = total.max_lag_ms.max(r.max_lag_ms);
     }
     total
+}
+
+/// `len` bytes of chat-like text (words, names and numbers drawn from a
+/// fixed seed), so that compressed messages (permessage-deflate) shrink
+/// about as real chat JSON does, not a hundredfold as a run of one letter.
+pub fn padding_text(len: usize) -> String {
+    const WORDS: [&str; 24] = [
+        "see", "you", "at", "the", "station", "tomorrow", "morning", "alice", "bob", "meeting",
+        "moved", "to", "room", "please", "bring", "tickets", "and", "coffee", "ok", "thanks",
+        "running", "late", "lunch", "order",
+    ];
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut text = String::with_capacity(len + 16);
+    while text.len() < len {
+        match rng.random_range(0..8) {
+            0 => text.push_str(&rng.random_range(0..100_000u32).to_string()),
+            _ => text.push_str(WORDS[rng.random_range(0..WORDS.len())]),
+        }
+        text.push(' ');
+    }
+    text.truncate(len);
+    text
 }
 
 struct SenderJob<'a> {
@@ -238,4 +260,18 @@ fn sender_thread(job: SenderJob<'_>) -> SendResult {
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padding_text;
+
+    #[test]
+    fn padding_is_chat_like_text_of_the_length_asked() {
+        for len in [0, 1, 100, 1024] {
+            assert_eq!(padding_text(len).len(), len);
+        }
+        assert_eq!(padding_text(1024), padding_text(1024), "the same every run");
+        assert!(padding_text(1024).contains(' '));
+    }
 }
