@@ -13,7 +13,7 @@ use super::frame::{frame_header, OpCode, RSV1};
 
 /// The zlib compression level (1 fastest to 9 smallest): see
 /// PERFORMANCE.md, "permessage-deflate", for the measurement behind it.
-pub const LEVEL: u32 = 6;
+pub const LEVEL: u32 = 1;
 
 /// Base-2 logarithm of the LZ77 window the compressor uses: 2^15 bytes, the
 /// largest RFC 7692 allows (§7.1.2.1). A peer that limited the server's
