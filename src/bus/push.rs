@@ -46,7 +46,7 @@ impl Frame {
     /// message is shorter than `min_bytes` or does not get shorter
     /// compressed. Another loop compressing it meanwhile is waited for.
     pub fn deflated(&self, min_bytes: usize, on_compress: impl FnOnce()) -> Option<&[u8]> {
-        if self.payload().len() < min_bytes {
+        if self.payload_len() < min_bytes {
             return None;
         }
         let made = self.deflated.get_or_init(|| {
@@ -73,6 +73,11 @@ impl Frame {
     /// The whole frame, header included.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The length in bytes of the message text the frame carries.
+    pub fn payload_len(&self) -> usize {
+        self.bytes.len() - self.header_len
     }
 
     /// The message text the frame carries.

@@ -45,10 +45,14 @@ pub fn route(
 ) -> Routed {
     let mut routed = Routed::default();
     let frame = &push.frame;
-    let payload_len = frame.payload().len();
+    let payload_len = frame.payload_len();
     let mut compressions = 0;
+    // Whether the frame has a compressed variant, once a socket asked.
+    let mut made: Option<bool> = None;
     let mut deflate = |deal: PerMessageDeflate| {
-        deal.takes(payload_len) && frame.deflated(min_deflate, || compressions += 1).is_some()
+        deal.takes(payload_len)
+            && *made
+                .get_or_insert_with(|| frame.deflated(min_deflate, || compressions += 1).is_some())
     };
     let mut queue_all = |routed: &mut Routed, sockets: &[u32]| {
         for &key in sockets {
