@@ -6,6 +6,9 @@
 //! - `ctl[1] & 0x80` picks tiny limits (frame limit `ctl[2]`, message limit
 //!   `2 * ctl[3]`) instead of 4 KiB per frame / 16 KiB per message, so the
 //!   limit checks are reached with small inputs.
+//! - `ctl[0] & 0x08` makes the readers inflating (permessage-deflate
+//!   negotiated): RSV1 marks a compressed message, inflated within the
+//!   message limit.
 //!
 //! The stream is decoded whole and in pieces, with `keep_data` off and on.
 //! All four runs must give the same events (data aside) and the same error;
@@ -57,9 +60,27 @@ impl Pieces {
     }
 }
 
+/// How the readers are made: their limits, and whether they inflate.
+#[derive(Clone, Copy)]
+struct Setup {
+    config: ReaderConfig,
+    inflate: bool,
+}
+
+impl Setup {
+    fn reader(self) -> MessageReader {
+        let reader = MessageReader::new(self.config);
+        if self.inflate {
+            reader.inflating()
+        } else {
+            reader
+        }
+    }
+}
+
 /// Decodes `stream` cut into pieces from `pieces` (`None`: whole).
-fn decode(config: ReaderConfig, stream: &[u8], mut pieces: Option<Pieces>) -> Outcome {
-    let mut reader = MessageReader::new(config);
+fn decode(setup: Setup, stream: &[u8], mut pieces: Option<Pieces>) -> Outcome {
+    let mut reader = setup.reader();
     let mut input = stream.to_vec();
     let mut events = Vec::new();
     let mut start = 0;
@@ -112,7 +133,8 @@ fn without_data(event: &Event) -> Event {
 
 /// Checks an event from a `keep_data` reader against the limits, and that it
 /// survives being encoded again and decoded back.
-fn check_event(config: ReaderConfig, event: &Event, key: [u8; 4]) {
+fn check_event(setup: Setup, event: &Event, key: [u8; 4]) {
+    let config = setup.config;
     let (opcode, payload): (OpCode, Vec<u8>) = match event {
         Event::Text(Some(text)) => (OpCode::Text, text.as_bytes().to_vec()),
         Event::Binary(Some(data)) => (OpCode::Binary, data.clone()),
@@ -166,7 +188,7 @@ fn check_event(config: ReaderConfig, event: &Event, key: [u8; 4]) {
             encode_masked_frame(&mut out, op, i + 1 == pieces.len(), piece, key);
         }
     }
-    let again = decode(config, &out, None);
+    let again = decode(setup, &out, None);
     assert_eq!(again.error, None);
     assert_eq!(again.events, std::slice::from_ref(event));
 }
@@ -182,10 +204,13 @@ fuzz_target!(|data: &[u8]| {
     } else {
         (4 * 1024, 16 * 1024)
     };
-    let config = |keep_data| ReaderConfig {
-        max_frame_size,
-        max_message_size,
-        keep_data,
+    let config = |keep_data| Setup {
+        config: ReaderConfig {
+            max_frame_size,
+            max_message_size,
+            keep_data,
+        },
+        inflate: ctl[0] & 0x08 != 0,
     };
 
     let kept = decode(config(true), stream, None);

@@ -279,12 +279,18 @@ impl MessageReader {
         if header.compressed && !(self.inflate && opens_message) {
             return Err(ProtocolError::ReservedBits(0b100));
         }
+        let compressed =
+            header.compressed || (header.opcode == OpCode::Continuation && self.deflated);
+        let max_frame = match compressed {
+            true => compressed_limit(self.max_frame_size),
+            false => self.max_frame_size,
+        };
         let len = u32::try_from(header.payload_len)
             .ok()
-            .filter(|&len| len <= self.max_frame_size)
+            .filter(|&len| len <= max_frame)
             .ok_or(ProtocolError::FrameTooBig {
                 len: header.payload_len,
-                max: u64::from(self.max_frame_size),
+                max: u64::from(max_frame),
             })?;
         if header.opcode.is_control() {
             if header.opcode != OpCode::Pong {
@@ -442,8 +448,8 @@ impl MessageReader {
     }
 }
 
-/// The most compressed bytes a message whose inflated size is limited to
-/// `max` may take: `max` plus 1/1024 and 64 bytes, room for DEFLATE's
+/// The most compressed bytes a message (or frame) whose inflated size is
+/// limited to `max` may take: `max` plus 1/1024 and 64 bytes, room for DEFLATE's
 /// overhead on data that does not compress (5 bytes per stored block of up
 /// to 65,535 bytes, RFC 1951 §3.2.4).
 pub fn compressed_limit(max: u32) -> u32 {

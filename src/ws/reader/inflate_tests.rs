@@ -118,6 +118,23 @@ fn compressed_bytes_are_limited_too() {
 }
 
 #[test]
+fn incompressible_data_at_the_limit_passes() {
+    // Stored blocks: 1000 bytes take 1005 compressed, over a 1000-byte frame
+    // limit but within its compressed allowance.
+    let config = ReaderConfig {
+        max_frame_size: 1000,
+        max_message_size: 1000,
+        keep_data: true,
+    };
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let mut stored = vec![0x00, 0xe8, 0x03, 0x17, 0xfc];
+    stored.extend_from_slice(&data);
+    let bytes = compressed(&[(OpCode::Binary, true, &stored)]);
+    let (events, error) = decode_every_way_from(&inflating(config), &bytes);
+    assert_eq!((events, error), (vec![Event::Binary(Some(data))], None));
+}
+
+#[test]
 fn inflated_text_must_be_utf8() {
     let data = deflate_message(&[b'x', 0xff, b'y', b'y', b'y', b'y', b'y', b'y', b'y'])
         .unwrap_or_else(|| {
