@@ -15,14 +15,16 @@
 //! window bits are a decimal 8–15 without leading zeros, possibly quoted;
 //! `server_max_window_bits` needs one, the no-context-takeover parameters
 //! take none). `server_max_window_bits=N` is accepted and echoed
-//! (§7.1.2.1): such a peer gets compressed only the messages of at most
-//! 2^N bytes, which no back-reference can reach past (see
-//! [`fits_window`]); a `client_max_window_bits` offer needs no answer, as
-//! the inflater takes any window (§7.1.2.2).
+//! (§7.1.2.1): what the node may send such a peer compressed is the
+//! compressor's business (`ws::deflate::fits_window`); a
+//! `client_max_window_bits` offer needs no answer, as the inflater takes any
+//! window (§7.1.2.2).
 
 use serde::{Deserialize, Serialize};
 
-use crate::ws::deflate::{fits_window, WINDOW_BITS};
+/// The largest LZ77 window RFC 7692 allows, as a base-2 logarithm
+/// (§7.1.2.1): what a client that sets no `server_max_window_bits` allows.
+pub const MAX_WINDOW_BITS: u8 = 15;
 
 /// The extension's registered name (RFC 7692 §7).
 pub const EXTENSION: &str = "permessage-deflate";
@@ -50,12 +52,6 @@ impl PerMessageDeflate {
             ));
         }
         line
-    }
-
-    /// Whether a message of `payload_len` bytes may go to this peer
-    /// compressed by the node's compressor ([`fits_window`]).
-    pub fn takes(&self, payload_len: usize) -> bool {
-        fits_window(payload_len, self.server_max_window_bits)
     }
 }
 
@@ -106,7 +102,7 @@ fn accept<'a>(params: impl Iterator<Item = &'a [u8]>) -> Option<PerMessageDeflat
         }
     }
     Some(PerMessageDeflate {
-        server_max_window_bits: server_bits.unwrap_or(WINDOW_BITS),
+        server_max_window_bits: server_bits.unwrap_or(MAX_WINDOW_BITS),
         echo_window_bits: server_bits.is_some(),
     })
 }
@@ -181,7 +177,6 @@ mod tests {
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
              server_max_window_bits=10"
         );
-        assert!(deal.takes(1024) && !deal.takes(1025));
         assert_eq!(
             bits("permessage-deflate; server_max_window_bits=\"8\""),
             Some(8)

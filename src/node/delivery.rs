@@ -8,6 +8,7 @@ use super::connections::Connections;
 use super::registry::Registry;
 use crate::bus::{Audience, Push};
 use crate::http::PerMessageDeflate;
+use crate::ws::deflate::fits_window;
 
 /// What routing one push on one loop came to.
 #[derive(Debug, Default)]
@@ -50,7 +51,7 @@ pub fn route(
     // Whether the frame has a compressed variant, once a socket asked.
     let mut made: Option<bool> = None;
     let mut deflate = |deal: PerMessageDeflate| {
-        deal.takes(payload_len)
+        fits_window(payload_len, deal.server_max_window_bits)
             && *made
                 .get_or_insert_with(|| frame.deflated(min_deflate, || compressions += 1).is_some())
     };

@@ -13,7 +13,7 @@
 use super::conn::{Absorbed, Conn};
 use super::send_queue::SendQueue;
 use crate::http::PerMessageDeflate;
-use crate::ws::deflate::encode_deflated_frame;
+use crate::ws::deflate::{encode_deflated_frame, fits_window};
 use crate::ws::{encode_frame, Event, OpCode, ReaderConfig};
 
 /// The decoder settings of an echo session: data messages are assembled.
@@ -37,7 +37,7 @@ fn echo_back(out: &mut SendQueue, deflate: Option<PerMessageDeflate>, data: Even
         _ => return,
     };
     let compressed = deflate
-        .filter(|deal| deal.takes(payload.len()))
+        .filter(|deal| fits_window(payload.len(), deal.server_max_window_bits))
         .and_then(|_| encode_deflated_frame(opcode, payload));
     match compressed {
         Some(frame) => out.push_with(|out| out.extend_from_slice(&frame)),
