@@ -405,7 +405,9 @@ impl MessageReader {
 
     /// The event of a complete compressed message (`open` says its type),
     /// its payload in `buf`: inflated within the message limit, text
-    /// checked for UTF-8, the data kept only with `keep_data`.
+    /// checked for UTF-8 piece by piece as it inflates (so the first error
+    /// is the same whether the data is kept or not), the data kept only
+    /// with `keep_data`.
     fn inflate_message(&mut self, open: Open) -> Result<Event, ProtocolError> {
         let compressed = mem::take(&mut self.buf);
         let (keep, text) = (self.keep_data, open == Open::Text);
@@ -413,23 +415,24 @@ impl MessageReader {
         utf8.reset();
         let mut data = Vec::new();
         inflate_message(&compressed, self.max_message_size, &mut |piece| {
+            if text {
+                utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
             if keep {
                 data.extend_from_slice(piece);
-            } else if text {
-                utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             Ok(())
         })?;
-        match (text, keep) {
-            (true, true) => String::from_utf8(data)
-                .map(|text| Event::Text(Some(text)))
-                .map_err(|_| ProtocolError::InvalidUtf8),
-            (true, false) => {
-                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                Ok(Event::Text(None))
-            }
-            (false, _) => Ok(Event::Binary(keep.then_some(data))),
+        if text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
+        Ok(match (text, keep) {
+            (true, true) => Event::Text(Some(
+                String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?,
+            )),
+            (true, false) => Event::Text(None),
+            (false, _) => Event::Binary(keep.then_some(data)),
+        })
     }
 
     /// Removes the control frame payload from the end of `buf`.

@@ -151,6 +151,21 @@ fn inflated_text_must_be_utf8() {
 }
 
 #[test]
+fn the_first_error_is_the_same_whether_data_is_kept_or_not() {
+    // Found by the `frames` fuzz target: more than one inflated piece of
+    // invalid UTF-8 (a 20,000-byte stored block), then a block of the
+    // reserved type 11. Invalid UTF-8 comes first either way.
+    let mut data = vec![0x00, 0x20, 0x4e, 0xdf, 0xb1];
+    data.extend_from_slice(&[0xff; 20_000]);
+    data.push(0x07);
+    let bytes = compressed(&[(OpCode::Text, true, &data)]);
+    for config in [kept(), ReaderConfig::default()] {
+        let (_, error) = decode_every_way_from(&inflating(config), &bytes);
+        assert_eq!(error, Some(ProtocolError::InvalidUtf8));
+    }
+}
+
+#[test]
 fn a_message_half_read_survives_serialisation() {
     let data = deflate_message(TEXT.as_bytes()).unwrap();
     let (first, rest) = data.split_at(data.len() / 2);
