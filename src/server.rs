@@ -181,7 +181,7 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
             source,
         })?;
     log::info!(
-        "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections{}",
+        "freeim-server {} listening on ws://{}{} as {} of [{}], {} loop(s), at most {} connections, {}{}",
         env!("CARGO_PKG_VERSION"),
         settings.listen,
         settings.path,
@@ -189,6 +189,13 @@ pub fn run(settings: Settings) -> Result<(), ServerError> {
         settings.servers.join(";"),
         settings.threads,
         settings.max_connections,
+        match settings.compression {
+            true => format!(
+                "permessage-deflate for messages of {}+ bytes",
+                settings.compression_min_bytes
+            ),
+            false => "no compression".to_string(),
+        },
         if settings.echo { ", echo mode" } else { "" },
     );
     let drain_timeout = settings.drain_timeout;
