@@ -38,98 +38,24 @@ ONLY=${BENCH_ONLY:-"idle p2p fanout slowread broadcast storm churn"}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "redis-server is missing: installing Debian's redis-server package" >&2
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-fi
-
-cargo build --release -p freeim-server -p freeim-loadtest
-
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-[ -f "$RESULTS" ] && mv "$RESULTS" "$RESULTS.prev"
-: >"$RESULTS"
+source scripts/bench-lib.sh
+[ -f "$OUT/results.jsonl" ] && mv "$OUT/results.jsonl" "$OUT/results.jsonl.prev"
+bench_prepare "$OUT"
 LOGS=$OUT/logs
-mkdir -p "$LOGS"
 
-# A free loopback TCP port below the ephemeral range (clients use that).
-used_ports=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    case "$used_ports" in *" $port "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      used_ports="$used_ports$port "
-      echo "$port"
-      return
-    fi
-  done
-}
-
-wait_port() {
-  local port=$1
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on 127.0.0.1:$port" >&2
-  return 1
-}
-
-REDIS_PID=""
-CLUSTER_PIDS=()
 NODE_PIDS=()
 cleanup() {
   stop_nodes
-  for pid in "${CLUSTER_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ -n "$REDIS_PID" ]; then
-    kill "$REDIS_PID" 2>/dev/null || true
-    wait "$REDIS_PID" 2>/dev/null || true
-  fi
+  stop_pids
+  rm -rf "$OUT/redis"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "${BENCH_REDIS:-single}" = cluster ]; then
-  seeds=()
-  for _ in 1 2 3; do
-    port=$(free_port)
-    while ! port_free $((port + 10000)); do port=$(free_port); done
-    mkdir -p "$LOGS/cluster-$port"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --maxclients 10000 \
-      --cluster-enabled yes --cluster-node-timeout 5000 --dir "$LOGS/cluster-$port" \
-      >"$LOGS/redis-$port.log" 2>&1 &
-    CLUSTER_PIDS+=("$!")
-    wait_port "$port"
-    seeds+=("127.0.0.1:$port")
-  done
-  redis-cli --cluster create "${seeds[@]}" --cluster-yes >"$LOGS/cluster-create.log" 2>&1
-  for seed in "${seeds[@]}"; do
-    for _ in $(seq 100); do
-      redis-cli -p "${seed##*:}" cluster info | grep -q cluster_state:ok && break
-      sleep 0.1
-    done
-  done
-fi
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --maxclients 10000 >"$LOGS/redis.log" 2>&1 &
-REDIS_PID=$!
-wait_port "$REDIS_PORT"
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-REDIS_PID_ARGS=(--redis-pid "$REDIS_PID")
-if [ "${BENCH_REDIS:-single}" = cluster ]; then
-  REDIS_URL="redis+cluster://$(IFS=,; echo "${seeds[*]}")/"
-  REDIS_PID_ARGS=()
-fi
+start_redis "${BENCH_REDIS:-single}" "$OUT/redis"
+# Redis CPU is measured on one server only.
+REDIS_PID_ARGS=()
+[ "${BENCH_REDIS:-single}" = cluster ] || REDIS_PID_ARGS=(--redis-pid "${REDIS_PIDS[0]}")
 
 SERVERS=""
 NODE_PORTS=()
@@ -147,7 +73,7 @@ start_nodes() {
     NODE_PIDS+=("$!")
     n=$((n + 1))
   done
-  for port in "${NODE_PORTS[@]}"; do wait_port "$port"; done
+  for port in "${NODE_PORTS[@]}"; do wait_for 10 port_open "$port"; done
 }
 
 stop_nodes() {

@@ -40,41 +40,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_redis MODE: sets REDIS_URL, REDIS_PORTS, REDIS_PIDS.
-start_redis() {
-  REDIS_PORTS=() REDIS_PIDS=()
-  local count=1 extra=()
-  if [ "$1" = cluster ]; then count=3; extra=(--cluster-enabled yes --cluster-node-timeout 5000); fi
-  for _ in $(seq "$count"); do
-    local port dir
-    port=$(free_port)
-    dir="$OUT/redis/$port"
-    mkdir -p "$dir"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-      --maxclients 10000 "${extra[@]}" >"$dir/log" 2>&1 &
-    REDIS_PIDS+=("$!")
-    PIDS+=("$!")
-    REDIS_PORTS+=("$port")
-    wait_for 10 redis-cli -p "$port" ping >/dev/null
-  done
-  if [ "$1" = cluster ]; then
-    local hosts=()
-    for port in "${REDIS_PORTS[@]}"; do hosts+=("127.0.0.1:$port"); done
-    redis-cli --cluster create "${hosts[@]}" --cluster-yes >"$OUT/logs/create.log" 2>&1
-    for port in "${REDIS_PORTS[@]}"; do
-      wait_for 20 sh -c "redis-cli -p $port cluster info | grep -q cluster_state:ok"
-    done
-    REDIS_URL="redis+cluster://$(IFS=,; echo "${hosts[*]}")/"
-  else
-    REDIS_URL="redis://127.0.0.1:${REDIS_PORTS[0]}/"
-  fi
-}
-
-stop_redis() {
-  for pid in "${REDIS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$OUT/redis"
-}
-
 # Per shard: CPU ticks (utime + stime) and commands processed.
 redis_sample() {
   local i=0
@@ -91,7 +56,7 @@ redis_sample() {
 TICK=$(getconf CLK_TCK)
 for run in $(seq "$RUNS"); do
   for mode in single cluster; do
-    start_redis "$mode"
+    start_redis "$mode" "$OUT/redis"
     servers=() node_pids=()
     for _ in $(seq "$NODES"); do servers+=("127.0.0.1:$(free_port)"); done
     list=$(IFS=';'; echo "${servers[*]}")
@@ -125,6 +90,7 @@ for run in $(seq "$RUNS"); do
       case " ${REDIS_PIDS[*]} " in *" $pid "*) ;; *) kill "$pid" 2>/dev/null || true ;; esac
     done
     stop_redis
+    rm -rf "$OUT/redis"
     PIDS=()
   done
 done

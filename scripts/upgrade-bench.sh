@@ -22,15 +22,11 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 source scripts/bench-lib.sh
 bench_prepare "$OUT"
-trap stop_pids EXIT
+trap 'stop_pids; rm -rf "$OUT/redis"' EXIT
 trap 'exit 130' INT TERM
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --maxclients 10000 >"$OUT/logs/redis.log" 2>&1 &
-PIDS+=("$!")
-wait_for 10 redis-cli -p "$REDIS_PORT" ping >/dev/null
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+start_redis single "$OUT/redis"
+REDIS_PORT=${REDIS_PORTS[0]}
 
 # figure LOG PATTERN: the duration (in ms) logged after PATTERN, e.g. "in 41.2ms".
 figure() {

@@ -7,7 +7,7 @@ use imhelper::{ImHelper, ImHelperOptions};
 
 #[test]
 fn metrics_count_connections_pushes_and_refusals_and_healthz_follows_redis() {
-    let mut redis = RedisServer::start();
+    let mut redis = TestRedis::start();
     let admin = free_port();
     let server = format!("127.0.0.1:{}", free_port());
     let admin_arg = format!("127.0.0.1:{admin}");

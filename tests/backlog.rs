@@ -11,7 +11,7 @@ use imhelper::{Error, ImHelper, ImHelperOptions};
 
 /// A hand-made WebSocket for client `id` whose kernel receive window is
 /// small, so what it has not read waits in the node's queue.
-fn small_window_reader(redis: &RedisServer, node: &Node, id: i64) -> RawWs {
+fn small_window_reader(redis: &TestRedis, node: &Node, id: i64) -> RawWs {
     let url = raw_token(redis, node, id, "reader");
     let raw = RawWs::open_with_recv_buffer(&url, 32 * 1024);
     wait_online(redis, id, Some(1));
@@ -33,7 +33,7 @@ fn next_text(raw: &mut RawWs, timeout: Duration) -> Option<Vec<u8>> {
 #[test]
 fn a_reader_that_keeps_reading_gets_the_largest_push_and_the_next_while_one_that_stops_is_closed() {
     // Defaults: --max-push-bytes 4 MiB, --max-send-buffer 8 MiB.
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, &[]);
     let im = helper(&redis, &[&node]);
     let mut reading = small_window_reader(&redis, &node, 1);
@@ -82,7 +82,7 @@ fn a_reader_that_keeps_reading_gets_the_largest_push_and_the_next_while_one_that
 
 #[test]
 fn a_push_over_the_limit_from_another_helper_is_dropped_loudly_and_the_node_serves_on() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let admin = free_port();
     let admin_arg = format!("127.0.0.1:{admin}");
     let args = [
@@ -134,7 +134,7 @@ fn a_push_over_the_limit_from_another_helper_is_dropped_loudly_and_the_node_serv
 fn a_channel_backlog_holds_each_frame_once_not_once_per_member() {
     const MEMBERS: i64 = 200;
     const MESSAGES: usize = 200;
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, &[]);
     let pid = node.pid().unwrap();
     let im = helper(&redis, &[&node]);

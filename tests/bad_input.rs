@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use tungstenite::Message;
 
-fn one_node(extra: &[&str]) -> (RedisServer, Node) {
-    let redis = RedisServer::start();
+fn one_node(extra: &[&str]) -> (TestRedis, Node) {
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, extra);
     (redis, node)
 }
@@ -21,13 +21,13 @@ fn request(node: &Node, target: &str) -> String {
 }
 
 /// A valid token's `/ws?token=…` target (the token is not consumed).
-fn token_target(redis: &RedisServer, node: &Node, id: i64) -> String {
+fn token_target(redis: &TestRedis, node: &Node, id: i64) -> String {
     let url = raw_token(redis, node, id, "raw");
     url[url.find("/ws").unwrap()..].to_string()
 }
 
 /// Opens a hand-made WebSocket for client `id` and waits until it is counted.
-fn open_raw(redis: &RedisServer, node: &Node, id: i64) -> RawWs {
+fn open_raw(redis: &TestRedis, node: &Node, id: i64) -> RawWs {
     let raw = RawWs::open(&raw_token(redis, node, id, "raw"));
     wait_online(redis, id, Some(1));
     raw
@@ -35,7 +35,7 @@ fn open_raw(redis: &RedisServer, node: &Node, id: i64) -> RawWs {
 
 /// Opens a socket, sends `bytes`, and asserts the node closes it with
 /// `code`, then the TCP connection, uncounts the client, and still serves.
-fn assert_closes_with(redis: &RedisServer, node: &Node, bytes: &[u8], code: u16, what: &str) {
+fn assert_closes_with(redis: &TestRedis, node: &Node, bytes: &[u8], code: u16, what: &str) {
     let id = 1000 + i64::from(rand::random::<u16>());
     let mut raw = open_raw(redis, node, id);
     raw.send(bytes);
@@ -103,7 +103,7 @@ fn an_unknown_token_gets_401() {
     let url = format!("ws://{}{target}", node.server);
     assert_eq!(Client::refusal_status(&url), 401);
     // A key that exists but holds no FreeIM ticket admits nobody either.
-    redis.raw_command(&["SET", "im_v2_wsTokenjunk", "not json", "EX", "10"]);
+    redis.raw_command(&["SET", &node.keys.token("junk"), "not json", "EX", "10"]);
     let junk = format!("ws://{}/ws?token=junk", node.server);
     assert_eq!(Client::refusal_status(&junk), 401);
     assert_still_serves(&redis, &node);
@@ -509,13 +509,13 @@ fn a_reader_that_falls_behind_is_closed_with_1008() {
     let message = format!("\"{}\"", "x".repeat(3998));
     let command =
         serde_json::json!({"Item1": 0, "Item2": [1], "Item3": message, "Item4": false}).to_string();
-    let mut conn = redis_conn(&redis);
+    let mut conn = redis_conn(&redis, &node.channel());
     let mut sent = 0;
     while online_count(&redis, 1).is_some() {
         assert!(sent < 10_000, "40 MB queued and the reader is still open");
         let mut pipe = redis::pipe();
         for _ in 0..50 {
-            pipe.cmd("PUBLISH")
+            pipe.cmd(redis.publish_verb())
                 .arg(node.channel())
                 .arg(&command)
                 .ignore();
@@ -667,7 +667,7 @@ fn browser_style_handshakes_are_accepted() {
     // A percent-encoded token is decoded before the lookup.
     redis.raw_command(&[
         "SET",
-        "im_v2_wsTokena b/c",
+        &node.keys.token("a b/c"),
         r#"{"Item1":2,"Item2":"enc"}"#,
         "EX",
         "10",

@@ -9,8 +9,8 @@ use imhelper::{ImHelper, ImHelperOptions};
 
 const QUIET: Duration = Duration::from_millis(300);
 
-fn setup() -> (RedisServer, Node, ImHelper) {
-    let redis = RedisServer::start();
+fn setup() -> (TestRedis, Node, ImHelper) {
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = ImHelper::new(ImHelperOptions::new(redis.url(), vec![node.server.clone()])).unwrap();
     (redis, node, im)
@@ -73,28 +73,30 @@ fn messages_without_the_cache_marker_read_members_afresh() {
 
     // A .NET ImHelper joins without announcing it, then sends (no "Item4").
     assert_eq!(
-        redis.raw_command(&["HSET", "im_v2_wsChanroom", "2", "0"]),
+        redis.raw_command(&["HSET", &owner_keys(&redis, 2).chan("room"), "2", "0"]),
         ":1"
     );
-    let channel = format!("im_v2_wsServer{}", node.server);
     let dotnet = r#"__FreeIM__(ChanMessage){"Item1":0,"Item2":"room","Item3":"\"dotnet\""}"#;
-    assert_eq!(redis.raw_command(&["PUBLISH", &channel, dotnet]), ":1");
+    assert_eq!(publish(&redis, &node.channel(), dotnet), 1);
     assert_eq!(alice.recv_text(PROMPTLY).as_deref(), Some("\"dotnet\""));
     assert_eq!(bob.recv_text(PROMPTLY).as_deref(), Some("\"dotnet\""));
 }
 
-/// How many HKEYS commands Redis has run.
-fn hkeys_calls(redis: &RedisServer) -> u64 {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut conn)
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_hkeys:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+/// How many HKEYS commands Redis has run (every master, on a cluster).
+fn hkeys_calls(redis: &TestRedis) -> u64 {
+    let calls = |port: u16| -> u64 {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut conn)
+            .unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_hkeys:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    };
+    redis.masters().into_iter().map(calls).sum()
 }
 
 #[test]

@@ -11,8 +11,8 @@ use common::*;
 use imhelper::{Error, ImHelper};
 use serde_json::json;
 
-fn two_nodes() -> (RedisServer, Vec<Node>, ImHelper) {
-    let redis = RedisServer::start();
+fn two_nodes() -> (TestRedis, Vec<Node>, ImHelper) {
+    let redis = TestRedis::start();
     let nodes = start_cluster(&redis, 2, &[]);
     let im = helper(&redis, &[&nodes[0], &nodes[1]]);
     (redis, nodes, im)
@@ -169,7 +169,7 @@ fn a_broadcast_reaches_both_nodes() {
 
 #[test]
 fn publishing_to_a_node_that_is_not_running_is_reported_unrouted() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let a = format!("127.0.0.1:{}", free_port());
     let b = format!("127.0.0.1:{}", free_port());
     let servers = vec![a.clone(), b.clone()];
@@ -192,7 +192,7 @@ fn publishing_to_a_node_that_is_not_running_is_reported_unrouted() {
 #[test]
 fn the_live_node_takes_back_a_dead_nodes_presence_when_its_lease_lapses() {
     let (redis, mut nodes, im) = two_nodes();
-    let spy = Spy::start(&redis, &["evt_im_v2_wsOffline".to_string()]);
+    let spy = Spy::start(&redis, &event_channels(&redis, "Offline"));
     let mut on_a = connect_as(&im, 2, "A");
     let on_b = connect_as(&im, 1, "B");
     let on_b_too = connect_as(&im, 3, "B");
@@ -204,7 +204,7 @@ fn the_live_node_takes_back_a_dead_nodes_presence_when_its_lease_lapses() {
 
     nodes[1].kill();
     drop((on_b, on_b_too));
-    let alive = format!("im_v2_wsAlive{}", nodes[1].server);
+    let alive = nodes[1].keys.alive(&nodes[1].server);
     assert_eq!(
         redis.raw_command(&["EXISTS", &alive]),
         ":1",
@@ -237,7 +237,7 @@ fn listen_arg() -> String {
 
 #[test]
 fn a_node_whose_server_is_not_in_servers_refuses_to_start() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let listen = listen_arg();
     let url = redis.url();
     assert_refuses_to_start(
@@ -257,7 +257,7 @@ fn a_node_whose_server_is_not_in_servers_refuses_to_start() {
 
 #[test]
 fn invalid_flag_values_refuse_to_start_with_one_line() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let listen = listen_arg();
     let url = redis.url();
     for (extra, needle) in [
@@ -283,7 +283,7 @@ fn invalid_flag_values_refuse_to_start_with_one_line() {
 /// multi-line usage text.
 #[test]
 fn unparsable_flag_values_refuse_to_start_with_one_line() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let listen = listen_arg();
     let url = redis.url();
     for (extra, needle) in [
@@ -315,7 +315,7 @@ fn an_unreachable_redis_refuses_to_start_with_one_line() {
 
 #[test]
 fn a_taken_listen_port_refuses_to_start_with_one_line() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let listen = taken.local_addr().unwrap().to_string();
     let url = redis.url();
@@ -324,7 +324,7 @@ fn a_taken_listen_port_refuses_to_start_with_one_line() {
 
 #[test]
 fn a_second_node_on_a_port_a_node_holds_refuses_to_start() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let url = redis.url();
     let listen = node.server.clone();

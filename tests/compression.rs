@@ -53,7 +53,7 @@ fn metric(admin: u16, name: &str) -> u64 {
 
 #[test]
 fn a_fan_out_is_compressed_once() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let admin = free_port();
     let admin_arg = format!("127.0.0.1:{admin}");
     let node = Node::start_with(&redis, &["--admin", &admin_arg]);
@@ -116,7 +116,7 @@ fn a_fan_out_is_compressed_once() {
 
 #[test]
 fn client_messages_are_inflated_and_a_bomb_closes_only_its_sender() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = helper(&redis, &[&node]);
     let mut sender = deflating(&im, 1);
@@ -151,7 +151,7 @@ fn client_messages_are_inflated_and_a_bomb_closes_only_its_sender() {
 
 #[test]
 fn with_compression_off_offers_are_declined() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, &["--compression", "off"]);
     let im = helper(&redis, &[&node]);
     let url = im.prev_connect_server(1, "d").unwrap();

@@ -8,22 +8,18 @@ use common::*;
 use imhelper::{ImHelper, ImHelperOptions};
 use tungstenite::protocol::frame::coding::CloseCode;
 
-fn helper(redis: &RedisServer, node: &Node) -> ImHelper {
+fn helper(redis: &TestRedis, node: &Node) -> ImHelper {
     ImHelper::new(ImHelperOptions::new(redis.url(), vec![node.server.clone()])).unwrap()
-}
-
-fn online_count(redis: &RedisServer, id: i64) -> String {
-    redis.raw_command(&["HGET", "im_v2_wsOnline", &id.to_string()])
 }
 
 #[test]
 fn redis_restarted_empty_keeps_sockets_and_restores_presence() {
-    let mut redis = RedisServer::start();
+    let mut redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = helper(&redis, &node);
     let mut alice = Client::connect(&im.prev_connect_server(1, "a").unwrap()).unwrap();
     let mut bob = Client::connect(&im.prev_connect_server(2, "b").unwrap()).unwrap();
-    assert!(wait_until(PROMPTLY, || online_count(&redis, 2) == "$1"));
+    assert!(wait_until(PROMPTLY, || online_count(&redis, 2).as_deref() == Some("1")));
 
     assert_eq!(redis.raw_command(&["SET", "marker", "1"]), "+OK");
     redis.kill();
@@ -41,8 +37,10 @@ fn redis_restarted_empty_keeps_sockets_and_restores_presence() {
     );
 
     assert!(
-        wait_until(Duration::from_secs(10), || online_count(&redis, 1) == "$1"
-            && online_count(&redis, 2) == "$1"),
+        wait_until(Duration::from_secs(10), || online_count(&redis, 1)
+            .as_deref()
+            == Some("1")
+            && online_count(&redis, 2).as_deref() == Some("1")),
         "presence of held sockets restored"
     );
     let returned = std::time::Instant::now();
@@ -63,7 +61,7 @@ fn redis_restarted_empty_keeps_sockets_and_restores_presence() {
 
 #[test]
 fn sigterm_drains_with_1001_offline_events_and_clean_presence() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let mut node = Node::start(&redis);
     let im = helper(&redis, &node);
     let mut events = im.events().unwrap();
@@ -98,7 +96,7 @@ fn sigterm_drains_with_1001_offline_events_and_clean_presence() {
 
 #[test]
 fn pending_upgrades_are_capped_with_503() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let server = format!("127.0.0.1:{}", free_port());
     let args = ["--threads", "1", "--max-pending-upgrades", "2"];
     let node = Node::start_in(&redis, &server, std::slice::from_ref(&server), &args);
@@ -122,7 +120,7 @@ fn pending_upgrades_are_capped_with_503() {
 
 #[test]
 fn a_slow_reader_is_closed_and_memory_stays_bounded_while_others_get_everything() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let server = format!("127.0.0.1:{}", free_port());
     // 8 MiB of slack: a reader thread starved of CPU for a moment on a busy
     // machine is not a slow reader; one that never reads overflows it.
@@ -162,7 +160,7 @@ fn a_thousand_readers_that_stop_reading_during_a_broadcast_storm_are_closed_with
     const SLOW: i64 = 1000;
     const MESSAGES: usize = 1500;
     const CAP: u64 = 256 * 1024;
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let server = format!("127.0.0.1:{}", free_port());
     let args = ["--max-send-buffer", "262144", "--max-push-bytes", "65536"];
     let node = Node::start_in(&redis, &server, std::slice::from_ref(&server), &args);

@@ -21,12 +21,7 @@ const FAST_HEARTBEATS: &[&str] = &["--heartbeat-interval", "1s", "--heartbeat-ti
 /// Opens a socket for client `id`, its upgrade request carrying
 /// `Sec-WebSocket-Protocol: {offer}` when given; returns it and the `101`
 /// head (the upgrade must succeed).
-fn open_offering(
-    redis: &RedisServer,
-    node: &Node,
-    id: i64,
-    offer: Option<&str>,
-) -> (RawWs, String) {
+fn open_offering(redis: &TestRedis, node: &Node, id: i64, offer: Option<&str>) -> (RawWs, String) {
     let url = raw_token(redis, node, id, "hb");
     let target = &url[url.find("/ws").unwrap()..];
     let mut request = upgrade_request(&node.server, target);
@@ -72,7 +67,7 @@ fn assert_interval_frame(frame: &RawFrame, millis: &str, what: &str) {
 
 #[test]
 fn an_offered_heartbeat_is_selected_and_the_interval_follows_the_101() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, &["--threads", "2"]);
     let im = helper(&redis, &[&node]);
     // Clients spread over both loops: those accepted by the loop that does
@@ -98,7 +93,7 @@ fn an_offered_heartbeat_is_selected_and_the_interval_follows_the_101() {
 
 #[test]
 fn every_heartbeat_ping_comes_with_the_interval() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, FAST_HEARTBEATS);
     let (mut raw, _) = open_offering(&redis, &node, 1, Some("freeim.heartbeat.v1"));
     assert_interval_frame(
@@ -123,7 +118,7 @@ fn every_heartbeat_ping_comes_with_the_interval() {
 
 #[test]
 fn a_client_that_does_not_offer_it_sees_no_subprotocol_and_no_binary_frame() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, FAST_HEARTBEATS);
     for (id, offer) in [(1, None), (2, Some("chat, superchat"))] {
         let (mut raw, head) = open_offering(&redis, &node, id, offer);
@@ -148,7 +143,7 @@ fn a_client_that_does_not_offer_it_sees_no_subprotocol_and_no_binary_frame() {
 
 #[test]
 fn an_offer_among_other_subprotocols_is_selected() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let (mut raw, head) = open_offering(&redis, &node, 1, Some("chat, freeim.heartbeat.v1"));
     assert_eq!(selected_subprotocols(&head), ["freeim.heartbeat.v1"]);
@@ -161,7 +156,7 @@ fn an_offer_among_other_subprotocols_is_selected() {
 
 #[test]
 fn with_heartbeats_off_the_subprotocol_is_not_selected() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, &["--heartbeat-interval", "0s"]);
     let (mut raw, head) = open_offering(&redis, &node, 1, Some("freeim.heartbeat.v1"));
     assert!(selected_subprotocols(&head).is_empty(), "{head:?}");

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use common::*;
 
-fn one_node(extra: &[&str]) -> (RedisServer, Node) {
-    let redis = RedisServer::start();
+fn one_node(extra: &[&str]) -> (TestRedis, Node) {
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, extra);
     (redis, node)
 }
 
 /// A fresh valid token's `/ws?token=…` target.
-fn token_target(redis: &RedisServer, node: &Node) -> String {
+fn token_target(redis: &TestRedis, node: &Node) -> String {
     let id = 1 + i64::from(rand::random::<u16>());
     let url = raw_token(redis, node, id, "limits");
     url[url.find("/ws").unwrap()..].to_string()
@@ -51,7 +51,7 @@ fn with_fields(node: &Node, target: &str, fields: &[String]) -> String {
 /// last field that takes up the rest. Also returns its number of fields.
 /// A head of exactly `limit` bytes, packed with header fields, is upgraded
 /// (101) and one byte more is refused (431); returns the fields that fit.
-fn assert_head_limit(redis: &RedisServer, node: &Node, limit: usize) -> usize {
+fn assert_head_limit(redis: &TestRedis, node: &Node, limit: usize) -> usize {
     let target = token_target(redis, node);
     let (at_limit, fields) = packed_request(node, &target, limit);
     assert_eq!(
@@ -178,7 +178,7 @@ fn a_token_as_long_as_the_head_allows_is_accepted() {
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
     let value = r#"{"Item1":77,"Item2":"long token"}"#;
-    let key = format!("im_v2_wsToken{token}");
+    let key = node.keys.token(&token);
     assert_eq!(redis.raw_command(&["SET", &key, value, "EX", "10"]), "+OK");
     let at_limit = request_for(&token);
     assert_eq!(at_limit.len(), 8192);

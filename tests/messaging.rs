@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 const DELIVERED: &str = "发送成功";
 const OFFLINE: &str = "用户不在线";
 
-fn one_node() -> (RedisServer, Node, ImHelper) {
-    let redis = RedisServer::start();
+fn one_node() -> (TestRedis, Node, ImHelper) {
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = helper(&redis, &[&node]);
     (redis, node, im)
@@ -481,21 +481,22 @@ fn channels_driven_by_a_freeim_dotnet_helper_work() {
     let (redis, node, im) = one_node();
     let mut member = connect_as(&im, 1, "member");
     let mut other = connect_as(&im, 2, "other");
+    // FreeIM's names; on a cluster, those of the member's owner.
+    let keys = |id: &str| owner_keys(&redis, id.parse().unwrap());
     let join = |id: &str, chan: &str| {
+        let keys = keys(id);
         assert_eq!(
-            redis.raw_command(&["HSETNX", &format!("im_v2_wsChan{chan}"), id, "0"]),
+            redis.raw_command(&["HSETNX", &keys.chan(chan), id, "0"]),
             ":1"
         );
-        redis.raw_command(&["HSET", &format!("im_v2_wsClient{id}"), chan, "0"]);
-        redis.raw_command(&["HINCRBY", "im_v2_wsListChan", chan, "1"]);
+        redis.raw_command(&["HSET", &keys.client(id), chan, "0"]);
+        redis.raw_command(&["HINCRBY", &keys.list_chan(), chan, "1"]);
     };
     let leave = |id: &str, chan: &str| {
-        assert_eq!(
-            redis.raw_command(&["HDEL", &format!("im_v2_wsChan{chan}"), id]),
-            ":1"
-        );
-        redis.raw_command(&["HDEL", &format!("im_v2_wsClient{id}"), chan]);
-        redis.raw_command(&["HINCRBY", "im_v2_wsListChan", chan, "-1"]);
+        let keys = keys(id);
+        assert_eq!(redis.raw_command(&["HDEL", &keys.chan(chan), id]), ":1");
+        redis.raw_command(&["HDEL", &keys.client(id), chan]);
+        redis.raw_command(&["HINCRBY", &keys.list_chan(), chan, "-1"]);
     };
     // FreeIM serialises the value tuple (sender, chan, messageJson).
     let send = |chan: &str, text: &str| {

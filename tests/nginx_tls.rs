@@ -143,7 +143,7 @@ impl Drop for TlsClient {
 
 #[test]
 fn wss_through_nginx_reaches_both_nodes() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let dir = std::env::temp_dir().join(format!("freeim-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let public = [free_port(), free_port()];

@@ -10,7 +10,7 @@ use common::*;
 
 #[test]
 fn a_second_process_with_a_live_nodes_name_refuses_to_start() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = helper(&redis, &[&node]);
     let mut client = connect_as(&im, 1, "one");
@@ -41,7 +41,7 @@ fn a_second_process_with_a_live_nodes_name_refuses_to_start() {
 
 #[test]
 fn take_over_replaces_a_live_node_which_exits_leaving_presence_to_it() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let mut old = Node::start(&redis);
     let im = helper(&redis, &[&old]);
     let _client = connect_as(&im, 1, "on the old node");
@@ -66,7 +66,7 @@ fn take_over_replaces_a_live_node_which_exits_leaving_presence_to_it() {
 
 #[test]
 fn a_restart_after_a_crash_takes_the_dead_runs_presence_back_at_once() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let mut node = Node::start(&redis);
     let im = helper(&redis, &[&node]);
     let _client = connect_as(&im, 1, "before the crash");
@@ -83,10 +83,13 @@ fn a_restart_after_a_crash_takes_the_dead_runs_presence_back_at_once() {
 
 #[test]
 fn a_holder_on_another_host_is_watched_until_it_renews_or_lapses() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let server = format!("127.0.0.1:{}", free_port());
-    let alive = format!("im_v2_wsAlive{server}");
     let url = redis.url();
+    let servers = [server.clone()];
+    let alive = freeim_protocol::Directory::new(layout_of(&url), "/ws", &servers)
+        .of(&server)
+        .alive(&server);
     let args = [
         "--redis",
         &url,
@@ -122,7 +125,7 @@ fn a_holder_on_another_host_is_watched_until_it_renews_or_lapses() {
     assert!(started.elapsed() >= Duration::from_millis(1000));
     let holder: String = redis::cmd("GET")
         .arg(&alive)
-        .query(&mut redis_conn(&redis))
+        .query(&mut redis_conn(&redis, &alive))
         .unwrap();
     assert!(
         holder.contains(&format!("{}@", node.pid().unwrap())),

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use imhelper::{ChanInfo, ImHelper, PresenceEvent};
 
-fn one_node() -> (RedisServer, Node, ImHelper) {
-    let redis = RedisServer::start();
+fn one_node() -> (TestRedis, Node, ImHelper) {
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = helper(&redis, &[&node]);
     (redis, node, im)
@@ -90,7 +90,7 @@ fn the_online_hash_counts_every_socket_and_lists_clients() {
     wait_online(&redis, 7, Some(3));
     wait_online(&redis, 8, Some(1));
     assert_eq!(
-        hgetall(&redis, "im_v2_wsOnline"),
+        online_all(&redis),
         [("7".to_string(), "3".to_string()), ("8".into(), "1".into())].into()
     );
     assert_eq!(sorted_ids(im.get_client_list_by_online().unwrap()), [7, 8]);
@@ -159,7 +159,10 @@ fn channel_memberships_are_cleared_only_when_the_last_socket_closes() {
     assert!(im.get_chan_list_by_client_id(5).unwrap().is_empty());
     assert_eq!(im.get_chan_online("a").unwrap(), 1);
     assert_eq!(im.get_chan_online("b").unwrap(), 0);
-    assert_eq!(redis.raw_command(&["EXISTS", "im_v2_wsClient5"]), ":0");
+    assert_eq!(
+        redis.raw_command(&["EXISTS", &owner_keys(&redis, 5).client(5)]),
+        ":0"
+    );
 
     // Client 6 stays a member while connected; leaving empties the list.
     im.leave_chan_clients("a", &[6]).unwrap();
@@ -173,13 +176,10 @@ fn a_token_admits_one_socket_only() {
     let url = im.prev_connect_server(9, "once").unwrap();
     let token = url.split("token=").nth(1).unwrap().to_string();
     assert_eq!(token.len(), 128);
-    assert_eq!(
-        redis.raw_command(&["TTL", &format!("im_v2_wsToken{token}")]),
-        ":10"
-    );
+    assert_eq!(redis.raw_command(&["TTL", &node.keys.token(&token)]), ":10");
     let mut first = Client::connect(&url).expect("the first use is admitted");
     assert_eq!(
-        redis.raw_command(&["EXISTS", &format!("im_v2_wsToken{token}")]),
+        redis.raw_command(&["EXISTS", &node.keys.token(&token)]),
         ":0",
         "the token is deleted when used"
     );
@@ -197,7 +197,7 @@ fn a_token_admits_one_socket_only() {
 #[test]
 fn an_expired_or_unknown_token_is_refused() {
     let (redis, node, _im) = one_node();
-    let key = "im_v2_wsTokenshortlived";
+    let key = &node.keys.token("shortlived");
     let value = r#"{"Item1":31,"Item2":"late"}"#;
     assert_eq!(redis.raw_command(&["SET", key, value, "EX", "1"]), "+OK");
     assert!(
@@ -219,7 +219,7 @@ fn an_expired_or_unknown_token_is_refused() {
 #[test]
 fn a_killed_and_restarted_node_leaves_no_ghost_presence() {
     let (redis, mut node, im) = one_node();
-    let spy = Spy::start(&redis, &["evt_im_v2_wsOffline".to_string()]);
+    let spy = Spy::start(&redis, &event_channels(&redis, "Offline"));
     let a = connect_as(&im, 11, "a");
     let b1 = connect_as(&im, 12, "b");
     let b2 = connect_as(&im, 12, "b");
@@ -269,7 +269,7 @@ fn a_killed_and_restarted_node_leaves_no_ghost_presence() {
 #[test]
 fn reaped_offline_events_carry_each_sockets_own_meta() {
     let (redis, mut node, im) = one_node();
-    let spy = Spy::start(&redis, &["evt_im_v2_wsOffline".to_string()]);
+    let spy = Spy::start(&redis, &event_channels(&redis, "Offline"));
     let phone = connect_as(&im, 12, "phone");
     let laptop = connect_as(&im, 12, "laptop");
     wait_online(&redis, 12, Some(2));
@@ -373,7 +373,7 @@ fn concurrent_opens_and_closes_leave_exact_counts_and_events() {
 
 #[test]
 fn a_custom_path_names_every_key_and_channel() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(&redis, &["--path", "/im/chat"]);
     let mut options = imhelper::ImHelperOptions::new(redis.url(), vec![node.server.clone()]);
     options.path = "/im/chat".into();
@@ -385,14 +385,17 @@ fn a_custom_path_names_every_key_and_channel() {
     assert!(url.starts_with(&format!("ws://{}/im/chat?token=", node.server)));
     let mut client = Client::connect(&url).expect("upgrade on the custom path");
     assert_eq!(next_events(&mut events, 1), [online(5, "custom")]);
+    assert!(node.keys.online().ends_with("im_v2_im_chatOnline"));
     assert!(wait_until(PROMPTLY, || hget(
         &redis,
-        "im_v2_im_chatOnline",
+        &node.keys.online(),
         "5"
     )
     .as_deref()
         == Some("1")));
-    assert_eq!(redis.raw_command(&["EXISTS", "im_v2_wsOnline"]), ":0");
+    let default_online = names(&redis).of(&node.server).online();
+    assert!(default_online.ends_with("im_v2_wsOnline"));
+    assert_eq!(redis.raw_command(&["EXISTS", &default_online]), ":0");
     im.send_message(0, &[5], "on the custom path", false)
         .unwrap();
     assert_eq!(
@@ -402,7 +405,13 @@ fn a_custom_path_names_every_key_and_channel() {
 
     // The default path is not served, and tokens under the default prefix
     // admit nobody.
-    let default = raw_token(&redis, &node, 6, "x");
+    let value = r#"{"Item1":6,"Item2":"x"}"#;
+    let token_key = names(&redis).of(&node.server).token("underdefault");
+    assert_eq!(
+        redis.raw_command(&["SET", &token_key, value, "EX", "10"]),
+        "+OK"
+    );
+    let default = format!("ws://{}/ws?token=underdefault", node.server);
     assert_eq!(Client::refusal_status(&default), 404);
     let wrong_prefix = default.replace("/ws?", "/im/chat?");
     assert_eq!(Client::refusal_status(&wrong_prefix), 401);
@@ -416,7 +425,7 @@ fn a_token_with_its_fields_in_another_order_is_accepted() {
     let mut events = im.events().unwrap();
     redis.raw_command(&[
         "SET",
-        "im_v2_wsTokenreordered",
+        &node.keys.token("reordered"),
         r#"{"Item2":"dotnet","Item1":77}"#,
         "EX",
         "10",

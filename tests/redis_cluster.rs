@@ -3,27 +3,34 @@
 //! with receipts across nodes, channels, presence and its events, force
 //! offline, a node killed and restarted, a drain, the links a shard kills
 //! (`CLIENT KILL`) rebuilt, a node's slot resharded to another master
-//! (followed), and a shard master killed with replicas present (delivery
-//! resumes within 5 s, presence true after).
+//! (followed), a shard master killed with replicas present (delivery
+//! resumes within 5 s, presence true after), and one hung (silent links:
+//! noticed by the liveness checks, delivery resumes on its replica). The
+//! other suites run on a cluster too (`FREEIM_TEST_REDIS=cluster`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use freeim_protocol::{key_slot, Directory, Layout};
+use freeim_protocol::key_slot;
 use imhelper::{ImHelper, ImHelperOptions};
 use testkit::RedisCluster;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 /// Two nodes on `cluster`, and a helper for them.
 fn two_nodes(cluster: &RedisCluster) -> (Vec<Node>, ImHelper) {
+    two_nodes_with(cluster, &[])
+}
+
+/// [`two_nodes`] with `extra` node arguments.
+fn two_nodes_with(cluster: &RedisCluster, extra: &[&str]) -> (Vec<Node>, ImHelper) {
     let servers: Vec<String> = (0..2)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
     let nodes = servers
         .iter()
-        .map(|server| Node::start_on(&cluster.url(), server, &servers, &[]))
+        .map(|server| Node::start_on(&cluster.url(), server, &servers, extra))
         .collect();
     let im = ImHelper::new(ImHelperOptions::new(cluster.url(), servers)).expect("helper");
     (nodes, im)
@@ -135,6 +142,45 @@ fn a_shard_master_killed_fails_over_and_delivery_resumes() {
     assert!(stray.is_none(), "{stray:?}");
 }
 
+#[test]
+fn a_hung_shard_master_is_noticed_and_delivery_resumes_on_its_replica() {
+    const LIVENESS: Duration = Duration::from_secs(2);
+    let cluster = RedisCluster::start(3, 1, 1000);
+    let (nodes, _) = two_nodes_with(&cluster, &["--redis-liveness", "2s"]);
+    // The business side given the same bound for an answer.
+    let servers = nodes.iter().map(|n| n.server.clone()).collect();
+    let mut options = ImHelperOptions::new(cluster.url(), servers);
+    options.io_timeout = LIVENESS;
+    let im = ImHelper::new(options).expect("helper");
+    let mut events = im.events().expect("event bus");
+    let id = owned_by(0, 5);
+    let mut client = connect_as(&im, id, "fay");
+    assert_eq!(next_events(&mut events, 1), vec![online(id, "fay")]);
+
+    // The master serving the first node's names hangs: its links stay open
+    // and silent (no reset to notice), and its replica takes over after the
+    // node timeout.
+    let slot = first_node_slot(&nodes);
+    let master = cluster.master_of_slot(slot);
+    assert!(wait_until(PROMPTLY, || replicated(&cluster, master)));
+    cluster.pause(master);
+    let delivered = resumes_within(&im, &mut client, id, Duration::from_secs(20));
+    eprintln!(
+        "delivery resumed {delivered:?} after the master hung \
+         (--redis-liveness and helper io_timeout {LIVENESS:?}, cluster-node-timeout 1 s)"
+    );
+    // Noticing the silence (the liveness bound), the failover, then the
+    // node's and the helper's moves to the new master (a seed that hangs
+    // costs them 1 s each time they ask it where the master is).
+    assert!(
+        delivered < LIVENESS + Duration::from_secs(6),
+        "resumed after {delivered:?}"
+    );
+    assert!(im.has_online(id).unwrap());
+    let stray = events.recv_timeout(QUIET);
+    assert!(stray.is_none(), "{stray:?}");
+}
+
 /// Whether `master`'s replica has everything it wrote (`INFO replication`:
 /// the replica's offset is the master's).
 fn replicated(cluster: &RedisCluster, master: u16) -> bool {
@@ -176,9 +222,7 @@ fn links_the_shard_kills_are_rebuilt() {
 
 /// The hash slot of the first node's names (in the sharded layout).
 fn first_node_slot(nodes: &[Node]) -> u16 {
-    let servers: Vec<String> = nodes.iter().map(|n| n.server.clone()).collect();
-    let directory = Directory::new(Layout::Sharded, "/ws", &servers);
-    key_slot(&directory.of(&servers[0]).online())
+    key_slot(&nodes[0].keys.online())
 }
 
 /// Sends client `id` messages until one arrives (each given 200 ms);

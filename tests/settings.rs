@@ -13,7 +13,7 @@ use common::*;
 
 /// Sends an upgrade with a fresh token and `extra` header lines; the
 /// response's status code.
-fn upgrade_status(redis: &RedisServer, node: &Node, extra: &[&str]) -> u16 {
+fn upgrade_status(redis: &TestRedis, node: &Node, extra: &[&str]) -> u16 {
     let id = 1 + i64::from(rand::random::<u16>());
     let url = raw_token(redis, node, id, "settings");
     let target = &url[url.find("/ws").unwrap()..];
@@ -28,7 +28,7 @@ fn upgrade_status(redis: &RedisServer, node: &Node, extra: &[&str]) -> u16 {
         .unwrap_or(0)
 }
 
-fn origin_status(redis: &RedisServer, node: &Node, origin: &str) -> u16 {
+fn origin_status(redis: &TestRedis, node: &Node, origin: &str) -> u16 {
     upgrade_status(redis, node, &[&format!("Origin: {origin}")])
 }
 
@@ -40,7 +40,7 @@ fn listen_arg() -> String {
 
 #[test]
 fn allowed_origins_are_trimmed() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(
         &redis,
         &["--allowed-origins", "https://a.test, https://b.test"],
@@ -53,7 +53,7 @@ fn allowed_origins_are_trimmed() {
 
 #[test]
 fn origins_are_compared_as_origins() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start_with(
         &redis,
         &[
@@ -87,7 +87,7 @@ fn origins_are_compared_as_origins() {
 
 #[test]
 fn a_request_without_origin_is_accepted_unless_require_origin() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     // Native apps and server-side clients send no Origin.
     let listed = Node::start_with(&redis, &["--allowed-origins", "https://a.test"]);
     assert_eq!(
@@ -122,7 +122,7 @@ fn a_request_without_origin_is_accepted_unless_require_origin() {
 
 #[test]
 fn an_invalid_allowed_origin_refuses_to_start_with_one_line() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let url = redis.url();
     let listen = listen_arg();
     for (origins, needle) in [
@@ -157,7 +157,7 @@ fn an_invalid_allowed_origin_refuses_to_start_with_one_line() {
 
 #[test]
 fn listen_takes_a_host_name() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let port = free_port();
     let server = format!("127.0.0.1:{port}");
     // `localhost` resolves at start-up to 127.0.0.1, where the harness and
@@ -173,7 +173,7 @@ fn listen_takes_a_host_name() {
 
 #[test]
 fn an_unresolvable_listen_host_refuses_to_start_with_one_line() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let url = redis.url();
     assert_refuses_to_start(
         &["--listen", "no-such-host.invalid:6001", "--redis", &url],
@@ -189,7 +189,7 @@ fn an_unresolvable_listen_host_refuses_to_start_with_one_line() {
 
 #[test]
 fn values_out_of_range_refuse_to_start_naming_the_setting() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let url = redis.url();
     let listen = listen_arg();
     for (extra, needle) in [
@@ -222,7 +222,7 @@ fn values_out_of_range_refuse_to_start_naming_the_setting() {
 
 #[test]
 fn values_at_their_limits_are_kept() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let admin = free_port();
     let admin_arg = format!("127.0.0.1:{admin}");
     let node = Node::start_with(
@@ -303,7 +303,7 @@ fn a_redis_url_that_is_not_redis_refuses_to_start_with_one_line_saying_so() {
 
 #[test]
 fn a_wrong_redis_password_refuses_to_start_with_a_sentence() {
-    let redis = RedisServer::start();
+    let redis = testkit::RedisServer::start();
     assert_eq!(
         redis.raw_command(&["CONFIG", "SET", "requirepass", "right-pw"]),
         "+OK"

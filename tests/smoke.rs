@@ -6,18 +6,13 @@ use common::*;
 
 #[test]
 fn raw_token_and_raw_send_reach_the_socket() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let url = raw_token(&redis, &node, 42, "web");
     let mut client = Client::connect(&url).expect("upgrade");
-    assert!(wait_until(PROMPTLY, || redis.raw_command(&[
-        "HGET",
-        "im_v2_wsOnline",
-        "42"
-    ]) == "$1"));
-    let channel = format!("im_v2_wsServer{}", node.server);
+    wait_online(&redis, 42, Some(1));
     let command = r#"{"Item1":1,"Item2":[42],"Item3":"\"hi\"","Item4":false}"#;
-    assert_eq!(redis.raw_command(&["PUBLISH", &channel, command]), ":1");
+    assert_eq!(publish(&redis, &node.channel(), command), 1);
     assert_eq!(client.recv_text(PROMPTLY).as_deref(), Some("\"hi\""));
     assert!(Client::connect(&url).is_err(), "tokens are single-use");
 }

@@ -90,7 +90,7 @@ impl Drop for Proc {
 
 /// A one-node cluster whose node serves hand-overs.
 struct Setup {
-    redis: RedisServer,
+    redis: TestRedis,
     server: String,
     socket: std::path::PathBuf,
     /// The first node's admin port.
@@ -110,14 +110,16 @@ mod tempdir {
 
 impl Setup {
     fn new() -> Setup {
-        let redis = RedisServer::start();
+        let redis = TestRedis::start();
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("freeim-upgrade-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let server = format!("127.0.0.1:{port}");
+        redis.set_servers(std::slice::from_ref(&server));
         Setup {
             redis,
-            server: format!("127.0.0.1:{port}"),
+            server,
             socket: dir.join("node.sock"),
             admin: free_port(),
             _dir: tempdir::Dir(dir),
@@ -167,15 +169,15 @@ impl Setup {
         .unwrap()
     }
 
+    /// The node's Redis names (tagged on a cluster).
+    fn keys(&self) -> freeim_protocol::Keys {
+        names(&self.redis).of(&self.server).clone()
+    }
+
     /// Presence events seen on the event channels.
     fn spy(&self) -> Spy {
-        Spy::start(
-            &self.redis,
-            &[
-                "evt_im_v2_wsOnline".to_string(),
-                "evt_im_v2_wsOffline".to_string(),
-            ],
-        )
+        let keys = self.keys();
+        Spy::start(&self.redis, &[keys.online_event(), keys.offline_event()])
     }
 }
 
@@ -494,14 +496,15 @@ fn two_thousand_connections_move_to_a_new_process_under_load() {
 
     // Presence is what it was: every client counted once, every socket
     // known under its new name, the lease the new process's.
-    let online = hgetall(&setup.redis, "im_v2_wsOnline");
+    let online = online_all(&setup.redis);
     assert_eq!(online.len(), 2000);
     assert!(online.values().all(|count| count == "1"), "{online:?}");
-    let node = hgetall(&setup.redis, &format!("im_v2_wsNode{}", setup.server));
+    let node = hgetall(&setup.redis, &setup.keys().node(&setup.server));
     assert_eq!(node.len(), 2000);
+    let alive = setup.keys().alive(&setup.server);
     let holder: String = redis::cmd("GET")
-        .arg(format!("im_v2_wsAlive{}", setup.server))
-        .query(&mut redis_conn(&setup.redis))
+        .arg(&alive)
+        .query(&mut redis_conn(&setup.redis, &alive))
         .unwrap();
     assert!(
         holder.contains(&format!("{}@", new.child.id())),
@@ -523,8 +526,7 @@ fn two_thousand_connections_move_to_a_new_process_under_load() {
 /// Waits until `n` clients are counted online.
 fn wait_online_count(setup: &Setup, n: usize) {
     assert!(
-        wait_until(PROMPTLY, || hgetall(&setup.redis, "im_v2_wsOnline").len()
-            == n),
+        wait_until(PROMPTLY, || online_all(&setup.redis).len() == n),
         "{n} clients online"
     );
 }
@@ -567,7 +569,7 @@ fn a_new_process_killed_mid_hand_over_leaves_the_old_one_serving() {
         &setup.args(&["--upgrade", "--threads", "3", "--admin", &admin_at]),
         &[],
     );
-    let node_key = format!("im_v2_wsNode{}", setup.server);
+    let node_key = setup.keys().node(&setup.server);
     let sockets_before = sorted_values(hgetall(&setup.redis, &node_key));
     newer.wait_line("took over 200 connections", Duration::from_secs(20));
     // Every socket is still known, under its new name.
@@ -593,7 +595,7 @@ fn a_new_process_killed_mid_hand_over_leaves_the_old_one_serving() {
     let last = load.stop();
     settle(&fleet);
     no_presence_events(&spy);
-    assert_eq!(hgetall(&setup.redis, "im_v2_wsOnline").len(), 200);
+    assert_eq!(online_all(&setup.redis).len(), 200);
     fleet.finish(&ids, &last);
 }
 
@@ -661,7 +663,7 @@ fn connections_handed_over_on_an_idle_node_are_served_at_once() {
     clients.pop().unwrap().close();
     let seen = spy.collect(Duration::from_secs(1));
     assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(hgetall(&setup.redis, "im_v2_wsOnline").len(), 3);
+    assert_eq!(online_all(&setup.redis).len(), 3);
 }
 
 #[test]
@@ -690,13 +692,16 @@ fn sigterm_during_a_hand_over_waits_for_it_then_drains() {
     assert!(old.wait_exit(PROMPTLY).expect("old exits").success());
     let seen = spy.collect(Duration::from_secs(1));
     assert_eq!(seen.len(), 1, "one offline event: {seen:?}");
-    assert!(hgetall(&setup.redis, "im_v2_wsOnline").is_empty());
+    assert!(online_all(&setup.redis).is_empty());
     new.child.kill().unwrap();
 }
 
 #[test]
 fn a_new_process_on_another_redis_database_is_refused() {
     let setup = Setup::new();
+    if single_server(&setup.redis, "numbered databases").is_none() {
+        return;
+    }
     let mut old = setup.start_node(&[]);
     let mut args = setup.args(&["--upgrade"]);
     let redis = args.iter().position(|a| a == "--redis").unwrap() + 1;

@@ -23,7 +23,7 @@ fn next_not_receipt(client: &mut Client, receipts: &mut Vec<String>) -> Option<S
 
 #[test]
 fn every_command_vector_is_delivered_as_the_vector_says() {
-    let redis = RedisServer::start();
+    let redis = TestRedis::start();
     let node = Node::start(&redis);
     let im = helper(&redis, &[&node]);
     let ids = [1, 2, 3, 9, 42, -3];

@@ -15,6 +15,10 @@ use crate::address::{Place, RedisUrl};
 use crate::connect::Primary;
 use crate::stream::Stream;
 
+/// How long a seed is first given to answer `CLUSTER SLOTS` (a healthy
+/// Redis answers within a millisecond) before the next one is asked.
+const SEED_PATIENCE: Duration = Duration::from_secs(1);
+
 impl RedisUrl {
     /// A connection to the master serving hash `slot` now (any other URL:
     /// [`connect`](Self::connect), the slot does not matter).
@@ -128,8 +132,22 @@ impl RedisUrl {
             .map(|master| master.to_string())
     }
 
-    /// The master serving `slot`, as the first seed that answers says.
+    /// The master serving `slot`, as the first seed that answers says. Each
+    /// seed is first given at most [`SEED_PATIENCE`] (a hung seed, which
+    /// accepts connections and never answers, costs that much, not the
+    /// whole `timeout`, on every connect); only when none answers that fast
+    /// are they asked again with `timeout`.
     fn master_of_slot(&self, slot: u16, timeout: Duration) -> RedisResult<Primary> {
+        let quick = timeout.min(SEED_PATIENCE);
+        self.master_of_slot_within(slot, quick)
+            .or_else(|error| match quick < timeout {
+                true => self.master_of_slot_within(slot, timeout),
+                false => Err(error),
+            })
+    }
+
+    /// [`master_of_slot`](Self::master_of_slot), each seed given `timeout`.
+    fn master_of_slot_within(&self, slot: u16, timeout: Duration) -> RedisResult<Primary> {
         self.ask_seeds(|url, seed| {
             let mut connection = url.open(seed.clone(), timeout)?;
             let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut connection)?;

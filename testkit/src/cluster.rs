@@ -166,6 +166,45 @@ impl RedisCluster {
             .kill();
     }
 
+    /// SIGSTOPs the process on `port`: a hung node (connects complete, nothing
+    /// is ever answered); the others see it fail after the node timeout.
+    ///
+    /// # Panics
+    /// When no live node of the cluster runs on `port`.
+    pub fn pause(&self, port: u16) {
+        self.nodes
+            .iter()
+            .find(|node| node.port() == port && node.is_running())
+            .unwrap_or_else(|| panic!("no live node of the cluster on port {port}"))
+            .pause();
+    }
+
+    /// SIGKILLs every node (the whole cluster down until
+    /// [`restart_empty`](Self::restart_empty)).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Kills every node still running, then starts each again on its port
+    /// with its cluster config file (so it knows its peers and slots) and no
+    /// data, as after a power cut without persistence; returns once the
+    /// cluster is ready again (see [`start`](Self::start)).
+    ///
+    /// # Panics
+    /// When a node does not come up or the cluster is not ready within 20 s.
+    pub fn restart_empty(&mut self) {
+        self.kill_all();
+        for node in &mut self.nodes {
+            node.restart();
+        }
+        let (masters, replicas) = (self.seeds.len(), self.nodes.len() / self.seeds.len() - 1);
+        self.seeds = self.wait("ready after a restart", READY_TIMEOUT, || {
+            self.ready(masters, replicas)
+        });
+    }
+
     /// Waits (up to `timeout`) until every live node names the same live
     /// master, other than `old_port`, as owner of slot `slot`, that master
     /// answers `INFO replication` with `role:master`, and every live node

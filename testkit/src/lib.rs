@@ -10,6 +10,8 @@
 //! | [`Forwarder`] | `forwarder.rs` | a TCP forwarder that can go silent (hung proxy, forgotten NAT flow) |
 //! | [`SentinelSet`] | `sentinel.rs` | a primary, a replica and three `redis-sentinel`s; kill the primary, wait for the failover |
 //! | [`RedisCluster`], [`key_slot`] | `cluster.rs` | a Redis Cluster of `--cluster-enabled` servers made by `redis-cli --cluster create`; kill a master, wait for its replica to take its slots, move a slot |
+//! | [`TestRedis`] | `test_redis.rs` | the Redis of an end-to-end suite: one server or a cluster, by `FREEIM_TEST_REDIS`; commands routed to the key's server |
+//! | [`Subscription`] | `subscription.rs` | a raw `SUBSCRIBE`/`SSUBSCRIBE` connection |
 //! | [`TlsRedis`] | `tls.rs` | a TLS-only, password-protected `redis-server` with a throwaway CA |
 //! | [`Node`], [`node_binary`] | `node.rs` | a `freeim-server` process, for the tests of other packages |
 //!
@@ -24,6 +26,8 @@ mod node;
 mod resp;
 mod scratch;
 mod sentinel;
+mod subscription;
+mod test_redis;
 mod tls;
 
 pub use cluster::{key_slot, RedisCluster};
@@ -31,6 +35,8 @@ pub use forwarder::Forwarder;
 pub use node::{node_binary, Node};
 pub use resp::raw_command;
 pub use sentinel::SentinelSet;
+pub use subscription::Subscription;
+pub use test_redis::{TestRedis, MODE_VARIABLE};
 pub use tls::TlsRedis;
 
 use std::io::{Read, Write};
@@ -144,6 +150,25 @@ impl RedisServer {
         }
         self.kill();
         false
+    }
+
+    /// SIGSTOPs the server: a hung server. The kernel still completes TCP
+    /// connects to it (its listen backlog), but it never reads or answers.
+    /// It is killed on drop like any other.
+    ///
+    /// # Panics
+    /// When the server is not running, or `kill -STOP` fails.
+    pub(crate) fn pause(&self) {
+        let pid = self.pid().expect("a running server has a pid");
+        let stopped = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(
+            stopped,
+            "kill -STOP {pid} (redis-server on port {}) failed",
+            self.port
+        );
     }
 
     /// Whether the process runs (it was started and not killed).

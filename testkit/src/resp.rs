@@ -80,14 +80,14 @@ pub(crate) fn query(port: u16, args: &[&str], timeout: Duration) -> io::Result<R
     read_reply(&mut BufReader::new(stream))
 }
 
-fn connect(port: u16, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) fn connect(port: u16, timeout: Duration) -> io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     Ok(stream)
 }
 
-fn request(args: &[&str]) -> Vec<u8> {
+pub(crate) fn request(args: &[&str]) -> Vec<u8> {
     let mut request = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
         request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
@@ -97,7 +97,7 @@ fn request(args: &[&str]) -> Vec<u8> {
     request
 }
 
-fn read_reply(reader: &mut impl BufRead) -> io::Result<Reply> {
+pub(crate) fn read_reply(reader: &mut impl BufRead) -> io::Result<Reply> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());

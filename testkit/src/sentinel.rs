@@ -147,17 +147,7 @@ impl SentinelSet {
     /// # Panics
     /// When that server is not running, or `kill -STOP` fails.
     pub fn pause_primary(&mut self) {
-        let server = self.current_primary();
-        let pid = server.pid().expect("a running server has a pid");
-        let stopped = Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        assert!(
-            stopped,
-            "kill -STOP {pid} (redis-server on port {}) failed",
-            server.port()
-        );
+        self.current_primary().pause();
     }
 
     /// Waits until the sentinels name a server other than `old_port` as

@@ -8,7 +8,7 @@ use imhelper::{ImHelper, ImHelperOptions};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-use super::{Node, RedisServer, PROMPTLY};
+use super::{Node, TestRedis, PROMPTLY};
 
 /// A WebSocket client connected to a node.
 pub struct Client {
@@ -81,16 +81,16 @@ impl Client {
 }
 
 /// Stores a token the way FreeIM's ImHelper does and returns the URL to connect to.
-pub fn raw_token(redis: &RedisServer, node: &Node, client_id: i64, meta: &str) -> String {
+pub fn raw_token(redis: &TestRedis, node: &Node, client_id: i64, meta: &str) -> String {
     let token = format!("t{client_id}x{}", rand::random::<u64>());
     let value = format!(r#"{{"Item1":{client_id},"Item2":"{meta}"}}"#);
-    let reply = redis.raw_command(&["SET", &format!("im_v2_wsToken{token}"), &value, "EX", "10"]);
+    let reply = redis.raw_command(&["SET", &node.keys.token(&token), &value, "EX", "10"]);
     assert_eq!(reply, "+OK");
     format!("ws://{}/ws?token={token}", node.server)
 }
 
 /// An `ImHelper` for the cluster made of `nodes` (in their order).
-pub fn helper(redis: &RedisServer, nodes: &[&Node]) -> ImHelper {
+pub fn helper(redis: &TestRedis, nodes: &[&Node]) -> ImHelper {
     let servers = nodes.iter().map(|n| n.server.clone()).collect();
     ImHelper::new(ImHelperOptions::new(redis.url(), servers)).expect("helper options")
 }

@@ -1,5 +1,5 @@
-//! End-to-end harness: real `freeim-server` processes, real `redis-server`
-//! (from `testkit`) and real WebSocket clients (tungstenite over TCP).
+//! End-to-end harness: real `freeim-server` processes, real Redis (one
+//! `redis-server` or a Redis Cluster: `testkit::TestRedis`) and real WebSocket clients (tungstenite over TCP).
 //!
 //! | file | concern |
 //! |---|---|
@@ -7,7 +7,7 @@
 //! | `client.rs` | tungstenite [`Client`]s, raw tokens, `ImHelper` wiring |
 //! | `raw_ws.rs` | the hand-made [`RawWs`] client, raw frames and upgrade requests |
 //! | `deflate.rs` | permessage-deflate for test clients: compress, inflate, the offer |
-//! | `redis.rs` | Redis reads, `PUBLISH`, the pub/sub [`Spy`] |
+//! | `redis.rs` | the nodes' names, Redis reads, publishing, the pub/sub [`Spy`] |
 //! | `events.rs` | presence events: made, awaited, sorted |
 //! | `exits.rs` | processes that must fail: exit code and stderr |
 //! | `admin.rs` | the admin endpoint: `GET`, metric values |
@@ -32,7 +32,7 @@ use std::time::Duration;
 pub use self::{
     admin::*, client::*, deflate::*, events::*, exits::*, node::*, raw_ws::*, redis::*,
 };
-pub use testkit::{wait_until, RedisServer};
+pub use testkit::{wait_until, TestRedis};
 
 /// How long a test waits for something that should happen promptly.
 pub const PROMPTLY: Duration = Duration::from_secs(5);

@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{publish, raw_token, wait_until, Client, RedisServer, PROMPTLY};
+use freeim_protocol::{Directory, Keys};
+
+use super::{layout_of, publish, raw_token, wait_until, Client, TestRedis, PROMPTLY};
 
 /// A loopback port for a node that was free a moment ago.
 ///
@@ -40,20 +42,23 @@ pub fn free_port() -> u16 {
 pub struct Node {
     pub server: String,
     pub port: u16,
+    /// This node's Redis names (tagged on a cluster).
+    pub keys: Keys,
     child: Option<Child>,
     args: Vec<String>,
 }
 
 impl Node {
     /// Starts a one-node cluster on a free port.
-    pub fn start(redis: &RedisServer) -> Node {
+    pub fn start(redis: &TestRedis) -> Node {
         let port = free_port();
         let server = format!("127.0.0.1:{port}");
         Node::start_in(redis, &server, std::slice::from_ref(&server), &[])
     }
 
     /// Starts node `server` of the cluster `servers` with extra arguments.
-    pub fn start_in(redis: &RedisServer, server: &str, servers: &[String], extra: &[&str]) -> Node {
+    pub fn start_in(redis: &TestRedis, server: &str, servers: &[String], extra: &[&str]) -> Node {
+        redis.set_servers(servers);
         Node::launch(&redis.url(), server, server, servers, extra)
     }
 
@@ -66,11 +71,12 @@ impl Node {
     /// Starts node `server` of `servers` behind a proxy: clients reach it as
     /// `server`, it listens on `listen`.
     pub fn start_proxied(
-        redis: &RedisServer,
+        redis: &TestRedis,
         server: &str,
         servers: &[String],
         listen: &str,
     ) -> Node {
+        redis.set_servers(servers);
         Node::launch(&redis.url(), server, listen, servers, &[])
     }
 
@@ -98,9 +104,17 @@ impl Node {
             args.extend(["--threads".to_string(), "2".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        let path = extra
+            .iter()
+            .position(|&arg| arg == "--path")
+            .map_or("/ws", |at| extra[at + 1]);
+        let keys = Directory::new(layout_of(redis_url), path, servers)
+            .of(server)
+            .clone();
         let mut node = Node {
             server: server.to_string(),
             port,
+            keys,
             child: None,
             args,
         };
@@ -132,8 +146,10 @@ impl Node {
     }
 
     /// Starts another process under `server`'s name, listening on `listen`.
-    pub fn start_named(redis: &RedisServer, server: &str, listen: &str, extra: &[&str]) -> Node {
-        Node::launch(&redis.url(), server, listen, &[server.to_string()], extra)
+    pub fn start_named(redis: &TestRedis, server: &str, listen: &str, extra: &[&str]) -> Node {
+        let servers = [server.to_string()];
+        redis.set_servers(&servers);
+        Node::launch(&redis.url(), server, listen, &servers, extra)
     }
 
     /// Waits (up to `timeout`) for the process to exit by itself.
@@ -201,14 +217,14 @@ impl Drop for Node {
 
 impl Node {
     /// Starts a one-node cluster on a free port with extra arguments.
-    pub fn start_with(redis: &RedisServer, extra: &[&str]) -> Node {
+    pub fn start_with(redis: &TestRedis, extra: &[&str]) -> Node {
         let server = format!("127.0.0.1:{}", free_port());
         Node::start_in(redis, &server, std::slice::from_ref(&server), extra)
     }
 
     /// The `{prefix}Server{server}` command channel of this node.
     pub fn channel(&self) -> String {
-        format!("im_v2_wsServer{}", self.server)
+        self.keys.server(&self.server)
     }
 
     /// Whether the process is still running.
@@ -218,7 +234,7 @@ impl Node {
 }
 
 /// Starts an `n`-node cluster, every node on a free port, `servers` in order.
-pub fn start_cluster(redis: &RedisServer, n: usize, extra: &[&str]) -> Vec<Node> {
+pub fn start_cluster(redis: &TestRedis, n: usize, extra: &[&str]) -> Vec<Node> {
     let servers: Vec<String> = (0..n)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
@@ -229,7 +245,7 @@ pub fn start_cluster(redis: &RedisServer, n: usize, extra: &[&str]) -> Vec<Node>
 }
 
 /// Asserts that `node` admits a new client and delivers a message to it.
-pub fn assert_still_serves(redis: &RedisServer, node: &Node) {
+pub fn assert_still_serves(redis: &TestRedis, node: &Node) {
     let id = 900_000 + i64::from(rand::random::<u16>());
     let url = raw_token(redis, node, id, "probe");
     let mut client = Client::connect(&url).expect("the node still upgrades a good client");

@@ -1,5 +1,6 @@
-//! Redis from the test's side: reads of the presence hashes, `PUBLISH`, and
-//! a pub/sub [`Spy`] recording what the nodes publish.
+//! Redis from the test's side, in either mode of [`TestRedis`]: the names of
+//! the suite's nodes, reads of the presence hashes, publishing, and a
+//! pub/sub [`Spy`] recording what the nodes publish.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,42 +8,92 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{wait_until, RedisServer, PROMPTLY};
+use freeim_protocol::{Directory, Keys, Layout};
+
+use super::{wait_until, TestRedis, PROMPTLY};
+
+// ----- names ----------------------------------------------------------------
+
+/// The layout the nodes use on `redis_url` (sharded on a Redis Cluster).
+pub fn layout_of(redis_url: &str) -> Layout {
+    let url: redis_link::RedisUrl = redis_url.parse().expect("a Redis URL");
+    if url.is_cluster() {
+        Layout::Sharded
+    } else {
+        Layout::Single
+    }
+}
+
+/// The names of the nodes last started on `redis` (FreeIM's in the single
+/// layout, each node's tagged ones on a cluster), for the default path `/ws`.
+pub fn names(redis: &TestRedis) -> Directory {
+    let servers = redis.servers();
+    assert!(!servers.is_empty(), "start a node before asking for names");
+    Directory::new(layout_of(&redis.url()), "/ws", &servers)
+}
+
+/// The names of the node owning client `id`.
+pub fn owner_keys(redis: &TestRedis, id: i64) -> Keys {
+    names(redis).owner(id).1.clone()
+}
+
+/// Every presence event channel of the suite's nodes (`kind` is `Online`
+/// or `Offline`): one in the single layout, one per node on a cluster.
+pub fn event_channels(redis: &TestRedis, kind: &str) -> Vec<String> {
+    names(redis)
+        .partitions()
+        .map(|keys| match kind {
+            "Online" => keys.online_event(),
+            "Offline" => keys.offline_event(),
+            other => panic!("no {other} events"),
+        })
+        .collect()
+}
 
 // ----- Redis reads ----------------------------------------------------------
 
-/// A fresh `redis` crate connection (for replies `raw_command` cannot show whole).
-pub fn redis_conn(redis: &RedisServer) -> redis::Connection {
-    redis::Client::open(redis.url())
+/// A fresh `redis` crate connection to the server holding `key` (for
+/// replies `raw_command` cannot show whole).
+pub fn redis_conn(redis: &TestRedis, key: &str) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port_of(key)))
         .unwrap()
         .get_connection_with_timeout(PROMPTLY)
         .expect("connect to redis")
 }
 
 /// `HGET key field`.
-pub fn hget(redis: &RedisServer, key: &str, field: &str) -> Option<String> {
+pub fn hget(redis: &TestRedis, key: &str, field: &str) -> Option<String> {
     redis::cmd("HGET")
         .arg(key)
         .arg(field)
-        .query(&mut redis_conn(redis))
+        .query(&mut redis_conn(redis, key))
         .expect("HGET")
 }
 
 /// `HGETALL key`.
-pub fn hgetall(redis: &RedisServer, key: &str) -> HashMap<String, String> {
+pub fn hgetall(redis: &TestRedis, key: &str) -> HashMap<String, String> {
     redis::cmd("HGETALL")
         .arg(key)
-        .query(&mut redis_conn(redis))
+        .query(&mut redis_conn(redis, key))
         .expect("HGETALL")
 }
 
-/// The `im_v2_wsOnline` count of `id` (`None`: no field).
-pub fn online_count(redis: &RedisServer, id: i64) -> Option<String> {
-    hget(redis, "im_v2_wsOnline", &id.to_string())
+/// Every Online count of the suite's nodes: `im_v2_wsOnline`, or the union
+/// of every node's Online hash on a cluster.
+pub fn online_all(redis: &TestRedis) -> HashMap<String, String> {
+    names(redis)
+        .partitions()
+        .flat_map(|keys| hgetall(redis, &keys.online()))
+        .collect()
+}
+
+/// The Online count of `id` (`None`: no field), in its owner's hash.
+pub fn online_count(redis: &TestRedis, id: i64) -> Option<String> {
+    hget(redis, &owner_keys(redis, id).online(), &id.to_string())
 }
 
 /// Waits until `id`'s Online count is `expected` (`None`: field absent).
-pub fn wait_online(redis: &RedisServer, id: i64, expected: Option<u32>) {
+pub fn wait_online(redis: &TestRedis, id: i64, expected: Option<u32>) {
     let expected = expected.map(|n| n.to_string());
     let ok = wait_until(PROMPTLY, || online_count(redis, id) == expected);
     assert!(
@@ -52,13 +103,10 @@ pub fn wait_online(redis: &RedisServer, id: i64, expected: Option<u32>) {
     );
 }
 
-/// Publishes `payload` on `channel`; returns how many subscribers heard it.
-pub fn publish(redis: &RedisServer, channel: &str, payload: &str) -> i64 {
-    redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload)
-        .query(&mut redis_conn(redis))
-        .expect("PUBLISH")
+/// Publishes `payload` on `channel` (`PUBLISH`, or `SPUBLISH` on a cluster);
+/// returns how many subscribers heard it.
+pub fn publish(redis: &TestRedis, channel: &str, payload: &str) -> i64 {
+    redis.publish(channel, payload)
 }
 
 // ----- pub/sub spy ----------------------------------------------------------
@@ -70,38 +118,28 @@ pub struct Spy {
 }
 
 impl Spy {
-    /// Subscribes to `channels`; returns once the subscription is live.
-    pub fn start(redis: &RedisServer, channels: &[String]) -> Spy {
-        let mut conn = redis_conn(redis);
+    /// Subscribes to `channels` (see [`TestRedis::subscribe`]: what one
+    /// server or one slot carries comes in publishing order); returns once
+    /// every subscription is live.
+    pub fn start(redis: &TestRedis, channels: &[String]) -> Spy {
         let (sender, payloads) = mpsc::channel();
-        let (ready_tx, ready) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let channels = channels.to_vec();
-        std::thread::spawn(move || {
-            let mut pubsub = conn.as_pubsub();
-            for channel in &channels {
-                pubsub.subscribe(channel).expect("SUBSCRIBE");
-            }
-            pubsub
-                .set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            let _ = ready_tx.send(());
-            while !stopped.load(Ordering::Relaxed) {
-                match pubsub.get_message() {
-                    Ok(message) => {
-                        let payload: String = message.get_payload().unwrap_or_default();
-                        let channel = message.get_channel_name().to_string();
-                        if sender.send((channel, payload)).is_err() {
-                            return;
+        for mut subscription in redis.subscribe(channels) {
+            let (sender, stopped) = (sender.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    match subscription.next(Duration::from_millis(100)) {
+                        Ok(Some(message)) => {
+                            if sender.send(message).is_err() {
+                                return;
+                            }
                         }
+                        Ok(None) => {}
+                        Err(_) => return,
                     }
-                    Err(e) if e.is_timeout() => {}
-                    Err(_) => return,
                 }
-            }
-        });
-        ready.recv_timeout(PROMPTLY).expect("spy subscribed");
+            });
+        }
         Spy { payloads, stop }
     }
 
@@ -125,4 +163,15 @@ impl Drop for Spy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The one server of `redis`; `None` on a cluster, with a note on stderr
+/// that the test checks `what`, which needs one server, in the single mode
+/// only.
+pub fn single_server<'a>(redis: &'a TestRedis, what: &str) -> Option<&'a testkit::RedisServer> {
+    let server = redis.single();
+    if server.is_none() {
+        eprintln!("single Redis only ({what}): not checked on a cluster");
+    }
+    server
 }

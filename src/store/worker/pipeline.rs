@@ -127,30 +127,29 @@ impl Worker {
     }
 
     /// Publishes receipts to other nodes' channels through the cluster
-    /// connection, one command each (it routes each to its slot's master).
-    /// A failure is final: a publish whose outcome is unknown is never sent
-    /// twice.
+    /// connection, as one cluster pipeline (it sends each master the
+    /// commands for its slots together). A failure is final for every one
+    /// of them: a publish whose outcome is unknown is never sent twice.
     fn publish_elsewhere(&mut self, jobs: Vec<Try>) {
-        let mut wakes = self.router.wakes();
-        for t in jobs {
-            let Job::Publish { channel, payload } = &t.job else {
-                continue;
-            };
-            let publish = self.names.layout().publish();
-            let sent = self.cluster_connection().and_then(|cluster| {
-                redis::cmd(publish)
-                    .arg(channel)
-                    .arg(payload)
-                    .query::<i64>(cluster)
-            });
-            if let Err(e) = sent {
-                self.cluster = None;
-                self.report
-                    .error(format!("publishing to another node: {e}"));
-                self.give_up(t, Reason::OutcomeUnknown, &mut wakes);
+        let publish = self.names.layout().publish();
+        let mut pipe = redis::cluster::cluster_pipe();
+        for t in &jobs {
+            if let Job::Publish { channel, payload } = &t.job {
+                pipe.cmd(publish).arg(channel).arg(payload).ignore();
             }
         }
-        self.router.wake(&mut wakes);
+        let sent = self
+            .cluster_connection()
+            .and_then(|cluster| pipe.query::<()>(cluster));
+        if let Err(e) = sent {
+            self.cluster = None;
+            self.report.error(format!("publishing to other nodes: {e}"));
+            let mut wakes = self.router.wakes();
+            for t in jobs {
+                self.give_up(t, Reason::OutcomeUnknown, &mut wakes);
+            }
+            self.router.wake(&mut wakes);
+        }
         self.report.flush();
     }
 
