@@ -110,16 +110,33 @@ fn accept<'a>(params: impl Iterator<Item = &'a [u8]>) -> Option<PerMessageDeflat
 /// A window-bits value: a decimal 8–15 without leading zeros, bare or as a
 /// quoted string (RFC 7692 §7.1.2; RFC 6455 §9.1 allows either).
 fn window_bits(value: &[u8]) -> Option<u8> {
-    let value = match value {
-        [b'"', inner @ .., b'"'] => inner,
-        bare => bare,
+    // A quoted string may escape any character (a quoted-pair); a bare
+    // token holds no backslash.
+    let digits: Vec<u8> = match value {
+        [b'"', inner @ .., b'"'] => unquote(inner)?,
+        bare => bare.to_vec(),
     };
-    let digits: Vec<u8> = value.iter().copied().filter(|&b| b != b'\\').collect();
     match digits.as_slice() {
         [d @ b'8'..=b'9'] => Some(d - b'0'),
         [b'1', d @ b'0'..=b'5'] => Some(10 + d - b'0'),
         _ => None,
     }
+}
+
+/// The text of a quoted string between its quotes: each quoted-pair
+/// (`\\` and one character) stands for that character; `None` when a
+/// backslash ends it or an unescaped quote is inside.
+fn unquote(inner: &[u8]) -> Option<Vec<u8>> {
+    let mut text = Vec::with_capacity(inner.len());
+    let mut bytes = inner.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'\\' => text.push(*bytes.next()?),
+            b'"' => return None,
+            _ => text.push(b),
+        }
+    }
+    Some(text)
 }
 
 /// The pieces of `value` between `separator`s that are not inside a quoted
@@ -236,5 +253,48 @@ mod tests {
         assert_eq!(pieces, [&b"a"[..], b"b=\"1;2\"", b"c"]);
         let pieces: Vec<&[u8]> = split_outside_quotes(br#"x="a\",b", y"#, b',').collect();
         assert_eq!(pieces, [&br#"x="a\",b""#[..], b"y"]);
+    }
+
+    #[test]
+    fn quoted_pairs_only_in_quoted_strings_and_other_edge_cases() {
+        // RFC 6455 §9.1: a bare value is a token, which holds no backslash;
+        // only a quoted string has quoted-pairs.
+        assert_eq!(
+            bits("permessage-deflate; server_max_window_bits=1\\5"),
+            None
+        );
+        assert_eq!(
+            bits("permessage-deflate; server_max_window_bits=\"1\\5\""),
+            Some(15)
+        );
+        assert_eq!(
+            bits("permessage-deflate; server_max_window_bits=\"\""),
+            None
+        );
+        assert_eq!(
+            bits("permessage-deflate; server_max_window_bits=\" 9\""),
+            None
+        );
+        assert_eq!(bits("permessage-deflate; server_max_window_bits=\"9"), None);
+        assert_eq!(
+            bits("permessage-deflate;\tserver_max_window_bits\t=\t8\t"),
+            Some(8)
+        );
+        assert_eq!(
+            bits("PERMESSAGE-DEFLATE; SERVER_MAX_WINDOW_BITS=11"),
+            Some(11)
+        );
+        assert_eq!(bits("permessage-deflate;"), None);
+        assert_eq!(
+            bits("permessage-deflate; client_max_window_bits=15; client_max_window_bits"),
+            None
+        );
+        assert_eq!(bits("permessage-deflate; server_max_window_bits=+9"), None);
+        assert_eq!(bits("permessage-deflate; server_max_window_bits=9 9"), None);
+        assert_eq!(bits(", , permessage-deflate ,"), Some(15));
+        assert_eq!(
+            bits("x; q=\"a;permessage-deflate\", permessage-deflate; server_max_window_bits=13"),
+            Some(13)
+        );
     }
 }
