@@ -751,3 +751,60 @@ fn a_deflate_session_keeps_its_extension_across_a_hand_over() {
     let got: String = serde_json::from_slice(&inflate(&message.payload)).unwrap();
     assert_eq!(got, long);
 }
+
+#[test]
+fn compressed_frames_queued_for_a_slow_reader_go_over_in_order() {
+    let setup = Setup::new();
+    let mut old = setup.start_node(&[]);
+    let im = setup.helper();
+    let url = im.prev_connect_server(6, "slow").unwrap();
+    // A small kernel window: what the reader leaves unread waits in the
+    // node's queue, as compressed frames.
+    let addr: std::net::SocketAddr = setup.server.parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut raw = RawWs::from_stream(socket.into());
+    let head = raw.handshake_with(&url, BROWSER_OFFER);
+    assert!(head.contains(NODE_ANSWER), "{head}");
+    wait_online_count(&setup, 1);
+
+    // Ten 2 MiB messages of chat words, about 7 MiB compressed: more than
+    // the kernel buffers take, less than --max-send-buffer (8 MiB).
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let messages: Vec<String> = (0..10)
+        .map(|i| {
+            let mut text = format!("{i}:");
+            while text.len() < (2 << 20) - 16 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let words = [
+                    "see ", "you ", "at ", "the ", "station ", "nine ", "ok ", "ten ",
+                ];
+                text.push_str(words[(seed % 8) as usize]);
+            }
+            text
+        })
+        .collect();
+    for text in &messages {
+        im.send_message(0, &[6], text, false).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let new = Proc::spawn(&setup.args(&["--upgrade"]), &[]);
+    new.wait_line("took over 1 connections", Duration::from_secs(20));
+    assert!(old.wait_exit(PROMPTLY).expect("old exits").success());
+
+    for (i, text) in messages.iter().enumerate() {
+        let frame = loop {
+            match raw.read_frame(4 * PROMPTLY) {
+                Got::Frame(f) if f.opcode == 0x1 => break f,
+                Got::Frame(f) if f.opcode == 0x9 => {}
+                other => panic!("message {i}: {other:?}"),
+            }
+        };
+        assert!(frame.fin && frame.compressed, "message {i}");
+        let got: String = serde_json::from_slice(&inflate(&frame.payload)).unwrap();
+        assert!(got == *text, "message {i} whole and in order");
+    }
+}
