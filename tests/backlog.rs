@@ -171,3 +171,74 @@ fn a_channel_backlog_holds_each_frame_once_not_once_per_member() {
         assert_eq!(first.len(), 4098);
     }
 }
+
+#[test]
+fn a_deflating_reader_that_stops_is_closed_and_one_that_reads_gets_every_message_compressed() {
+    // --max-push-bytes 64 KiB, --max-send-buffer 256 KiB: a reader that
+    // negotiated permessage-deflate and stops reading is closed as slow
+    // with compressed frames queued; one that reads gets them all.
+    let redis = TestRedis::start();
+    let node = Node::start_with(
+        &redis,
+        &["--max-push-bytes", "65536", "--max-send-buffer", "262144"],
+    );
+    let open = |id: i64| {
+        let url = raw_token(&redis, &node, id, "deflating reader");
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(32 * 1024).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut raw = RawWs::from_stream(socket.into());
+        let head = raw.handshake_with(&url, BROWSER_OFFER);
+        assert!(head.contains(NODE_ANSWER), "{head}");
+        wait_online(&redis, id, Some(1));
+        raw
+    };
+    let im = helper(&redis, &[&node]);
+    let mut stopped = open(1);
+    let mut reading = open(2);
+    // 60 KiB of chat words, about a third of that compressed.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut text = String::new();
+    while text.len() < 60 * 1024 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let words = [
+            "see ", "you ", "at ", "the ", "station ", "nine ", "ok ", "ten ",
+        ];
+        text.push_str(words[(seed % 8) as usize]);
+    }
+    // 400 of them: 24 MB plain, about 8 MB compressed, over the cap and
+    // the kernel's buffers (up to 4 MiB) for one that reads nothing.
+    for _ in 0..400 {
+        im.send_message(0, &[1], &text, false).unwrap();
+    }
+    assert_eq!(stopped.read_close(4 * PROMPTLY), Some(1008));
+    wait_online(&redis, 1, None);
+
+    // One that reads gets every message, compressed, in full.
+    for _ in 0..100 {
+        im.send_message(0, &[2], &text, false).unwrap();
+    }
+    let mut got = 0;
+    while got < 100 {
+        match reading.read_frame(PROMPTLY) {
+            Got::Frame(frame) if frame.opcode == 0x1 => {
+                assert!(frame.compressed && frame.payload.len() < text.len() / 2);
+                let message: String = serde_json::from_slice(&inflate(&frame.payload)).unwrap();
+                assert!(message == text);
+                got += 1;
+            }
+            Got::Frame(frame) if frame.opcode == 0x9 => {}
+            other => panic!("after {got} messages: {other:?}"),
+        }
+    }
+}
