@@ -374,3 +374,50 @@ fn context_takeover_against_the_answer_is_closed_as_invalid_data() {
     raw.send(&frame(true, 0b100, 0x1, &second, Some([1, 2, 3, 4])));
     assert_eq!(raw.read_close(PROMPTLY), Some(1007));
 }
+
+#[test]
+fn incompressible_pushes_go_plain_and_a_final_block_ends_a_client_message() {
+    let redis = TestRedis::start();
+    let node = Node::start(&redis);
+    let im = helper(&redis, &[&node]);
+    let mut raw = deflating(&im, 1);
+
+    // 4 KiB of random base64: the compressor does not make it shorter.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let noise: String = (0..4096)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(alphabet[(seed % 64) as usize])
+        })
+        .collect();
+    im.send_message(0, &[1], &noise, false).unwrap();
+    let (compressed, got) = next_message(&mut raw);
+    assert!(!compressed, "sent as it is");
+    assert_eq!(serde_json::from_str::<String>(&got).unwrap(), noise);
+
+    // A client message ending in a final block (BFINAL, no sync flush
+    // tail, RFC 7692 §7.2.3.3) is complete.
+    let text = b"final final final final final final final final";
+    let mut compress = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut data = Vec::with_capacity(256);
+    compress
+        .compress_vec(text, &mut data, flate2::FlushCompress::Finish)
+        .unwrap();
+    raw.send(&frame(true, 0b100, 0x1, &data, Some([5, 6, 7, 8])));
+    assert!(answers_ping(&mut raw, b"final"));
+    // Its UTF-8 is still checked.
+    let mut data = Vec::with_capacity(256);
+    let mut compress = flate2::Compress::new(flate2::Compression::default(), false);
+    compress
+        .compress_vec(
+            b"final\xff final final final",
+            &mut data,
+            flate2::FlushCompress::Finish,
+        )
+        .unwrap();
+    raw.send(&frame(true, 0b100, 0x1, &data, Some([5, 6, 7, 8])));
+    assert_eq!(raw.read_close(PROMPTLY), Some(1007));
+}
