@@ -372,7 +372,16 @@ fn context_takeover_against_the_answer_is_closed_as_invalid_data() {
     raw.send(&frame(true, 0b100, 0x1, &first, Some([1, 2, 3, 4])));
     assert!(answers_ping(&mut raw, b"first"));
     raw.send(&frame(true, 0b100, 0x1, &second, Some([1, 2, 3, 4])));
-    assert_eq!(raw.read_close(PROMPTLY), Some(1007));
+    let close = loop {
+        match raw.read_frame(PROMPTLY) {
+            Got::Frame(f) if f.opcode == 0x8 => break f.payload,
+            Got::Frame(_) => {}
+            other => panic!("no close: {other:?}"),
+        }
+    };
+    assert_eq!(close[..2], 1007u16.to_be_bytes());
+    let reason = String::from_utf8_lossy(&close[2..]);
+    assert!(reason.contains("client_no_context_takeover"), "{reason}");
 }
 
 #[test]

@@ -52,6 +52,13 @@ pub enum ProtocolError {
     /// DEFLATE (RFC 7692 §7.2.2).
     #[error("compressed message is not valid DEFLATE data")]
     InvalidCompressedData,
+    /// A compressed message refers back before its own start: the client
+    /// kept its compressor's context between messages although the node
+    /// answered `client_no_context_takeover` (RFC 7692 §7.1.1.2).
+    #[error(
+        "compressed message refers back before its start (client_no_context_takeover was agreed)"
+    )]
+    CompressedContextTakeover,
     /// A frame announced a payload longer than the configured frame limit.
     #[error("frame payload of {len} bytes exceeds the limit of {max}")]
     FrameTooBig {
@@ -77,9 +84,10 @@ impl ProtocolError {
     /// (of the inflated message too), 1002 for everything else.
     pub fn close_code(&self) -> u16 {
         match self {
-            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData => {
-                code::INVALID_DATA
-            }
+            Self::InvalidUtf8
+            | Self::InvalidCloseReason
+            | Self::InvalidCompressedData
+            | Self::CompressedContextTakeover => code::INVALID_DATA,
             Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => code::TOO_BIG,
             Self::UnmaskedFrame
             | Self::ReservedBits(_)

@@ -29,8 +29,12 @@ thread_local! {
 /// # Errors
 /// - [`ProtocolError::MessageTooBig`] once more than `limit` bytes came out
 ///   (close 1009);
-/// - [`ProtocolError::InvalidCompressedData`] when the data is not DEFLATE
+/// - [`ProtocolError::CompressedContextTakeover`] when the data refers back
+///   past the message's start, as a client keeping its compressor's
+///   context would although `client_no_context_takeover` was agreed
 ///   (close 1007);
+/// - [`ProtocolError::InvalidCompressedData`] when the data is not DEFLATE
+///   otherwise (close 1007);
 /// - whatever `sink` returns.
 pub fn inflate_message(
     compressed: &[u8],
@@ -49,7 +53,12 @@ pub fn inflate_message(
                 let rest = input.get(pos..).unwrap_or_default();
                 let status = inflater
                     .decompress(rest, &mut chunk, FlushDecompress::Sync)
-                    .map_err(|_| ProtocolError::InvalidCompressedData)?;
+                    .map_err(|error| match error.message() {
+                        Some(message) if message.contains("too far back") => {
+                            ProtocolError::CompressedContextTakeover
+                        }
+                        _ => ProtocolError::InvalidCompressedData,
+                    })?;
                 let read = (inflater.total_in() - before_in) as usize;
                 let wrote = (inflater.total_out() - before_out) as usize;
                 pos += read;
@@ -113,6 +122,28 @@ mod tests {
         let err = inflate(&[0xff, 0xff, 0xff], 1024).unwrap_err();
         assert_eq!(err, ProtocolError::InvalidCompressedData);
         assert_eq!(err.close_code(), 1007);
+    }
+
+    #[test]
+    fn context_takeover_is_told_apart() {
+        // A client compressor kept between messages: the second refers back
+        // into the first, which this message does not have.
+        let mut compress = flate2::Compress::new(flate2::Compression::default(), false);
+        let text = b"a sentence long enough to be found again in the next message";
+        let mut next = || {
+            let mut out = Vec::with_capacity(256);
+            compress
+                .compress_vec(text, &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            out.truncate(out.len() - TAIL.len());
+            out
+        };
+        let (first, second) = (next(), next());
+        assert_eq!(inflate(&first, 1000).unwrap(), text);
+        let err = inflate(&second, 1000).unwrap_err();
+        assert_eq!(err, ProtocolError::CompressedContextTakeover);
+        assert_eq!(err.close_code(), 1007);
+        assert!(err.to_string().contains("client_no_context_takeover"));
     }
 
     #[test]

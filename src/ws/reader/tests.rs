@@ -264,12 +264,13 @@ fn variant_name(e: &ProtocolError) -> &'static str {
         ProtocolError::InvalidCloseReason => "InvalidCloseReason",
         ProtocolError::InvalidUtf8 => "InvalidUtf8",
         ProtocolError::InvalidCompressedData => "InvalidCompressedData",
+        ProtocolError::CompressedContextTakeover => "CompressedContextTakeover",
         ProtocolError::FrameTooBig { .. } => "FrameTooBig",
         ProtocolError::MessageTooBig { .. } => "MessageTooBig",
     }
 }
 
-const VARIANTS: usize = 15;
+const VARIANTS: usize = 16;
 
 #[test]
 fn error_table() {
@@ -448,6 +449,17 @@ fn error_table() {
     assert_eq!(error, Some(ProtocolError::InvalidCompressedData));
     assert_eq!(ProtocolError::InvalidCompressedData.close_code(), 1007);
     seen.insert("InvalidCompressedData");
+    // A distance past the message's start: a fixed-Huffman block with the
+    // literal "a", then a match 5 bytes back (ws::inflate tests it from a
+    // client compressor that kept its context).
+    let back = with_first_byte(
+        client(&[(OpCode::Text, true, &[0x4a, 0x04, 0x12, 0x00])]),
+        0xC1,
+    );
+    let (_, error) = decode_every_way_from(&inflating, &back);
+    assert_eq!(error, Some(ProtocolError::CompressedContextTakeover));
+    assert_eq!(ProtocolError::CompressedContextTakeover.close_code(), 1007);
+    seen.insert("CompressedContextTakeover");
     assert_eq!(seen.len(), VARIANTS, "untested variants: {seen:?}");
 }
 
