@@ -326,7 +326,10 @@ impl MessageReader {
                     len: total,
                     max: u64::from(max),
                 })?;
-            if self.holds_message() {
+            // Kept data is reserved for at once; compressed bytes the node
+            // only inflates grow as they arrive, so announcing a frame costs
+            // a client the bytes it sends, not the length it announces.
+            if self.keep_data && self.holds_message() {
                 self.buf.reserve(len as usize);
             }
         }

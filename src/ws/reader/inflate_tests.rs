@@ -181,3 +181,20 @@ fn a_message_half_read_survives_serialisation() {
     assert_eq!(event, Some(Event::Text(Some(TEXT.into()))));
     assert!(moved.is_idle());
 }
+
+#[test]
+fn a_compressed_frame_header_alone_reserves_no_memory() {
+    // Data is not kept: a compressed frame's bytes are held as they come,
+    // so a client that announces 60,000 bytes and sends 10 costs the node
+    // about 10 bytes, not 60,000 (per connection, for as long as it likes).
+    let whole = compressed(&[(OpCode::Binary, true, &[0u8; 60_000])]);
+    let mut start = whole[..8 + 10].to_vec();
+    let mut reader = MessageReader::new(ReaderConfig::default()).inflating();
+    let (used, event) = reader.read(&mut start).unwrap();
+    assert_eq!((used, event), (start.len(), None));
+    assert!(
+        reader.buf.capacity() < 1024,
+        "{} bytes reserved",
+        reader.buf.capacity()
+    );
+}
