@@ -216,10 +216,19 @@ fn a_deflating_reader_that_stops_is_closed_and_one_that_reads_gets_every_message
         ];
         text.push_str(words[(seed % 8) as usize]);
     }
-    // 400 of them: 24 MB plain, about 8 MB compressed, over the cap and
-    // the kernel's buffers (up to 4 MiB) for one that reads nothing.
-    for _ in 0..400 {
-        im.send_message(0, &[1], &text, false).unwrap();
+    // As many as it takes to fill the kernel's buffers (they grow to a few
+    // MiB, and the words compress well) and then the cap, for one that
+    // reads nothing: until the node gives up on it.
+    let mut sent = 0;
+    while online_count(&redis, 1).is_some() {
+        assert!(
+            sent < 5000,
+            "{sent} messages queued and the reader is still open"
+        );
+        for _ in 0..50 {
+            im.send_message(0, &[1], &text, false).unwrap();
+        }
+        sent += 50;
     }
     assert_eq!(stopped.read_close(4 * PROMPTLY), Some(1008));
     wait_online(&redis, 1, None);
