@@ -205,17 +205,7 @@ fn a_deflating_reader_that_stops_is_closed_and_one_that_reads_gets_every_message
     let mut stopped = open(1);
     let mut reading = open(2);
     // 60 KiB of chat words, about a third of that compressed.
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut text = String::new();
-    while text.len() < 60 * 1024 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let words = [
-            "see ", "you ", "at ", "the ", "station ", "nine ", "ok ", "ten ",
-        ];
-        text.push_str(words[(seed % 8) as usize]);
-    }
+    let text = chat_words(String::new(), 60 * 1024, &mut 0x9e37_79b9_7f4a_7c15);
     // As many as it takes to fill the kernel's buffers (they grow to a few
     // MiB, and the words compress well) and then the cap, for one that
     // reads nothing: until the node gives up on it.

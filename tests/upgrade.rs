@@ -773,19 +773,7 @@ fn compressed_frames_queued_for_a_slow_reader_go_over_in_order() {
     // the kernel buffers take, less than --max-send-buffer (8 MiB).
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let messages: Vec<String> = (0..10)
-        .map(|i| {
-            let mut text = format!("{i}:");
-            while text.len() < (2 << 20) - 16 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let words = [
-                    "see ", "you ", "at ", "the ", "station ", "nine ", "ok ", "ten ",
-                ];
-                text.push_str(words[(seed % 8) as usize]);
-            }
-            text
-        })
+        .map(|i| chat_words(format!("{i}:"), (2 << 20) - 16, &mut seed))
         .collect();
     for text in &messages {
         im.send_message(0, &[6], text, false).unwrap();

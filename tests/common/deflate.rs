@@ -12,6 +12,22 @@ pub const BROWSER_OFFER: &str =
 pub const NODE_ANSWER: &str = "Sec-WebSocket-Extensions: permessage-deflate; \
                                server_no_context_takeover; client_no_context_takeover\r\n";
 
+/// Text of chat words (a xorshift over eight of them, from `seed`, not 0)
+/// appended to `text` until it is at least `len` bytes: it compresses about
+/// as chat does, not as a run of one letter.
+pub fn chat_words(mut text: String, len: usize, seed: &mut u64) -> String {
+    const WORDS: [&str; 8] = [
+        "see ", "you ", "at ", "the ", "station ", "nine ", "ok ", "ten ",
+    ];
+    while text.len() < len {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        text.push_str(WORDS[(*seed % 8) as usize]);
+    }
+    text
+}
+
 /// `payload` compressed as one message's data: raw DEFLATE, sync flush,
 /// its trailing `00 00 ff ff` removed (§7.2.1).
 pub fn deflate(payload: &[u8]) -> Vec<u8> {
