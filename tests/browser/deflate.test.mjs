@@ -9,11 +9,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { freePort, startStack } from './stack.mjs';
+import { clientPage, freePort, launchChromium, startStack } from './stack.mjs';
 
 const BIN_DIR = process.env.FREEIM_BIN_DIR;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP = 15000; // longest wait for any one thing to show up
 
 let stack;
@@ -39,16 +37,8 @@ async function metric(name) {
 }
 
 test('Chromium negotiates permessage-deflate and inflates what the node compressed', { timeout: 60000 }, async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run'],
-  });
-  const page = await browser.newPage();
-  page.on('pageerror', (err) => console.error('page error:', err.message));
-  await page.goto(new URL('health', stack.url).href);
-  await page.addScriptTag({ url: new URL('freeim-client.js', stack.url).href });
+  browser = await launchChromium();
+  const page = await clientPage(browser, stack);
   const extensions = await page.evaluate(async () => {
     const connectUrl = async (name) => (await (await fetch('/prev-connect', {
       method: 'POST', body: JSON.stringify({ name }),

@@ -16,15 +16,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect } from 'node:net';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
-import { startStack } from './stack.mjs';
+import { clientPage, launchChromium, startStack } from './stack.mjs';
 
 const require = createRequire(import.meta.url);
 const FreeImClient = require('../../demo/static/freeim-client.js');
 
 const BIN_DIR = process.env.FREEIM_BIN_DIR;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const INTERVAL = 1000; // the node's --heartbeat-interval, ms
 const SILENCE_ALLOWED = INTERVAL * 1.5 + 1000; // the client's watchdog
 const SLACK = 1500; // timers of a loaded machine
@@ -86,20 +84,8 @@ function startRelay(targetPort) {
 }
 
 async function newPage() {
-  if (!browser) {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run'],
-    });
-  }
-  const page = await browser.newPage();
-  page.on('pageerror', (err) => console.error('page error:', err.message));
-  // A page of the demo's origin, so that its API answers the page's fetches.
-  await page.goto(new URL('health', stack.url).href);
-  await page.addScriptTag({ url: new URL('freeim-client.js', stack.url).href });
-  return page;
+  if (!browser) browser = await launchChromium();
+  return clientPage(browser, stack);
 }
 
 /**

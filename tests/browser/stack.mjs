@@ -1,13 +1,15 @@
 // The system under test, as real processes on loopback: redis-server, one
 // freeim-server node and the freeim-demo service, each on a free port.
 // Every child is killed by its PID when the stack stops, when this process
-// exits, or when it receives SIGINT/SIGTERM.
+// exits, or when it receives SIGINT/SIGTERM. Also the headless Chromium the
+// page tests launch, and a page of the stack's origin with the JS client.
 
 import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { mkdtempSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 
 const children = new Set();
 
@@ -116,4 +118,27 @@ export async function startStack(binDir, { nodeArgs = [] } = {}) {
     url: `http://127.0.0.1:${demoPort}/`,
     stop: killAll,
   };
+}
+
+/** Headless Chromium (`$CHROMIUM`, default /usr/bin/chromium) with the flags the tests use. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run'],
+  });
+}
+
+/**
+ * A new page of `browser` on the stack's origin (so that the demo's API
+ * answers the page's fetches) with the JS client loaded; page errors go to
+ * stderr.
+ */
+export async function clientPage(browser, stack) {
+  const page = await browser.newPage();
+  page.on('pageerror', (err) => console.error('page error:', err.message));
+  await page.goto(new URL('health', stack.url).href);
+  await page.addScriptTag({ url: new URL('freeim-client.js', stack.url).href });
+  return page;
 }
