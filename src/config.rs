@@ -264,10 +264,7 @@ impl Settings {
     /// How Redis names are laid out: sharded for a Redis Cluster
     /// (`redis+cluster://`), FreeIM's otherwise.
     pub fn layout(&self) -> freeim_protocol::Layout {
-        match self.redis.is_cluster() {
-            true => freeim_protocol::Layout::Sharded,
-            false => freeim_protocol::Layout::Single,
-        }
+        freeim_protocol::Layout::for_redis(self.redis.is_cluster())
     }
 }
 

@@ -107,11 +107,7 @@ impl ImHelper {
             .redis_url
             .parse()
             .map_err(|e| Error::Config(format!("redis_url is invalid: {e}")))?;
-        let layout = if url.is_cluster() {
-            Layout::Sharded
-        } else {
-            Layout::Single
-        };
+        let layout = Layout::for_redis(url.is_cluster());
         let first_places = first_places(&options.servers);
         let distinct_servers: Vec<String> = first_places
             .iter()

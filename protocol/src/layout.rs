@@ -33,6 +33,15 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// The layout for a Redis Cluster (`cluster`: the Redis URL names one,
+    /// `redis+cluster://`) or for any other Redis.
+    pub fn for_redis(cluster: bool) -> Layout {
+        match cluster {
+            true => Layout::Sharded,
+            false => Layout::Single,
+        }
+    }
+
     /// The publish command: `PUBLISH`, or `SPUBLISH` when sharded.
     pub fn publish(self) -> &'static str {
         match self {

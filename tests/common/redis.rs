@@ -17,11 +17,15 @@ use super::{wait_until, TestRedis, PROMPTLY};
 /// The layout the nodes use on `redis_url` (sharded on a Redis Cluster).
 pub fn layout_of(redis_url: &str) -> Layout {
     let url: redis_link::RedisUrl = redis_url.parse().expect("a Redis URL");
-    if url.is_cluster() {
-        Layout::Sharded
-    } else {
-        Layout::Single
-    }
+    Layout::for_redis(url.is_cluster())
+}
+
+/// The names of node `server` of the list `servers` on the Redis at
+/// `redis_url`, for the nodes' WebSocket `path`.
+pub fn node_keys(redis_url: &str, path: &str, servers: &[String], server: &str) -> Keys {
+    Directory::new(layout_of(redis_url), path, servers)
+        .of(server)
+        .clone()
 }
 
 /// The names of the nodes last started on `redis` (FreeIM's in the single

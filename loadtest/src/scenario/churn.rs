@@ -216,10 +216,7 @@ struct OnlineHashes {
 impl OnlineHashes {
     fn new(target: &crate::cli::TargetArgs) -> Result<OnlineHashes> {
         let url: redis_link::RedisUrl = target.redis.parse().context("the Redis URL")?;
-        let layout = match url.is_cluster() {
-            true => Layout::Sharded,
-            false => Layout::Single,
-        };
+        let layout = Layout::for_redis(url.is_cluster());
         let directory = Directory::new(layout, &target.path, &target.server_list());
         let keys = directory.partitions().map(|keys| keys.online()).collect();
         Ok(OnlineHashes { url, keys })
