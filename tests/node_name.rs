@@ -87,9 +87,7 @@ fn a_holder_on_another_host_is_watched_until_it_renews_or_lapses() {
     let server = format!("127.0.0.1:{}", free_port());
     let url = redis.url();
     let servers = [server.clone()];
-    let alive = freeim_protocol::Directory::new(layout_of(&url), "/ws", &servers)
-        .of(&server)
-        .alive(&server);
+    let alive = node_keys(&url, "/ws", &servers, &server).alive(&server);
     let args = [
         "--redis",
         &url,

@@ -57,13 +57,7 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("start freeim-server");
-        let keys = freeim_protocol::Directory::new(
-            layout_of(redis_url),
-            "/ws",
-            std::slice::from_ref(&server),
-        )
-        .of(&server)
-        .clone();
+        let keys = node_keys(redis_url, "/ws", std::slice::from_ref(&server), &server);
         let mut node = Server {
             child,
             server,
@@ -232,18 +226,16 @@ fn event_balance(events: &[(String, String)], online: &str) -> BTreeMap<i64, (u3
 fn presence_scripts_count_and_announce_once_however_often_they_run() {
     let redis = TestRedis::start();
     // One node's names: FreeIM's, or tagged into one slot on a cluster.
-    let layout = layout_of(&redis.url());
     let server = "n".to_string();
-    let keys = freeim_protocol::Directory::new(layout, "/ws", std::slice::from_ref(&server))
-        .of(&server)
-        .clone();
+    let keys = node_keys(&redis.url(), "/ws", std::slice::from_ref(&server), &server);
     redis.set_servers(std::slice::from_ref(&server));
     let (node_key, online) = (keys.node(&server), keys.online());
     let (node, online) = (node_key.as_str(), online.as_str());
     let events = [keys.online_event(), keys.offline_event()];
     let [online_event, offline_event] = [events[0].as_str(), events[1].as_str()];
     let spy = Spy::start(&redis, &events);
-    let scripts = freeim_protocol::scripts::presence::PresenceScripts::for_layout(layout);
+    let scripts =
+        freeim_protocol::scripts::presence::PresenceScripts::for_layout(layout_of(&redis.url()));
     let mut conn = redis_conn(&redis, node);
     let event = r#"{"Item1":7,"Item2":"m"}"#;
     let opened = |conn: &mut redis::Connection| -> i64 {

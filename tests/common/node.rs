@@ -7,9 +7,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use freeim_protocol::{Directory, Keys};
+use freeim_protocol::Keys;
 
-use super::{layout_of, publish, raw_token, wait_until, Client, TestRedis, PROMPTLY};
+use super::{node_keys, publish, raw_token, wait_until, Client, TestRedis, PROMPTLY};
 
 /// A loopback port for a node that was free a moment ago.
 ///
@@ -108,9 +108,7 @@ impl Node {
             .iter()
             .position(|&arg| arg == "--path")
             .map_or("/ws", |at| extra[at + 1]);
-        let keys = Directory::new(layout_of(redis_url), path, servers)
-            .of(server)
-            .clone();
+        let keys = node_keys(redis_url, path, servers, server);
         let mut node = Node {
             server: server.to_string(),
             port,
